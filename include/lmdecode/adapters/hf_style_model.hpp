@@ -1,0 +1,105 @@
+#pragma once
+// HfStyleModel: adapts a module whose forward has Hugging Face's legacy shape,
+//     forward(input_ids, past_key_values, attention_mask, position_ids) -> (logits, past_key_values)
+// with the past as one (key, value) pair per layer, each [rows, kv_heads, cached, head_dim], and
+// logits [rows, T, vocab]. The adapter keeps the past per row (LegacyPastCache) and reorders it
+// for beams with index_select, so children of one beam never share mutable state.
+//
+// Example (a C++ module; see adapters/torchscript.hpp for TorchScript):
+//   struct MyLM : torch::nn::Module {
+//     std::pair<at::Tensor, lmdecode::LegacyPast> forward(const at::Tensor& ids, const lmdecode::LegacyPast& past,
+//                                                         const at::Tensor& mask, const at::Tensor& pos);
+//   };
+//   auto lm = std::make_shared<MyLM>();
+//   auto model = lmdecode::HfStyleModel::from_module(lm);
+//   lmdecode::GreedyDecoder decoder(model, config);
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "lmdecode/error.hpp"
+#include "lmdecode/model.hpp"
+
+namespace lmdecode {
+
+/// HF's legacy past: per layer a (key, value) pair.
+using LegacyPast = std::vector<std::pair<at::Tensor, at::Tensor>>;
+
+/// The per-row past of an HF-style module, reorderable for beam search.
+class LegacyPastCache {
+ public:
+  int64_t length() const { return past_.empty() ? 0 : past_.front().first.size(2); }
+  const LegacyPast& past() const { return past_; }
+  void replace(LegacyPast past) { past_ = std::move(past); }
+
+  /// Row i takes what row `row_index[i]` held.
+  void reorder(const at::Tensor& row_index) {
+    for (auto& [key, value] : past_) {
+      key = key.index_select(0, row_index);
+      value = value.index_select(0, row_index);
+    }
+  }
+
+ private:
+  LegacyPast past_;
+};
+
+class HfStyleModel {
+ public:
+  using Cache = LegacyPastCache;
+  /// (input_ids, past, attention_mask, position_ids) -> (logits [rows, T, vocab], new past).
+  using ForwardFn = std::function<std::pair<at::Tensor, LegacyPast>(const at::Tensor&, const LegacyPast&,
+                                                                   const at::Tensor&, const at::Tensor&)>;
+
+  HfStyleModel(ForwardFn forward, at::Device device) : forward_(std::move(forward)), device_(device) {}
+
+  /// Wraps a C++ module (held by shared_ptr) with forward(ids, past, mask, positions) -> pair(logits, past).
+  /// Its device is that of its first parameter (CPU if it has none).
+  template <class Module>
+  static HfStyleModel from_module(std::shared_ptr<Module> module) {
+    at::Device device = at::kCPU;
+    auto params = module->parameters();
+    if (!params.empty()) device = params.front().device();
+    return HfStyleModel(
+        [module](const at::Tensor& ids, const LegacyPast& past, const at::Tensor& mask, const at::Tensor& pos) {
+          return module->forward(ids, past, mask, pos);
+        },
+        device);
+  }
+
+  at::Device device() const { return device_; }
+  LegacyPastCache make_cache(int64_t /*rows*/, int64_t /*capacity*/) const { return {}; }
+
+  at::Tensor forward(const ForwardBatch& batch, LegacyPastCache& cache) {
+    const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
+    auto [logits, past] = forward_(batch.input_ids, cache.past(), batch.attention_mask, batch.position_ids);
+    detail::check<model_error>(logits.defined() && logits.dim() == 3 && logits.size(0) == rows && logits.size(1) == fed,
+                               "the module returned logits of shape [{}], expected [{}, {}, vocab]",
+                               logits.defined() ? fmt::format("{}", fmt::join(logits.sizes(), ", ")) : "undefined",
+                               rows, fed);
+    check_past(past, rows, cache.length() + fed);
+    cache.replace(std::move(past));
+    return batch.all_logits ? logits : logits.select(1, fed - 1);
+  }
+
+ private:
+  void check_past(const LegacyPast& past, int64_t rows, int64_t length) const {
+    detail::check<model_error>(!past.empty(), "the module returned an empty past_key_values");
+    for (size_t l = 0; l < past.size(); ++l)
+      for (const auto* t : {&past[l].first, &past[l].second})
+        detail::check<model_error>(t->defined() && t->dim() == 4 && t->size(0) == rows && t->size(2) == length &&
+                                       t->device() == device_,
+                                   "past_key_values layer {} has shape [{}] on {}, expected [{}, heads, {}, head_dim] on {}",
+                                   l, t->defined() ? fmt::format("{}", fmt::join(t->sizes(), ", ")) : "undefined",
+                                   t->defined() ? t->device().str() : "-", rows, length, device_.str());
+  }
+
+  ForwardFn forward_;
+  at::Device device_;
+};
+
+}  // namespace lmdecode

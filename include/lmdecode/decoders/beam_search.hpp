@@ -1,0 +1,204 @@
+#pragma once
+// BeamSearchDecoder: transformers 5.x `_beam_search` (HF_SEMANTICS §3), vectorised over prompts x
+// beams on the model's device. Each step: one batched forward for all rows, log-softmax, the
+// processors, top-K candidates, the next running beams, the finished-hypothesis merge and a cache
+// reorder, all as tensor ops; the only host read is the "anything left to do?" flag.
+//
+// Example:
+//   lmdecode::GenerationConfig config;
+//   config.num_beams = 4;
+//   config.num_return_sequences = 2;
+//   config.max_new_tokens = 32;
+//   config.eos_token_ids = {2};
+//   lmdecode::BeamSearchDecoder decoder(model, config);
+//   auto result = decoder.generate({{5, 6, 7}});
+//   double best = result.hypotheses[0][0].score;  // HF sequences_scores
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "lmdecode/config.hpp"
+#include "lmdecode/detail/hypotheses.hpp"
+#include "lmdecode/detail/padded_batch.hpp"
+#include "lmdecode/detail/step_runner.hpp"
+#include "lmdecode/logits/default_processors.hpp"
+#include "lmdecode/model.hpp"
+#include "lmdecode/result.hpp"
+#include "lmdecode/streaming.hpp"
+
+namespace lmdecode {
+
+template <CausalLM Model>
+class BeamSearchDecoder {
+ public:
+  /// `processors` run after the ones `config` enables, on float32 log-probs.
+  explicit BeamSearchDecoder(Model& model, GenerationConfig config = {}, LogitsProcessorList processors = {})
+      : model_(model), config_(std::move(config)), user_processors_(std::move(processors)) {
+    validate(config_);
+    detail::check(!config_.do_sample, "BeamSearchDecoder does not sample: set do_sample = false");
+  }
+
+  const GenerationConfig& config() const { return config_; }
+
+  /// Searches each prompt (left padded into one batch) and returns num_return_sequences hypotheses each.
+  GenerationResult generate(const std::vector<TokenIds>& prompts, const StepCallback& on_step = {}) {
+    return run(detail::pad_prompts(prompts, config_.effective_pad_token_id(), model_.device()), on_step);
+  }
+
+  /// As above, from an HF-style left-padded batch: input_ids and attention_mask [B, L0] on the model's device.
+  GenerationResult generate(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                            const StepCallback& on_step = {}) {
+    return run(detail::batch_from_tensors(input_ids, attention_mask, model_.device()), on_step);
+  }
+
+ private:
+  // -1e9 marks "cannot be chosen" exactly as transformers does; it is exact in float32 and absorbs
+  // any |x| < 32 added to it (HF_SEMANTICS §7).
+  static constexpr double kBlocked = -1.0e9;
+
+  GenerationResult run(const detail::PaddedBatch& prompts, const StepCallback& on_step) {
+    c10::InferenceMode inference;
+    const int64_t batch = prompts.input_ids.size(0);
+    const int64_t beams = config_.num_beams;
+    const int64_t rows = batch * beams;
+    const int64_t prompt_len = prompts.input_ids.size(1);
+    const int64_t max_new = detail::checked_max_new_tokens(config_, prompt_len);
+    const int64_t max_len = prompt_len + max_new;
+    const auto& eos_ids = config_.eos_token_ids;
+    const int64_t candidates = std::max<int64_t>(2, 1 + static_cast<int64_t>(eos_ids.size())) * beams;
+    const double length_penalty = config_.length_penalty;
+    const bool stop_when_full = config_.early_stopping == EarlyStopping::on_full;
+    // HF's fill: pad if it is truthy, else the first EOS, else -1 (Python `or` on the pad id).
+    const int64_t fill = (config_.pad_token_id && *config_.pad_token_id != 0) ? *config_.pad_token_id
+                         : !eos_ids.empty()                                    ? eos_ids.front()
+                                                                               : -1;
+    const auto device = prompts.input_ids.device();
+    const auto longs = prompts.input_ids.options();
+    const auto floats = at::TensorOptions().dtype(at::kFloat).device(device);
+
+    // Every prompt becomes `beams` identical rows before the prefill (row b * beams + k = beam k of prompt b).
+    detail::PaddedBatch expanded{prompts.input_ids.repeat_interleave(beams, 0),
+                                 prompts.attention_mask.repeat_interleave(beams, 0),
+                                 prompts.position_ids.repeat_interleave(beams, 0)};
+    auto processors = make_processors(config_, prompt_len, user_processors_);
+    detail::StepRunner<Model> runner(model_, expanded, max_new, config_.use_cache);
+    auto eos = at::tensor(eos_ids, at::kLong).to(device);
+    auto row_offset = (at::arange(batch, longs) * beams).unsqueeze(1);  // [B, 1]
+
+    // Running beams: whole sequences (prompt included), per-token log-probs, cumulative scores.
+    auto running_seq = at::full({batch, beams, max_len}, fill, longs);  // [B, nb, max_len]
+    running_seq.narrow(2, 0, prompt_len).copy_(expanded.input_ids.view({batch, beams, prompt_len}));
+    auto running_lp = at::zeros({batch, beams, max_new}, floats);    // [B, nb, max_new]
+    auto running_score = at::full({batch, beams}, kBlocked, floats);  // [B, nb]: only beam 0 is live at first
+    running_score.select(1, 0).zero_();
+    // Finished hypotheses, sorted by length-normalised score; -1e9 placeholders until filled.
+    auto fin_seq = running_seq.clone();                            // [B, nb, max_len]
+    auto fin_lp = at::zeros({batch, beams, max_new}, floats);      // [B, nb, max_new]
+    auto fin_score = at::full({batch, beams}, kBlocked, floats);   // [B, nb]
+    auto fin_done = at::zeros({batch, beams}, floats.dtype(at::kBool));  // [B, nb]
+    auto fin_len = at::zeros({batch, beams}, longs);               // [B, nb]: generated tokens, EOS included
+    auto can_improve = at::ones({batch, 1}, floats.dtype(at::kBool));   // HF is_early_stop_heuristic_unsatisfied
+
+    int64_t steps = 0;
+    while (steps < max_new) {
+      const int64_t cur = prompt_len + steps;
+      const int64_t generated = steps + 1;  // tokens per candidate after this step, its last one included
+      auto history = running_seq.view({rows, max_len}).narrow(1, 0, cur);
+      // a. Log-probs come before the processors (HF's order); no renormalisation after them.
+      at::Tensor logprobs = runner.next_logits(history).log_softmax(-1);  // [rows, V]
+      processors.apply(history, logprobs);
+      const int64_t vocab = logprobs.size(1);
+      detail::check(candidates <= beams * vocab,
+                    "beam search keeps {} candidates a step but only {} beams x {} tokens exist: lower num_beams",
+                    candidates, beams, vocab);
+
+      // b-c. Top-K continuations of all beams of each prompt, by cumulative (unnormalised) score.
+      auto total = (logprobs + running_score.view({rows, 1})).view({batch, beams * vocab});
+      auto [cand_score, cand_index] = total.topk(candidates, 1);  // [B, K], sorted descending
+      auto cand_beam = cand_index.div(vocab, "floor");
+      auto cand_token = cand_index.remainder(vocab);
+      auto cand_seq = running_seq.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, max_len})).clone();
+      cand_seq.select(2, cur).copy_(cand_token);
+      auto cand_lp = running_lp.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, max_new})).clone();
+      cand_lp.select(2, steps).copy_(logprobs.view({batch, beams * vocab}).gather(1, cand_index));
+
+      // d. Which candidates end here: an EOS id, or the last allowed position.
+      auto hit = eos_ids.empty() ? at::zeros_like(cand_token, at::kBool) : at::isin(cand_token, eos);
+      if (cur + 1 >= max_len) hit.fill_(true);
+
+      // e. The next running beams: the best non-finishing candidates, from all K.
+      auto [next_score, next_pick] = (cand_score + hit.to(at::kFloat) * kBlocked).topk(beams, 1);
+      running_seq = cand_seq.gather(1, next_pick.unsqueeze(2).expand({batch, beams, max_len}));
+      running_lp = cand_lp.gather(1, next_pick.unsqueeze(2).expand({batch, beams, max_new}));
+      running_score = next_score;
+      auto parent = cand_beam.gather(1, next_pick);  // [B, nb]
+
+      // f. Finished hypotheses: only candidates ranked in the top nb can finish.
+      auto new_done = hit.narrow(1, 0, beams);
+      auto normalised = cand_score.narrow(1, 0, beams) / std::pow(static_cast<double>(generated), length_penalty);
+      if (stop_when_full) normalised = normalised + fin_done.all(1, true).to(at::kFloat) * kBlocked;  // prompt is full
+      normalised = normalised + can_improve.logical_not().to(at::kFloat) * kBlocked;
+      normalised = normalised + new_done.logical_not().to(at::kFloat) * kBlocked;
+      auto [merged_score, merged_pick] = at::cat({fin_score, normalised}, 1).topk(beams, 1);
+      fin_seq = at::cat({fin_seq, cand_seq.narrow(1, 0, beams)}, 1)
+                    .gather(1, merged_pick.unsqueeze(2).expand({batch, beams, max_len}));
+      fin_lp = at::cat({fin_lp, cand_lp.narrow(1, 0, beams)}, 1)
+                   .gather(1, merged_pick.unsqueeze(2).expand({batch, beams, max_new}));
+      fin_done = at::cat({fin_done, new_done}, 1).gather(1, merged_pick);
+      fin_len = at::cat({fin_len, at::full({batch, beams}, generated, longs)}, 1).gather(1, merged_pick);
+      fin_score = merged_score;
+
+      // g. Each surviving beam takes its parent's keys and values.
+      runner.reorder((row_offset + parent).view({rows}));
+      ++steps;
+
+      // h. Early-stop heuristic (HF _check_early_stop_heuristic), sticky per prompt.
+      const bool optimistic = config_.early_stopping == EarlyStopping::never && length_penalty > 0.0;
+      const double best_length = optimistic ? static_cast<double>(max_new) : static_cast<double>(steps);
+      auto best_running = running_score.narrow(1, 0, 1) / std::pow(best_length, length_penalty);
+      auto worst_finished = at::where(fin_done, std::get<0>(fin_score.min(1, true)), at::full_like(fin_score, kBlocked));
+      can_improve.logical_and_((best_running > worst_finished).any(1, true));
+
+      auto done = at::logical_or(can_improve.any().logical_not(), hit.all());
+      if (stop_when_full) done.logical_or_(fin_done.all());
+      if (on_step) on_step(event(running_seq, prompt_len, steps, can_improve));
+      if (done.item<bool>()) break;  // the one host read per step
+    }
+
+    const int64_t returned = config_.num_return_sequences;
+    auto out_len = fin_len.narrow(1, 0, returned).reshape({batch * returned});
+    auto out_seq = fin_seq.narrow(1, 0, returned).reshape({batch * returned, max_len});
+    const int64_t longest = out_len.max().item<int64_t>();
+    GenerationResult result;
+    result.hypotheses = detail::group_by_prompt(
+        detail::collect_hypotheses(out_seq.narrow(1, prompt_len, max_new),
+                                   fin_lp.narrow(1, 0, returned).reshape({batch * returned, max_new}), out_len,
+                                   fin_score.narrow(1, 0, returned).reshape({batch * returned}), eos_ids),
+        returned);
+    result.sequences = out_seq.narrow(1, 0, prompt_len + longest).to(at::kCPU);
+    result.prompt_length = prompt_len;
+    result.steps = steps;
+    return result;
+  }
+
+  StepEvent event(const at::Tensor& running_seq, int64_t prompt_len, int64_t steps, const at::Tensor& can_improve) const {
+    StepEvent e;
+    e.step = steps - 1;
+    auto best = running_seq.select(1, 0).narrow(1, prompt_len, steps).to(at::kCPU).contiguous();
+    auto best_a = best.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < best.size(0); ++b) e.tokens.emplace_back(best_a[b].data(), best_a[b].data() + steps);
+    auto open = can_improve.to(at::kCPU);
+    for (int64_t b = 0; b < open.size(0); ++b) e.finished.push_back(!open[b][0].item<bool>());
+    return e;
+  }
+
+  Model& model_;
+  GenerationConfig config_;
+  LogitsProcessorList user_processors_;
+};
+
+}  // namespace lmdecode

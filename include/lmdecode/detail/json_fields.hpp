@@ -1,0 +1,89 @@
+#pragma once
+// Typed reads of JSON fields that name the key and the file when the type is wrong.
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lmdecode/error.hpp"
+
+namespace lmdecode::detail {
+
+/// Parses a whole JSON file; a missing file or a syntax error is a file_error naming the path.
+inline nlohmann::json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw file_error(fmt::format("cannot open {}", path.string()));
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw file_error(fmt::format("{} is not valid JSON: {}", path.string(), e.what()));
+  }
+}
+
+/// Reads JSON object fields; `source` (a file name) goes into every message.
+class JsonFields {
+ public:
+  JsonFields(const nlohmann::json& object, std::string source) : object_(object), source_(std::move(source)) {
+    if (!object_.is_object()) throw file_error(fmt::format("{}: expected a JSON object", source_));
+  }
+
+  bool has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
+  const nlohmann::json& raw(const char* key) const { return object_.at(key); }
+
+  std::optional<int64_t> integer(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    const auto& v = object_.at(key);
+    if (!v.is_number_integer()) type_error(key, "an integer", v);
+    return v.get<int64_t>();
+  }
+  std::optional<double> number(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    const auto& v = object_.at(key);
+    if (!v.is_number()) type_error(key, "a number", v);
+    return v.get<double>();
+  }
+  std::optional<bool> boolean(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    const auto& v = object_.at(key);
+    if (!v.is_boolean()) type_error(key, "true or false", v);
+    return v.get<bool>();
+  }
+  std::optional<std::string> string(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    const auto& v = object_.at(key);
+    if (!v.is_string()) type_error(key, "a string", v);
+    return v.get<std::string>();
+  }
+  /// An integer or a list of integers (HF's `eos_token_id`).
+  std::optional<std::vector<int64_t>> integer_list(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    const auto& v = object_.at(key);
+    if (v.is_number_integer()) return std::vector<int64_t>{v.get<int64_t>()};
+    if (!v.is_array()) type_error(key, "an integer or a list of integers", v);
+    std::vector<int64_t> out;
+    for (const auto& item : v) {
+      if (!item.is_number_integer()) type_error(key, "an integer or a list of integers", v);
+      out.push_back(item.get<int64_t>());
+    }
+    return out;
+  }
+
+  [[noreturn]] void type_error(const char* key, const char* expected, const nlohmann::json& got) const {
+    throw invalid_argument(fmt::format("{}: \"{}\" must be {} (got {})", source_, key, expected, got.dump()));
+  }
+  const std::string& source() const { return source_; }
+
+ private:
+  const nlohmann::json& object_;
+  std::string source_;
+};
+
+}  // namespace lmdecode::detail

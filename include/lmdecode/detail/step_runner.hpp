@@ -1,0 +1,75 @@
+#pragma once
+// The model side of a decoding loop, shared by every decoder: feeds each step's tokens with the
+// attention mask and positions HF would use, keeps (or, without cache, rebuilds) the cache, and
+// checks and casts the logits.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "lmdecode/detail/padded_batch.hpp"
+#include "lmdecode/config.hpp"
+#include "lmdecode/model.hpp"
+
+namespace lmdecode::detail {
+
+template <CausalLM Model>
+class StepRunner {
+ public:
+  /// `batch` holds every row the loop decodes (prompts already expanded into beams).
+  StepRunner(Model& model, const PaddedBatch& batch, int64_t max_new_tokens, bool use_cache)
+      : model_(model), rows_(batch.input_ids.size(0)), use_cache_(use_cache) {
+    const auto opts = batch.attention_mask.options();
+    // HF appends a 1 to the mask and last position + 1 to the positions every step.
+    mask_ = at::cat({batch.attention_mask, at::ones({rows_, max_new_tokens}, opts)}, 1);
+    auto last = batch.position_ids.narrow(1, batch.position_ids.size(1) - 1, 1);
+    positions_ = at::cat({batch.position_ids, last + at::arange(1, max_new_tokens + 1, opts)}, 1);
+    if (use_cache_) cache_.emplace(model_.make_cache(rows_, batch.input_ids.size(1) + max_new_tokens));
+  }
+
+  /// Float32 logits [rows, vocab] for the next token after `sequence` ([rows, cur], the whole history).
+  at::Tensor next_logits(const at::Tensor& sequence) {
+    const int64_t cur = sequence.size(1);
+    at::Tensor logits;
+    if (use_cache_) {
+      const int64_t cached = cache_->length();
+      ForwardBatch batch{sequence.narrow(1, cached, cur - cached), mask_.narrow(1, 0, cur),
+                         positions_.narrow(1, cached, cur - cached)};
+      logits = model_.forward(batch, *cache_);
+    } else {
+      auto scratch = model_.make_cache(rows_, cur);
+      ForwardBatch batch{sequence, mask_.narrow(1, 0, cur), positions_.narrow(1, 0, cur)};
+      logits = model_.forward(batch, scratch);
+    }
+    check_logits(logits, rows_, vocab_, sequence.device());
+    vocab_ = logits.size(1);
+    // HF casts to float32 before any decoding arithmetic, whatever the model dtype.
+    return logits.to(at::kFloat);
+  }
+
+  /// Row i continues what row `row_index[i]` was (beam search).
+  void reorder(const at::Tensor& row_index) {
+    if (use_cache_) cache_->reorder(row_index);
+  }
+
+ private:
+  Model& model_;
+  int64_t rows_;
+  bool use_cache_;
+  int64_t vocab_ = -1;  // fixed by the first step
+  at::Tensor mask_;       // [rows, L0 + max_new]
+  at::Tensor positions_;  // [rows, L0 + max_new]
+  std::optional<typename Model::Cache> cache_;
+};
+
+/// Shared start of every generate(): validates the config and the prompt length.
+inline int64_t checked_max_new_tokens(const GenerationConfig& config, int64_t prompt_length) {
+  validate(config);
+  const int64_t max_new = config.resolved_max_new_tokens(prompt_length);
+  check(max_new >= 1, "the padded prompt ({} tokens) leaves no room under max_length ({})", prompt_length,
+        config.max_length.value_or(prompt_length + max_new));
+  return max_new;
+}
+
+}  // namespace lmdecode::detail

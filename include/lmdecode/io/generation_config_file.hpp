@@ -1,0 +1,57 @@
+#pragma once
+// Loading GenerationConfig from a Hugging Face generation_config.json.
+
+#include <filesystem>
+#include <string>
+
+#include "lmdecode/config.hpp"
+#include "lmdecode/detail/json_fields.hpp"
+
+namespace lmdecode {
+
+/// Overlays the HF generation-config keys found in `json` on `base`. Unknown keys are ignored, null
+/// means "unset"; a key of the wrong type throws invalid_argument naming it. The result is validated.
+inline GenerationConfig generation_config_from_json(const nlohmann::json& json, GenerationConfig base = {},
+                                                    const std::string& source = "generation config") {
+  detail::JsonFields f(json, source);
+  if (auto v = f.integer("max_new_tokens")) base.max_new_tokens = *v;
+  if (auto v = f.integer("max_length")) base.max_length = *v;
+  if (auto v = f.integer("min_new_tokens")) base.min_new_tokens = *v;
+  if (auto v = f.integer("min_length")) base.min_length = *v;
+  if (auto v = f.integer("num_beams")) base.num_beams = *v;
+  if (auto v = f.number("length_penalty")) base.length_penalty = *v;
+  if (f.has("early_stopping")) {
+    const auto& v = f.raw("early_stopping");
+    if (v.is_boolean())
+      base.early_stopping = v.get<bool>() ? EarlyStopping::on_full : EarlyStopping::heuristic;
+    else if (v.is_string() && v.get<std::string>() == "never")
+      base.early_stopping = EarlyStopping::never;
+    else
+      f.type_error("early_stopping", "true, false or \"never\"", v);
+  }
+  if (auto v = f.integer("num_return_sequences")) base.num_return_sequences = *v;
+  if (auto v = f.integer_list("eos_token_id")) base.eos_token_ids = *v;
+  if (auto v = f.integer("pad_token_id")) base.pad_token_id = *v;
+  if (auto v = f.integer("bos_token_id")) base.bos_token_id = *v;
+  if (auto v = f.number("repetition_penalty")) base.repetition_penalty = *v;
+  if (auto v = f.integer("no_repeat_ngram_size")) base.no_repeat_ngram_size = *v;
+  if (auto v = f.boolean("do_sample")) base.do_sample = *v;
+  if (auto v = f.number("temperature")) base.temperature = *v;
+  if (auto v = f.integer("top_k")) base.top_k = *v;
+  if (auto v = f.number("top_p")) base.top_p = *v;
+  if (auto v = f.integer("seed")) base.seed = static_cast<uint64_t>(*v);
+  if (auto v = f.boolean("use_cache")) base.use_cache = *v;
+  try {
+    validate(base);
+  } catch (const invalid_argument& e) {
+    throw invalid_argument(fmt::format("{}: {}", source, e.what() + std::string("lmdecode: ").size()));
+  }
+  return base;
+}
+
+/// Reads a generation_config.json file (see generation_config_from_json).
+inline GenerationConfig load_generation_config(const std::filesystem::path& path, GenerationConfig base = {}) {
+  return generation_config_from_json(detail::read_json_file(path), std::move(base), path.string());
+}
+
+}  // namespace lmdecode

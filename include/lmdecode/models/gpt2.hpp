@@ -1,0 +1,95 @@
+#pragma once
+// GPT-2: learned positions, LayerNorm, tanh-GELU, Conv1D weights stored [in, out], tied embeddings.
+// Everything runs in the model dtype, as in transformers (no float32 islands).
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "lmdecode/detail/weights.hpp"
+#include "lmdecode/models/pretrained_model.hpp"
+
+namespace lmdecode {
+
+class Gpt2Model : public PretrainedModel {
+ public:
+  Gpt2Model(ModelConfig config, const detail::WeightStore& weights, at::Device device, at::ScalarType dtype)
+      : PretrainedModel(std::move(config), device, dtype) {
+    const auto& c = this->config();
+    const int64_t e = c.hidden_size, inner = c.intermediate_size;
+    // Checkpoints saved from GPT2LMHeadModel prefix names with "transformer."; the original ones do not.
+    prefix_ = weights.has("transformer.wte.weight") ? "transformer." : "";
+    wte_ = weights.take(prefix_ + "wte.weight", {c.vocab_size, e});
+    wpe_ = weights.take(prefix_ + "wpe.weight", {c.max_position_embeddings, e});
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      const std::string p = prefix_ + "h." + std::to_string(i) + ".";
+      Layer l;
+      l.ln1_w = weights.take(p + "ln_1.weight", {e});
+      l.ln1_b = weights.take(p + "ln_1.bias", {e});
+      l.attn_w = weights.take(p + "attn.c_attn.weight", {e, 3 * e});
+      l.attn_b = weights.take(p + "attn.c_attn.bias", {3 * e});
+      l.proj_w = weights.take(p + "attn.c_proj.weight", {e, e});
+      l.proj_b = weights.take(p + "attn.c_proj.bias", {e});
+      l.ln2_w = weights.take(p + "ln_2.weight", {e});
+      l.ln2_b = weights.take(p + "ln_2.bias", {e});
+      l.fc_w = weights.take(p + "mlp.c_fc.weight", {e, inner});
+      l.fc_b = weights.take(p + "mlp.c_fc.bias", {inner});
+      l.out_w = weights.take(p + "mlp.c_proj.weight", {inner, e});
+      l.out_b = weights.take(p + "mlp.c_proj.bias", {e});
+      layers_.push_back(std::move(l));
+    }
+    lnf_w_ = weights.take(prefix_ + "ln_f.weight", {e});
+    lnf_b_ = weights.take(prefix_ + "ln_f.bias", {e});
+    head_ = c.tie_word_embeddings || !weights.has("lm_head.weight") ? wte_ : weights.take("lm_head.weight", {c.vocab_size, e});
+  }
+
+ protected:
+  at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& allowed, KVCache& cache) override {
+    const auto& c = config();
+    const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
+    const int64_t e = c.hidden_size, heads = c.num_heads, d = c.head_dim;
+    auto hidden = at::embedding(wte_, batch.input_ids) + at::embedding(wpe_, batch.position_ids);
+    auto scale = at::full({}, std::sqrt(static_cast<double>(d)), hidden.options());
+    for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
+      const Layer& l = layers_[i];
+      auto x = at::layer_norm(hidden, {e}, l.ln1_w, l.ln1_b, c.norm_eps);
+      auto qkv = conv1d(x, l.attn_w, l.attn_b).split(e, -1);
+      auto heads_of = [&](const at::Tensor& t) { return t.view({rows, fed, heads, d}).transpose(1, 2); };
+      auto [keys, values] = cache.append(i, heads_of(qkv[1]), heads_of(qkv[2]));
+      auto scores = at::matmul(heads_of(qkv[0]), keys.transpose(-1, -2)) / scale;
+      auto attended = detail::masked_attention(scores, allowed, values, hidden.scalar_type());
+      attended = attended.transpose(1, 2).reshape({rows, fed, e});
+      hidden = conv1d(attended, l.proj_w, l.proj_b) + hidden;
+      x = at::layer_norm(hidden, {e}, l.ln2_w, l.ln2_b, c.norm_eps);
+      hidden = hidden + conv1d(gelu_tanh(conv1d(x, l.fc_w, l.fc_b)), l.out_w, l.out_b);
+    }
+    return at::layer_norm(hidden, {e}, lnf_w_, lnf_b_, c.norm_eps);
+  }
+
+  at::Tensor lm_head(const at::Tensor& hidden) override { return at::linear(hidden, head_); }
+
+ private:
+  struct Layer {
+    at::Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b;
+  };
+
+  /// HF Conv1D: x @ weight + bias with weight stored [in, out].
+  static at::Tensor conv1d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+    auto sizes = x.sizes().vec();
+    sizes.back() = weight.size(1);
+    return at::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
+  }
+
+  /// HF NewGELUActivation ("gelu_new").
+  static at::Tensor gelu_tanh(const at::Tensor& x) {
+    return 0.5 * x * (1.0 + at::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * at::pow(x, 3.0))));
+  }
+
+  std::string prefix_;
+  at::Tensor wte_, wpe_, lnf_w_, lnf_b_, head_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace lmdecode

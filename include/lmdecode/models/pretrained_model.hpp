@@ -1,0 +1,90 @@
+#pragma once
+// PretrainedModel: the common face of the reference architectures (Qwen2, GPT-2). They write into
+// a KVCache and satisfy CausalLM; load_pretrained() (models/load_pretrained.hpp) picks one from config.json.
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "lmdecode/cache.hpp"
+#include "lmdecode/detail/attention.hpp"
+#include "lmdecode/error.hpp"
+#include "lmdecode/io/model_config.hpp"
+#include "lmdecode/model.hpp"
+
+namespace lmdecode {
+
+class PretrainedModel {
+ public:
+  using Cache = KVCache;
+
+  PretrainedModel(ModelConfig config, at::Device device, at::ScalarType dtype)
+      : config_(std::move(config)), device_(device), dtype_(dtype) {}
+  virtual ~PretrainedModel() = default;
+
+  const ModelConfig& config() const { return config_; }
+  at::Device device() const { return device_; }
+  at::ScalarType dtype() const { return dtype_; }
+
+  KVCache make_cache(int64_t rows, int64_t capacity) const {
+    return KVCache(config_.num_layers, rows, config_.num_kv_heads, config_.head_dim, capacity,
+                   at::TensorOptions().dtype(dtype_).device(device_));
+  }
+
+  /// Feeds `batch` after what `cache` holds; logits in the model dtype, [rows, vocab] (or [rows, T, vocab]).
+  at::Tensor forward(const ForwardBatch& batch, KVCache& cache) {
+    check_inputs(batch, cache);
+    const int64_t cached = cache.length();
+    const int64_t fed = batch.input_ids.size(1);
+    auto allowed = detail::attention_allowed(batch.attention_mask, cached, fed);
+    auto hidden = run_layers(batch, allowed, cache);  // [rows, T, hidden] after the final norm
+    cache.advance(fed);
+    if (!batch.all_logits) hidden = hidden.narrow(1, fed - 1, 1);
+    auto logits = lm_head(hidden);
+    return batch.all_logits ? logits : logits.squeeze(1);
+  }
+
+ protected:
+  /// Runs every layer (each appending to `cache`) and the final norm.
+  virtual at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& allowed, KVCache& cache) = 0;
+  virtual at::Tensor lm_head(const at::Tensor& hidden) = 0;
+
+ private:
+  void check_inputs(const ForwardBatch& batch, const KVCache& cache) const {
+    const auto& ids = batch.input_ids;
+    detail::check(ids.dim() == 2 && ids.size(1) >= 1 && ids.scalar_type() == at::kLong,
+                  "input_ids must be a [rows, T >= 1] int64 tensor (got {}-D {})", ids.dim(),
+                  c10::toString(ids.scalar_type()));
+    detail::check(ids.device() == device_ && batch.attention_mask.device() == device_ &&
+                      batch.position_ids.device() == device_,
+                  "inputs must be on the model's device {} (input_ids on {}, attention_mask on {}, position_ids on {})",
+                  device_.str(), ids.device().str(), batch.attention_mask.device().str(),
+                  batch.position_ids.device().str());
+    detail::check(ids.size(0) == cache.rows(), "input_ids has {} rows but the cache has {}", ids.size(0), cache.rows());
+    detail::check(batch.attention_mask.dim() == 2 && batch.attention_mask.size(0) == ids.size(0) &&
+                      batch.attention_mask.size(1) == cache.length() + ids.size(1),
+                  "attention_mask must be [{}, {}] (cached + fed), got [{}]", ids.size(0),
+                  cache.length() + ids.size(1), fmt::join(batch.attention_mask.sizes(), ", "));
+    detail::check(batch.position_ids.sizes() == ids.sizes(), "position_ids must be shaped like input_ids [{}], got [{}]",
+                  fmt::join(ids.sizes(), ", "), fmt::join(batch.position_ids.sizes(), ", "));
+    detail::check(cache.num_layers() == config_.num_layers && cache.kv_heads() == config_.num_kv_heads &&
+                      cache.head_dim() == config_.head_dim && cache.dtype() == dtype_ && cache.device() == device_,
+                  "the cache was not made for this model (use make_cache)");
+    const int64_t last = cache.length() + ids.size(1);
+    detail::check(last <= config_.max_position_embeddings || config_.model_type != "gpt2",
+                  "sequence length {} exceeds the model's {} positions", last, config_.max_position_embeddings);
+    if (cache.length() == 0) {  // the prompt; later steps feed tokens the decoder chose from the logits
+      auto range = at::stack({ids.min(), ids.max()}).to(at::kCPU);  // one host read
+      const int64_t vocab = config_.vocab_size;
+      detail::check(range[0].item<int64_t>() >= 0 && range[1].item<int64_t>() < vocab,
+                    "input_ids hold token {} outside the vocabulary [0, {})",
+                    range[0].item<int64_t>() < 0 ? range[0].item<int64_t>() : range[1].item<int64_t>(), vocab);
+    }
+  }
+
+  ModelConfig config_;
+  at::Device device_;
+  at::ScalarType dtype_;
+};
+
+}  // namespace lmdecode

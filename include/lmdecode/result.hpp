@@ -1,0 +1,47 @@
+#pragma once
+// What a decoder returns: for each prompt, its hypotheses (best first), plus the HF-layout
+// `sequences` tensor that transformers' generate() would return.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace lmdecode {
+
+/// Why a returned sequence ended.
+enum class FinishReason {
+  eos,     ///< it produced one of the EOS ids (kept as its last token)
+  length,  ///< it reached max_new_tokens / max_length
+};
+
+inline std::string_view to_string(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::eos: return "eos";
+    case FinishReason::length: return "length";
+  }
+  return "unknown";
+}
+
+/// One returned sequence.
+struct Hypothesis {
+  std::vector<int64_t> tokens;        ///< new tokens only, the final EOS included
+  std::vector<double> token_logprobs; ///< log-prob of each new token under the processed scores
+  /// Greedy: sum of token_logprobs. Beam: HF `sequences_scores`, sum / (tokens.size() ** length_penalty).
+  double score = 0.0;
+  FinishReason finish_reason = FinishReason::length;
+};
+
+/// The result of one generate() call.
+struct GenerationResult {
+  /// hypotheses[prompt][rank]: num_return_sequences per prompt, best first.
+  std::vector<std::vector<Hypothesis>> hypotheses;
+  /// As transformers returns it: [prompts * num_return_sequences, L0 + longest], the left-padded
+  /// prompt then the new tokens, shorter rows right-padded. On the CPU.
+  at::Tensor sequences;
+  int64_t prompt_length = 0;  ///< L0, the padded prompt length
+  int64_t steps = 0;          ///< decoding steps run (forward calls after the prefill)
+};
+
+}  // namespace lmdecode

@@ -1,0 +1,25 @@
+#pragma once
+// Streaming: a decoder calls a StepCallback after every decoding step.
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "lmdecode/detail/padded_batch.hpp"
+
+namespace lmdecode {
+
+/// What a decoder shows after each step.
+struct StepEvent {
+  int64_t step = 0;  ///< 0-based index of the step just decided
+  /// Per prompt, the tokens generated so far by its only row (greedy) or its current best running
+  /// beam (beam search). Greedy rows that finished keep their tokens up to the EOS.
+  std::vector<TokenIds> tokens;
+  std::vector<bool> finished;  ///< per prompt: greedy: the row has ended; beam: the prompt's search has ended
+};
+
+/// Called after every step. Reading the tokens costs one device-to-host copy per step, so decoders
+/// only gather them when a callback is set.
+using StepCallback = std::function<void(const StepEvent&)>;
+
+}  // namespace lmdecode

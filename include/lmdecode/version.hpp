@@ -1,0 +1,5 @@
+#pragma once
+
+#define LMDECODE_VERSION_MAJOR 0
+#define LMDECODE_VERSION_MINOR 1
+#define LMDECODE_VERSION_PATCH 0
