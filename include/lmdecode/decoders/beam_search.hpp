@@ -85,7 +85,7 @@ class BeamSearchDecoder {
                                  prompts.attention_mask.repeat_interleave(beams, 0),
                                  prompts.position_ids.repeat_interleave(beams, 0)};
     auto processors = make_processors(config_, prompt_len, user_processors_);
-    detail::StepRunner<Model> runner(model_, expanded, max_new, config_.use_cache);
+    detail::StepRunner<Model> runner(model_, expanded, max_new, config_.use_cache, config_.effective_pad_token_id());
     auto eos = at::tensor(eos_ids, at::kLong).to(device);
     auto row_offset = (at::arange(batch, longs) * beams).unsqueeze(1);  // [B, 1]
 
@@ -163,9 +163,10 @@ class BeamSearchDecoder {
       auto worst_finished = at::where(fin_done, std::get<0>(fin_score.min(1, true)), at::full_like(fin_score, kBlocked));
       can_improve.logical_and_((best_running > worst_finished).any(1, true));
 
-      auto done = at::logical_or(can_improve.any().logical_not(), hit.all());
-      if (stop_when_full) done.logical_or_(fin_done.all());
-      if (on_step) on_step(event(running_seq, prompt_len, steps, can_improve));
+      auto prompt_done = can_improve.squeeze(1).logical_not();  // [B]
+      if (stop_when_full) prompt_done.logical_or_(fin_done.all(1));
+      auto done = prompt_done.all().logical_or(hit.all());
+      if (on_step) on_step(event(running_seq, prompt_len, steps, prompt_done));
       if (done.item<bool>()) break;  // the one host read per step
     }
 
@@ -185,14 +186,14 @@ class BeamSearchDecoder {
     return result;
   }
 
-  StepEvent event(const at::Tensor& running_seq, int64_t prompt_len, int64_t steps, const at::Tensor& can_improve) const {
+  StepEvent event(const at::Tensor& running_seq, int64_t prompt_len, int64_t steps, const at::Tensor& prompt_done) const {
     StepEvent e;
     e.step = steps - 1;
     auto best = running_seq.select(1, 0).narrow(1, prompt_len, steps).to(at::kCPU).contiguous();
     auto best_a = best.accessor<int64_t, 2>();
     for (int64_t b = 0; b < best.size(0); ++b) e.tokens.emplace_back(best_a[b].data(), best_a[b].data() + steps);
-    auto open = can_improve.to(at::kCPU);
-    for (int64_t b = 0; b < open.size(0); ++b) e.finished.push_back(!open[b][0].item<bool>());
+    auto finished = prompt_done.to(at::kCPU);
+    for (int64_t b = 0; b < finished.size(0); ++b) e.finished.push_back(finished[b].item<bool>());
     return e;
   }
 

@@ -62,7 +62,7 @@ class GreedyDecoder {
     const bool has_eos = !eos_ids.empty();
     const auto device = batch.input_ids.device();
     auto processors = make_processors(config_, prompt_len, user_processors_);
-    detail::StepRunner<Model> runner(model_, batch, max_new, config_.use_cache);
+    detail::StepRunner<Model> runner(model_, batch, max_new, config_.use_cache, pad);
 
     auto sequence = at::full({rows, prompt_len + max_new}, pad, batch.input_ids.options());  // [rows, L0 + max_new]
     sequence.narrow(1, 0, prompt_len).copy_(batch.input_ids);

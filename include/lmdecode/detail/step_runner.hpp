@@ -17,9 +17,10 @@ namespace lmdecode::detail {
 template <CausalLM Model>
 class StepRunner {
  public:
-  /// `batch` holds every row the loop decodes (prompts already expanded into beams).
-  StepRunner(Model& model, const PaddedBatch& batch, int64_t max_new_tokens, bool use_cache)
-      : model_(model), rows_(batch.input_ids.size(0)), use_cache_(use_cache) {
+  /// `batch` holds every row the loop decodes (prompts already expanded into beams); `pad_token_id`
+  /// is fed for left padding and after a row ends, so it must be a token of the model.
+  StepRunner(Model& model, const PaddedBatch& batch, int64_t max_new_tokens, bool use_cache, int64_t pad_token_id)
+      : model_(model), rows_(batch.input_ids.size(0)), use_cache_(use_cache), pad_token_id_(pad_token_id) {
     const auto opts = batch.attention_mask.options();
     // HF appends a 1 to the mask and last position + 1 to the positions every step.
     mask_ = at::cat({batch.attention_mask, at::ones({rows_, max_new_tokens}, opts)}, 1);
@@ -43,6 +44,9 @@ class StepRunner {
       logits = model_.forward(batch, scratch);
     }
     check_logits(logits, rows_, vocab_, sequence.device());
+    if (vocab_ < 0)
+      check(pad_token_id_ < logits.size(1), "pad_token_id {} is not a token of this model (vocabulary {})",
+            pad_token_id_, logits.size(1));
     vocab_ = logits.size(1);
     // HF casts to float32 before any decoding arithmetic, whatever the model dtype.
     return logits.to(at::kFloat);
@@ -57,6 +61,7 @@ class StepRunner {
   Model& model_;
   int64_t rows_;
   bool use_cache_;
+  int64_t pad_token_id_;
   int64_t vocab_ = -1;  // fixed by the first step
   at::Tensor mask_;       // [rows, L0 + max_new]
   at::Tensor positions_;  // [rows, L0 + max_new]

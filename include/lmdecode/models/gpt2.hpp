@@ -54,7 +54,7 @@ class Gpt2Model : public PretrainedModel {
     auto scale = at::full({}, std::sqrt(static_cast<double>(d)), hidden.options());
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
-      auto x = at::layer_norm(hidden, {e}, l.ln1_w, l.ln1_b, c.norm_eps);
+      auto x = layer_norm(hidden, l.ln1_w, l.ln1_b);
       auto qkv = conv1d(x, l.attn_w, l.attn_b).split(e, -1);
       auto heads_of = [&](const at::Tensor& t) { return t.view({rows, fed, heads, d}).transpose(1, 2); };
       auto [keys, values] = cache.append(i, heads_of(qkv[1]), heads_of(qkv[2]));
@@ -62,10 +62,10 @@ class Gpt2Model : public PretrainedModel {
       auto attended = detail::masked_attention(scores, allowed, values, hidden.scalar_type());
       attended = attended.transpose(1, 2).reshape({rows, fed, e});
       hidden = conv1d(attended, l.proj_w, l.proj_b) + hidden;
-      x = at::layer_norm(hidden, {e}, l.ln2_w, l.ln2_b, c.norm_eps);
+      x = layer_norm(hidden, l.ln2_w, l.ln2_b);
       hidden = hidden + conv1d(gelu_tanh(conv1d(x, l.fc_w, l.fc_b)), l.out_w, l.out_b);
     }
-    return at::layer_norm(hidden, {e}, lnf_w_, lnf_b_, c.norm_eps);
+    return layer_norm(hidden, lnf_w_, lnf_b_);
   }
 
   at::Tensor lm_head(const at::Tensor& hidden) override { return at::linear(hidden, head_); }
@@ -74,6 +74,10 @@ class Gpt2Model : public PretrainedModel {
   struct Layer {
     at::Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b;
   };
+
+  at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) const {
+    return at::layer_norm(x, {x.size(-1)}, weight, bias, config().norm_eps);
+  }
 
   /// HF Conv1D: x @ weight + bias with weight stored [in, out].
   static at::Tensor conv1d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <memory>
 
+#include <torch/version.h>
+
 #include "lmdecode/io/model_config.hpp"
 #include "lmdecode/io/safetensors.hpp"
 #include "lmdecode/models/gpt2.hpp"
@@ -28,6 +30,12 @@ struct ModelOptions {
 inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::path& folder, ModelOptions options = {}) {
   detail::check(at::isFloatingType(options.dtype), "model dtype must be floating point (got {})",
                 c10::toString(options.dtype));
+#if TORCH_VERSION_MAJOR < 2
+  detail::check(!(options.dtype == at::kHalf && options.device.is_cpu()),
+                "float16 models need CUDA with libtorch {}.{} (it has no float16 matmul on the CPU): use bfloat16 "
+                "or float32 there",
+                TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR);
+#endif
   auto config = load_model_config(folder / "config.json");
   const auto& arch = config.architecture;
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "LlamaForCausalLM" ||

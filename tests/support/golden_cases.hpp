@@ -1,0 +1,85 @@
+#pragma once
+// Running one golden generate() case (schema: tests/data/hf-reference/README.md) through our
+// decoders and describing the first difference. Shared by lmdecode-conformance and the tests.
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "lmdecode/lmdecode.hpp"
+
+namespace lmdecode_test {
+
+struct Tolerance {
+  double relative;
+  double absolute;
+  bool close(double ours, double ref) const { return std::abs(ours - ref) <= relative * std::abs(ref) + absolute; }
+};
+
+/// The README's tolerances for scores and log-probs.
+inline Tolerance golden_tolerance(const std::string& dtype) {
+  return dtype == "f64" ? Tolerance{1e-5, 1e-6} : Tolerance{1e-4, 1e-5};
+}
+
+/// "" when `ours` reproduces the reference block `ref` (tokens exactly, scores within `tol`), else what differs.
+inline std::string compare_with_reference(const lmdecode::GenerationResult& ours, const nlohmann::json& ref, bool beam,
+                                          Tolerance tol) {
+  const auto& seqs = ref.at("sequences");
+  auto got = ours.sequences.contiguous();
+  if (got.size(0) != static_cast<int64_t>(seqs.size()))
+    return fmt::format("{} sequences returned, reference has {}", got.size(0), seqs.size());
+  for (size_t r = 0; r < seqs.size(); ++r) {
+    std::vector<int64_t> mine(got[r].data_ptr<int64_t>(), got[r].data_ptr<int64_t>() + got.size(1));
+    auto theirs = seqs[r].get<std::vector<int64_t>>();
+    if (mine != theirs) {
+      size_t i = 0;
+      while (i < mine.size() && i < theirs.size() && mine[i] == theirs[i]) ++i;
+      return fmt::format("row {} differs from position {}: ours [{}] vs theirs [{}]", r, i, fmt::join(mine, ","),
+                         fmt::join(theirs, ","));
+    }
+  }
+  std::vector<const lmdecode::Hypothesis*> flat;
+  for (const auto& per_prompt : ours.hypotheses)
+    for (const auto& h : per_prompt) flat.push_back(&h);
+  if (beam) {
+    const auto& scores = ref.at("sequences_scores");
+    for (size_t r = 0; r < scores.size(); ++r)
+      if (!tol.close(flat[r]->score, scores[r].get<double>()))
+        return fmt::format("row {} score {:.9g} vs {:.9g}", r, flat[r]->score, scores[r].get<double>());
+    return "";
+  }
+  const auto& logprobs = ref.at("token_logprobs");
+  for (size_t r = 0; r < logprobs.size(); ++r) {
+    const auto& row = logprobs[r];
+    if (row.size() != flat[r]->token_logprobs.size())
+      return fmt::format("row {}: {} log-probs vs {}", r, flat[r]->token_logprobs.size(), row.size());
+    for (size_t j = 0; j < row.size(); ++j)
+      if (!tol.close(flat[r]->token_logprobs[j], row[j].get<double>()))
+        return fmt::format("row {} token {}: log-prob {:.9g} vs {:.9g}", r, j, flat[r]->token_logprobs[j],
+                           row[j].get<double>());
+  }
+  return "";
+}
+
+/// Runs `golden_case` on `model` with the checkpoint's generation defaults `defaults` overlaid by
+/// the case's params, and compares with its `dtype` block. Returns "" on a match.
+template <lmdecode::CausalLM Model>
+std::string check_golden_case(Model& model, const lmdecode::GenerationConfig& defaults,
+                              const nlohmann::json& golden_case, const std::string& dtype) {
+  try {
+    auto config = lmdecode::generation_config_from_json(golden_case.at("params"), defaults, "case params");
+    auto prompts = golden_case.at("prompts").get<std::vector<lmdecode::TokenIds>>();
+    const bool beam = golden_case.at("kind") == "beam";
+    auto result = beam ? lmdecode::BeamSearchDecoder(model, config).generate(prompts)
+                       : lmdecode::GreedyDecoder(model, config).generate(prompts);
+    return compare_with_reference(result, golden_case.at(dtype), beam, golden_tolerance(dtype));
+  } catch (const std::exception& e) {
+    return std::string("threw: ") + e.what();
+  }
+}
+
+}  // namespace lmdecode_test

@@ -1,0 +1,72 @@
+#pragma once
+// A tiny CausalLM for hand-worked decoding tests: its next-token log-probs depend only on the last
+// token fed, through a fixed table, so every expected result can be derived on paper.
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "lmdecode/model.hpp"
+
+namespace lmdecode_test {
+
+/// Counts positions only: the table model has no keys/values to keep.
+struct PositionCache {
+  int64_t length_ = 0;
+  int64_t reorders = 0;
+  int64_t length() const { return length_; }
+  void reorder(const at::Tensor&) { ++reorders; }
+};
+
+class TableModel {
+ public:
+  using Cache = PositionCache;
+
+  /// probabilities[t] is the next-token distribution after token t.
+  explicit TableModel(const std::vector<std::vector<double>>& probabilities) {
+    const auto v = static_cast<int64_t>(probabilities.size());
+    table_ = at::empty({v, v}, at::kDouble);
+    for (int64_t i = 0; i < v; ++i)
+      for (int64_t j = 0; j < v; ++j) table_[i][j] = probabilities[i][j];
+    table_ = table_.log().to(at::kFloat);
+  }
+
+  at::Device device() const { return at::kCPU; }
+  PositionCache make_cache(int64_t, int64_t) const { return {}; }
+
+  at::Tensor forward(const lmdecode::ForwardBatch& batch, PositionCache& cache) {
+    cache.length_ += batch.input_ids.size(1);
+    auto last = batch.input_ids.select(1, batch.input_ids.size(1) - 1);
+    return table_.index_select(0, last);
+  }
+
+ private:
+  at::Tensor table_;  // [V, V] log-probs
+};
+
+/// A model that breaks the contract in a chosen way, to check the decoders' errors.
+class MisbehavingModel {
+ public:
+  using Cache = PositionCache;
+  enum class Fault { rank3, wrong_rows, changing_vocab, integer_logits };
+  explicit MisbehavingModel(Fault fault) : fault_(fault) {}
+  at::Device device() const { return at::kCPU; }
+  PositionCache make_cache(int64_t, int64_t) const { return {}; }
+
+  at::Tensor forward(const lmdecode::ForwardBatch& batch, PositionCache& cache) {
+    const int64_t rows = batch.input_ids.size(0);
+    cache.length_ += batch.input_ids.size(1);
+    switch (fault_) {
+      case Fault::rank3: return at::zeros({rows, 1, 5});
+      case Fault::wrong_rows: return at::zeros({rows + 1, 5});
+      case Fault::changing_vocab: return at::zeros({rows, 5 + cache.length_});
+      case Fault::integer_logits: return at::zeros({rows, 5}, at::kLong);
+    }
+    return {};
+  }
+
+ private:
+  Fault fault_;
+};
+
+}  // namespace lmdecode_test

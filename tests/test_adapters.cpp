@@ -1,0 +1,99 @@
+// The HF-style adapter with a C++ module and with a TorchScript module, checked on the golden
+// gpt2-tiny cases: both must reproduce transformers' tokens like the native model does.
+#include <catch2/catch.hpp>
+
+#include <torch/nn/module.h>
+
+#include "lmdecode/adapters/torchscript.hpp"
+#include "support/golden_cases.hpp"
+#include "support/test_data.hpp"
+
+using Catch::Matchers::Contains;
+
+namespace {
+
+/// A C++ module with HF's legacy interface: it rebuilds a KVCache from the past it is given, runs
+/// the reference GPT-2 and returns the grown past, as an HF model would.
+struct LegacyGpt2Module : torch::nn::Module {
+  explicit LegacyGpt2Module(std::unique_ptr<lmdecode::PretrainedModel> model) : model_(std::move(model)) {
+    register_buffer("anchor", at::zeros({1}));  // gives the module a device to report
+  }
+
+  std::pair<at::Tensor, lmdecode::LegacyPast> forward(const at::Tensor& ids, const lmdecode::LegacyPast& past,
+                                                      const at::Tensor& mask, const at::Tensor& positions) {
+    const int64_t cached = past.empty() ? 0 : past[0].first.size(2);
+    auto cache = model_->make_cache(ids.size(0), cached + ids.size(1));
+    for (size_t l = 0; l < past.size(); ++l) cache.append(static_cast<int64_t>(l), past[l].first, past[l].second);
+    cache.advance(cached);
+    auto logits = model_->forward({ids, mask, positions, true}, cache);
+    lmdecode::LegacyPast grown;
+    for (int64_t l = 0; l < cache.num_layers(); ++l) grown.emplace_back(cache.keys(l).clone(), cache.values(l).clone());
+    return {logits, grown};
+  }
+
+  std::unique_ptr<lmdecode::PretrainedModel> model_;
+};
+
+/// Returns logits with a wrong shape.
+struct WrongShapeModule : torch::nn::Module {
+  std::pair<at::Tensor, lmdecode::LegacyPast> forward(const at::Tensor& ids, const lmdecode::LegacyPast&,
+                                                      const at::Tensor&, const at::Tensor&) {
+    return {at::zeros({ids.size(0), 7}), {}};
+  }
+};
+
+template <class Model>
+void run_gpt2_golden_cases(Model& model) {
+  const auto folder = lmdecode_test::reference_dir() / "gpt2-tiny";
+  auto native = lmdecode::load_pretrained(folder);
+  const auto defaults = lmdecode::load_checkpoint_generation_config(folder, native->config());
+  const auto cases = lmdecode::detail::read_json_file(lmdecode_test::reference_dir() / "cases.json").at("cases");
+  int checked = 0;
+  for (const auto& c : cases) {
+    if (c.at("model") != "gpt2-tiny") continue;
+    INFO("case " << c.dump());
+    REQUIRE(lmdecode_test::check_golden_case(model, defaults, c, "f32") == "");
+    ++checked;
+  }
+  REQUIRE(checked == 132);
+}
+
+}  // namespace
+
+TEST_CASE("a C++ module with HF's legacy past reproduces the golden gpt2-tiny cases", "[adapters]") {
+  auto module = std::make_shared<LegacyGpt2Module>(
+      lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny"));
+  auto model = lmdecode::HfStyleModel::from_module(module);
+  REQUIRE(model.device() == at::Device(at::kCPU));
+  run_gpt2_golden_cases(model);
+}
+
+TEST_CASE("a TorchScript module exported from Python reproduces the golden gpt2-tiny cases", "[adapters]") {
+  auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string());
+  run_gpt2_golden_cases(model);
+}
+
+TEST_CASE("the HF-style adapter rejects bad modules and files clearly", "[adapters][errors]") {
+  lmdecode::GenerationConfig config;
+  config.max_new_tokens = 2;
+  SECTION("logits of the wrong shape") {
+    auto model = lmdecode::HfStyleModel::from_module(std::make_shared<WrongShapeModule>());
+    REQUIRE_THROWS_AS(lmdecode::GreedyDecoder(model, config).generate({{1, 2}}), lmdecode::model_error);
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(model, config).generate({{1, 2}}), Contains("expected [1, 2, vocab]"));
+  }
+  SECTION("a past of the wrong length") {
+    lmdecode::HfStyleModel model(
+        [](const at::Tensor& ids, const lmdecode::LegacyPast&, const at::Tensor&, const at::Tensor&) {
+          return std::make_pair(at::zeros({ids.size(0), ids.size(1), 5}),
+                                lmdecode::LegacyPast{{at::zeros({ids.size(0), 1, 9, 4}), at::zeros({ids.size(0), 1, 9, 4})}});
+        },
+        at::kCPU);
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(model, config).generate({{1, 2}}), Contains("past_key_values layer 0"));
+  }
+  SECTION("a missing or corrupt TorchScript file") {
+    REQUIRE_THROWS_AS(lmdecode::load_torchscript("/nonexistent/model.pt"), lmdecode::file_error);
+    auto corrupt = std::filesystem::temp_directory_path() / "lmdecode_corrupt.pt";
+    std::ofstream(corrupt) << "not a zip archive";
+    REQUIRE_THROWS_WITH(lmdecode::load_torchscript(corrupt.string()), Contains(corrupt.string()));
+  }
+}

@@ -1,0 +1,102 @@
+#include <catch2/catch.hpp>
+
+#include "lmdecode/cache.hpp"
+
+using lmdecode::KVCache;
+
+namespace {
+// A block whose every entry names its row and position: value = 100 * row + position (+ 0.5 for values).
+at::Tensor block(int64_t rows, int64_t heads, int64_t start, int64_t steps, int64_t dim, double offset = 0.0) {
+  auto row = at::arange(rows, at::kFloat).view({rows, 1, 1, 1}) * 100;
+  auto pos = at::arange(start, start + steps, at::kFloat).view({1, 1, steps, 1});
+  return (row + pos + offset).expand({rows, heads, steps, dim}).contiguous();
+}
+}  // namespace
+
+TEST_CASE("KVCache appends into preallocated capacity and reports its size", "[cache]") {
+  KVCache cache(2, 3, 2, 4, 8, at::TensorOptions().dtype(at::kFloat));
+  REQUIRE(cache.length() == 0);
+  REQUIRE(cache.capacity() == 8);
+  REQUIRE(cache.bytes() == 0);
+  REQUIRE(cache.capacity_bytes() == 2 * 2 * 3 * 2 * 8 * 4 * 4);
+  for (int64_t layer = 0; layer < 2; ++layer) {
+    auto [k, v] = cache.append(layer, block(3, 2, 0, 4, 4), block(3, 2, 0, 4, 4, 0.5));
+    REQUIRE(k.size(2) == 4);
+    REQUIRE(at::equal(k, block(3, 2, 0, 4, 4)));
+  }
+  cache.advance(4);
+  const void* storage = cache.keys(0).data_ptr();
+  for (int64_t layer = 0; layer < 2; ++layer) cache.append(layer, block(3, 2, 4, 1, 4), block(3, 2, 4, 1, 4, 0.5));
+  cache.advance(1);
+  REQUIRE(cache.length() == 5);
+  REQUIRE(cache.bytes() == 2 * 2 * 3 * 2 * 5 * 4 * 4);  // L x 2 x rows x H x S x D x element size
+  REQUIRE(cache.keys(0).data_ptr() == storage);          // written in place: no reallocation, no concatenation
+  REQUIRE(at::equal(cache.keys(1), block(3, 2, 0, 5, 4)));
+
+  SECTION("appending past capacity grows it (doubling) and keeps what was stored") {
+    for (int64_t layer = 0; layer < 2; ++layer) cache.append(layer, block(3, 2, 5, 4, 4), block(3, 2, 5, 4, 4, 0.5));
+    cache.advance(4);
+    REQUIRE(cache.length() == 9);
+    REQUIRE(cache.capacity() == 16);
+    REQUIRE(at::equal(cache.keys(1), block(3, 2, 0, 9, 4)));
+    REQUIRE(at::equal(cache.values(1), block(3, 2, 0, 9, 4, 0.5)));
+  }
+  SECTION("crop forgets the tail") {
+    cache.crop(2);
+    REQUIRE(cache.length() == 2);
+    REQUIRE(at::equal(cache.keys(0), block(3, 2, 0, 2, 4)));
+    REQUIRE_THROWS_AS(cache.crop(3), lmdecode::invalid_argument);
+  }
+  SECTION("reserve makes room without changing the contents") {
+    cache.reserve(32);
+    REQUIRE(cache.capacity() == 32);
+    REQUIRE(at::equal(cache.keys(0), block(3, 2, 0, 5, 4)));
+  }
+  SECTION("to() converts device/dtype and keeps the contents") {
+    auto doubled = cache.to(at::kCPU, at::kDouble);
+    REQUIRE(doubled.dtype() == at::kDouble);
+    REQUIRE(doubled.length() == 5);
+    REQUIRE(at::equal(doubled.values(0), block(3, 2, 0, 5, 4, 0.5).to(at::kDouble)));
+  }
+}
+
+TEST_CASE("KVCache::reorder gives each row its parent's history, with repeated and dropped parents", "[cache]") {
+  KVCache cache(1, 4, 1, 2, 6, at::TensorOptions().dtype(at::kFloat));
+  cache.append(0, block(4, 1, 0, 3, 2), block(4, 1, 0, 3, 2, 0.5));
+  cache.advance(3);
+  cache.reorder(at::tensor({2, 2, 0, 3}, at::kLong));  // row 1 dropped, row 2 repeated
+  auto keys = cache.keys(0);
+  REQUIRE(at::equal(keys[0], block(4, 1, 0, 3, 2)[2]));
+  REQUIRE(at::equal(keys[1], block(4, 1, 0, 3, 2)[2]));
+  REQUIRE(at::equal(keys[2], block(4, 1, 0, 3, 2)[0]));
+  REQUIRE(at::equal(keys[3], block(4, 1, 0, 3, 2)[3]));
+  REQUIRE(at::equal(cache.values(0)[1], block(4, 1, 0, 3, 2, 0.5)[2]));
+
+  SECTION("rows that share a parent do not share storage: writing one leaves the other alone") {
+    auto next = at::zeros({4, 1, 1, 2});
+    next[0].fill_(-1);
+    next[1].fill_(-2);
+    cache.append(0, next, next);
+    cache.advance(1);
+    REQUIRE(cache.keys(0)[0][0][3][0].item<float>() == -1);
+    REQUIRE(cache.keys(0)[1][0][3][0].item<float>() == -2);
+    REQUIRE(at::equal(cache.keys(0)[0].narrow(1, 0, 3), cache.keys(0)[1].narrow(1, 0, 3)));
+  }
+  SECTION("a reorder may change the number of rows (expanding prompts into beams)") {
+    cache.reorder(at::tensor({0, 0, 0, 1, 1, 1}, at::kLong));
+    REQUIRE(cache.rows() == 6);
+    REQUIRE(at::equal(cache.keys(0)[4], block(4, 1, 0, 3, 2)[2]));
+  }
+  SECTION("a bad index is rejected") {
+    REQUIRE_THROWS_AS(cache.reorder(at::tensor({0, 1}, at::kInt)), lmdecode::invalid_argument);
+  }
+}
+
+TEST_CASE("KVCache rejects blocks of the wrong shape, dtype or layer", "[cache]") {
+  KVCache cache(1, 2, 2, 4, 4, at::TensorOptions().dtype(at::kFloat));
+  REQUIRE_THROWS_AS(cache.append(0, at::zeros({2, 3, 1, 4}), at::zeros({2, 3, 1, 4})), lmdecode::model_error);
+  REQUIRE_THROWS_AS(cache.append(0, at::zeros({2, 2, 1, 4}, at::kDouble), at::zeros({2, 2, 1, 4}, at::kDouble)),
+                    lmdecode::model_error);
+  REQUIRE_THROWS_AS(cache.append(1, at::zeros({2, 2, 1, 4}), at::zeros({2, 2, 1, 4})), lmdecode::invalid_argument);
+  REQUIRE_THROWS_AS(cache.advance(5), lmdecode::invalid_argument);  // more than the capacity holds
+}

@@ -1,0 +1,241 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "lmdecode/lmdecode.hpp"
+#include "support/safetensors_writer.hpp"
+#include "support/test_data.hpp"
+
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("lmdecode_test_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+/// Max |ours - theirs| over positions where mask is 1 (mask [rows, T]).
+double max_error_at_real_positions(const at::Tensor& ours, const at::Tensor& theirs, const at::Tensor& mask) {
+  auto real = mask.to(at::kBool).unsqueeze(-1).expand_as(ours);
+  return (ours - theirs).abs().masked_select(real).max().item<double>();
+}
+
+struct Reference {
+  at::Tensor prompt, logits, batch_ids, batch_mask, batch_logits;
+};
+
+Reference load_reference(const std::string& model) {
+  auto t = lmdecode::SafetensorsFile(lmdecode_test::reference_dir() / model / "reference_logits_f64.safetensors").load_all();
+  return {t.at("prompt"), t.at("logits"), t.at("batch_ids"), t.at("batch_mask"), t.at("batch_logits")};
+}
+
+at::Tensor full_logits(lmdecode::PretrainedModel& model, const at::Tensor& ids, const at::Tensor& mask) {
+  auto cache = model.make_cache(ids.size(0), ids.size(1));
+  lmdecode::ForwardBatch batch{ids, mask, lmdecode::detail::positions_from_mask(mask), true};
+  return model.forward(batch, cache);
+}
+
+}  // namespace
+
+TEST_CASE("the reference models match transformers' float64 logits", "[models]") {
+  for (const auto& [name, tolerance] : {std::pair{std::string("gpt2-tiny"), 1e-10}, std::pair{std::string("qwen2-tiny"), 1e-5}}) {
+    DYNAMIC_SECTION(name) {
+      auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / name, {at::kCPU, at::kDouble});
+      auto ref = load_reference(name);
+      auto ones = at::ones_like(ref.prompt);
+      auto logits = full_logits(*model, ref.prompt, ones);
+      REQUIRE(max_error_at_real_positions(logits, ref.logits, ones) < tolerance);
+
+      auto batch = full_logits(*model, ref.batch_ids, ref.batch_mask);
+      REQUIRE(at::isfinite(batch).all().item<bool>());  // finite even in fully masked pad rows
+      // transformers' own float64 Qwen2 rows with left padding are NaN (HF_SEMANTICS §6): compare the others.
+      auto comparable = ref.batch_mask * at::isfinite(ref.batch_logits).all(-1).all(-1, true);
+      REQUIRE(comparable.sum().item<int64_t>() >= ref.prompt.size(1));
+      REQUIRE(max_error_at_real_positions(batch, ref.batch_logits, comparable) < tolerance);
+    }
+  }
+}
+
+TEST_CASE("feeding a prompt in pieces through the cache gives the logits of one full forward", "[models]") {
+  // GPT-2 in float64 agrees to rounding. Qwen2's float32 islands (RMSNorm, softmax) round float64
+  // values that differ in their last bits (other matmul shapes) to neighbouring float32 values, so
+  // pieces and whole agree only to float32 precision there.
+  for (const auto& [name, tolerance] : {std::pair{std::string("gpt2-tiny"), 1e-12}, std::pair{std::string("qwen2-tiny"), 1e-5}}) {
+    DYNAMIC_SECTION(name) {
+      auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / name, {at::kCPU, at::kDouble});
+      auto ref = load_reference(name);
+      const auto& ids = ref.batch_ids;
+      const auto& mask = ref.batch_mask;
+      auto positions = lmdecode::detail::positions_from_mask(mask);
+      auto whole = full_logits(*model, ids, mask);
+      auto cache = model->make_cache(ids.size(0), 4);  // small on purpose: the cache must grow
+      int64_t start = 0;
+      for (int64_t piece : {5, 1, 7, 4}) {
+        lmdecode::ForwardBatch batch{ids.narrow(1, start, piece), mask.narrow(1, 0, start + piece),
+                                     positions.narrow(1, start, piece), true};
+        auto logits = model->forward(batch, cache);
+        REQUIRE(max_error_at_real_positions(logits, whole.narrow(1, start, piece), mask.narrow(1, start, piece)) < tolerance);
+        start += piece;
+      }
+      REQUIRE(start == ids.size(1));
+      REQUIRE(cache.length() == ids.size(1));
+    }
+  }
+}
+
+TEST_CASE("the reference models run in float32, bfloat16 and float16", "[models]") {
+  auto ref = load_reference("qwen2-tiny");
+  auto ones = at::ones_like(ref.prompt);
+  for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    for (const std::string name : {"gpt2-tiny", "qwen2-tiny"}) {
+#if TORCH_VERSION_MAJOR < 2
+      if (dtype == at::kHalf) {
+        REQUIRE_THROWS_WITH(lmdecode::load_pretrained(lmdecode_test::reference_dir() / name, {at::kCPU, dtype}),
+                            Contains("float16 models need CUDA"));
+        continue;
+      }
+#endif
+      auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / name, {at::kCPU, dtype});
+      auto logits = full_logits(*model, ref.prompt, ones);
+      REQUIRE(logits.scalar_type() == dtype);
+      auto expected = load_reference(name).logits;
+      // Loose bound: half precision keeps about 3 significant digits.
+      INFO(name << " " << c10::toString(dtype));
+      REQUIRE((logits.to(at::kDouble) - expected).abs().max().item<double>() < (dtype == at::kFloat ? 1e-4 : 0.5));
+    }
+  }
+}
+
+TEST_CASE("load_pretrained names what is wrong with a checkpoint", "[models]") {
+  const auto source = lmdecode_test::reference_dir() / "qwen2-tiny";
+  auto weights = lmdecode::SafetensorsFile(source / "model.safetensors").load_all();
+  SECTION("an unsupported architecture lists the supported ones") {
+    auto dir = scratch_dir("arch");
+    std::ofstream(dir / "config.json") << R"({"architectures": ["MambaForCausalLM"], "model_type": "mamba",
+        "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 4})";
+    REQUIRE_THROWS_WITH(lmdecode::load_pretrained(dir), Contains("MambaForCausalLM") && Contains("Qwen2ForCausalLM") &&
+                                                             Contains("GPT2LMHeadModel"));
+  }
+  SECTION("a missing tensor is named") {
+    auto dir = scratch_dir("missing");
+    fs::copy_file(source / "config.json", dir / "config.json");
+    weights.erase("model.layers.1.mlp.up_proj.weight");
+    lmdecode_test::write_safetensors(dir / "model.safetensors", weights);
+    REQUIRE_THROWS_WITH(lmdecode::load_pretrained(dir), Contains("model.layers.1.mlp.up_proj.weight"));
+  }
+  SECTION("a tensor whose shape does not match the config names both shapes") {
+    auto dir = scratch_dir("shape");
+    fs::copy_file(source / "config.json", dir / "config.json");
+    weights["model.layers.0.self_attn.k_proj.weight"] = at::zeros({16, 64});
+    lmdecode_test::write_safetensors(dir / "model.safetensors", weights);
+    REQUIRE_THROWS_WITH(lmdecode::load_pretrained(dir), Contains("model.layers.0.self_attn.k_proj.weight") &&
+                                                             Contains("[16, 64]") && Contains("[32, 64]"));
+  }
+  SECTION("a sharded checkpoint loads like the single file") {
+    auto dir = scratch_dir("sharded");
+    fs::copy_file(source / "config.json", dir / "config.json");
+    std::map<std::string, at::Tensor> first, second;
+    nlohmann::json index = {{"weight_map", nlohmann::json::object()}};
+    int i = 0;
+    for (const auto& [name, t] : weights) {
+      const bool one = (i++ % 2) == 0;
+      (one ? first : second)[name] = t;
+      index["weight_map"][name] = one ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    }
+    lmdecode_test::write_safetensors(dir / "model-00001-of-00002.safetensors", first);
+    lmdecode_test::write_safetensors(dir / "model-00002-of-00002.safetensors", second);
+    std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+    auto loaded = lmdecode::load_safetensors_checkpoint(dir);
+    REQUIRE(loaded.size() == weights.size());
+    for (const auto& [name, t] : weights) REQUIRE(at::equal(loaded.at(name), t));
+    REQUIRE_NOTHROW(lmdecode::load_pretrained(dir));
+
+    index["weight_map"]["lm_head.weight"] = "../model.safetensors";
+    std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+    REQUIRE_THROWS_WITH(lmdecode::load_safetensors_checkpoint(dir), Contains("not a plain file name"));
+  }
+}
+
+TEST_CASE("the safetensors reader loads every dtype onto the requested dtype", "[safetensors]") {
+  auto dir = scratch_dir("dtypes");
+  std::map<std::string, at::Tensor> tensors = {
+      {"f64", at::arange(6, at::kDouble).view({2, 3})}, {"f32", at::arange(4, at::kFloat)},
+      {"f16", at::arange(4, at::kHalf)},                {"bf16", at::arange(4, at::kBFloat16)},
+      {"i64", at::arange(3, at::kLong)},                {"i32", at::arange(3, at::kInt)},
+      {"i8", at::arange(3, at::kChar)},                 {"u8", at::arange(3, at::kByte)},
+      {"bool", at::tensor({1, 0}).to(at::kBool)},              {"empty", at::zeros({0, 4})}};
+  lmdecode_test::write_safetensors(dir / "all.safetensors", tensors);
+  lmdecode::SafetensorsFile file(dir / "all.safetensors");
+  for (const auto& [name, t] : tensors) REQUIRE(at::equal(file.load(name), t));
+  auto as_double = file.load_all({at::kCPU, at::kDouble});
+  REQUIRE(as_double.at("bf16").scalar_type() == at::kDouble);
+  REQUIRE(as_double.at("i64").scalar_type() == at::kLong);  // integers keep their dtype
+}
+
+TEST_CASE("the safetensors reader rejects every malformed file with a clear error", "[safetensors]") {
+  auto dir = scratch_dir("faults");
+  const auto path = dir / "bad.safetensors";
+  auto fails_with = [&](const std::string& expected) {
+    REQUIRE_THROWS_AS(lmdecode::SafetensorsFile(path), lmdecode::file_error);
+    REQUIRE_THROWS_WITH(lmdecode::SafetensorsFile(path), Contains(path.string()) && Contains(expected));
+  };
+  const std::string eight_bytes(8, '\0');
+  SECTION("too short for the header length") {
+    std::ofstream(path) << "abc";
+    fails_with("too short");
+  }
+  SECTION("header length past the end of the file") {
+    lmdecode_test::write_raw_safetensors(path, "{}", "", 4096);
+    fails_with("larger than the file");
+  }
+  SECTION("header length over the limit") {
+    lmdecode_test::write_raw_safetensors(path, "{}", "", uint64_t{1} << 40);
+    fails_with("exceeds");
+  }
+  SECTION("header that is not JSON") {
+    lmdecode_test::write_raw_safetensors(path, "{\"w\": [", eight_bytes);
+    fails_with("not valid JSON");
+  }
+  SECTION("unknown dtype") {
+    lmdecode_test::write_raw_safetensors(path, R"({"w": {"dtype": "F8_E9", "shape": [2], "data_offsets": [0, 2]}})", eight_bytes);
+    fails_with("tensor \"w\": unknown dtype \"F8_E9\"");
+  }
+  SECTION("offsets past the data") {
+    lmdecode_test::write_raw_safetensors(path, R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", eight_bytes);
+    fails_with("tensor \"w\": data_offsets end 16 is past the data section (8 bytes)");
+  }
+  SECTION("short data for the shape") {
+    lmdecode_test::write_raw_safetensors(path, R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", eight_bytes);
+    fails_with("tensor \"w\": shape [3] of F32 needs 12 bytes but data_offsets span 8");
+  }
+  SECTION("offsets running backwards") {
+    lmdecode_test::write_raw_safetensors(path, R"({"w": {"dtype": "U8", "shape": [0], "data_offsets": [8, 0]}})", eight_bytes);
+    fails_with("run backwards");
+  }
+  SECTION("a shape whose size overflows") {
+    lmdecode_test::write_raw_safetensors(
+        path, R"({"w": {"dtype": "F64", "shape": [4294967296, 4294967296, 16], "data_offsets": [0, 8]}})", eight_bytes);
+    fails_with("tensor \"w\": shape overflows");
+  }
+  SECTION("a negative dimension") {
+    lmdecode_test::write_raw_safetensors(path, R"({"w": {"dtype": "U8", "shape": [-8], "data_offsets": [0, 8]}})", eight_bytes);
+    fails_with("tensor \"w\": shape holds -8");
+  }
+  SECTION("overlapping tensors") {
+    lmdecode_test::write_raw_safetensors(path, R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+        "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", eight_bytes);
+    fails_with("overlap");
+  }
+  SECTION("missing fields") {
+    lmdecode_test::write_raw_safetensors(path, R"({"w": {"shape": [2], "data_offsets": [0, 8]}})", eight_bytes);
+    fails_with("tensor \"w\": missing or non-string \"dtype\"");
+  }
+  SECTION("a tensor that is not in the file") {
+    lmdecode_test::write_raw_safetensors(path, R"({"w": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]}})", eight_bytes);
+    REQUIRE_THROWS_WITH(lmdecode::SafetensorsFile(path).load("v"), Contains("no tensor named \"v\""));
+  }
+}

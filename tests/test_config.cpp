@@ -1,0 +1,152 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "lmdecode/config.hpp"
+#include "lmdecode/io/generation_config_file.hpp"
+#include "lmdecode/io/model_config.hpp"
+#include "support/test_data.hpp"
+
+using lmdecode::GenerationConfig;
+using Catch::Matchers::Contains;
+
+TEST_CASE("validate rejects each inconsistent GenerationConfig value with the field's name", "[config]") {
+  GenerationConfig c;
+  REQUIRE_NOTHROW(lmdecode::validate(c));
+  auto rejects = [](GenerationConfig bad, const std::string& field) {
+    REQUIRE_THROWS_WITH(lmdecode::validate(bad), Contains(field));
+    REQUIRE_THROWS_AS(lmdecode::validate(bad), lmdecode::invalid_argument);
+  };
+  SECTION("lengths") {
+    c.max_new_tokens = 0;
+    rejects(c, "max_new_tokens must be >= 1");
+    c.max_new_tokens = 3;
+    c.min_new_tokens = 5;
+    rejects(c, "max_new_tokens (3) must be >= min_new_tokens (5)");
+    c = {};
+    c.min_new_tokens = -1;
+    rejects(c, "min_new_tokens");
+  }
+  SECTION("beams and returned sequences") {
+    c.num_beams = 0;
+    rejects(c, "num_beams must be >= 1");
+    c.num_beams = 2;
+    c.num_return_sequences = 3;
+    rejects(c, "num_return_sequences (3) must be <= num_beams (2)");
+  }
+  SECTION("penalties and sampling values") {
+    c.repetition_penalty = 0.0;
+    rejects(c, "repetition_penalty");
+    c = {};
+    c.repetition_penalty = -1.5;
+    rejects(c, "repetition_penalty");
+    c = {};
+    c.length_penalty = std::numeric_limits<double>::infinity();
+    rejects(c, "length_penalty");
+    c = {};
+    c.temperature = 0.0;
+    rejects(c, "temperature");
+    c = {};
+    c.top_p = 1.5;
+    rejects(c, "top_p");
+    c = {};
+    c.no_repeat_ngram_size = -2;
+    rejects(c, "no_repeat_ngram_size");
+  }
+  SECTION("token ids") {
+    c.eos_token_ids = {2, -1};
+    rejects(c, "eos_token_ids");
+    c = {};
+    c.pad_token_id = -3;
+    rejects(c, "pad_token_id");
+  }
+  SECTION("negative length penalties are valid, as in HF") {
+    c.length_penalty = -2.0;
+    REQUIRE_NOTHROW(lmdecode::validate(c));
+  }
+}
+
+TEST_CASE("GenerationConfig resolves lengths the way transformers does", "[config]") {
+  GenerationConfig c;
+  REQUIRE(c.resolved_max_new_tokens(7) == 20);
+  c.max_length = 30;
+  REQUIRE(c.resolved_max_new_tokens(7) == 23);
+  c.max_new_tokens = 5;
+  REQUIRE(c.resolved_max_new_tokens(7) == 5);  // max_new_tokens wins over max_length
+  c.min_length = 10;
+  c.min_new_tokens = 2;
+  REQUIRE(c.resolved_min_new_tokens(7) == 3);
+  REQUIRE(c.effective_pad_token_id() == 0);
+  c.eos_token_ids = {151645, 151643};
+  REQUIRE(c.effective_pad_token_id() == 151645);  // HF: pad := eos[0]
+}
+
+TEST_CASE("generation_config.json loads HF keys, ignores unknown ones and names wrongly typed ones", "[config]") {
+  using nlohmann::json;
+  SECTION("an int or a list for eos_token_id; early_stopping true/false/never") {
+    auto c = lmdecode::generation_config_from_json(json::parse(R"({"eos_token_id": 7, "early_stopping": true,
+        "num_beams": 4, "unknown_key": [1, 2], "pad_token_id": null, "transformers_version": "5.17.0"})"));
+    REQUIRE(c.eos_token_ids == std::vector<int64_t>{7});
+    REQUIRE(c.early_stopping == lmdecode::EarlyStopping::on_full);
+    REQUIRE(c.num_beams == 4);
+    REQUIRE_FALSE(c.pad_token_id.has_value());
+    c = lmdecode::generation_config_from_json(json::parse(R"({"eos_token_id": [151645, 151643], "early_stopping": "never",
+        "repetition_penalty": 1.05, "top_k": 20, "top_p": 0.8, "temperature": 0.7, "do_sample": true})"));
+    REQUIRE(c.eos_token_ids == std::vector<int64_t>{151645, 151643});
+    REQUIRE(c.early_stopping == lmdecode::EarlyStopping::never);
+    REQUIRE(c.repetition_penalty == 1.05);
+    REQUIRE(c.do_sample);
+  }
+  SECTION("wrong types name the key") {
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"num_beams": "4"})")),
+                        Contains("\"num_beams\" must be an integer"));
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"eos_token_id": [2, "x"]})")),
+                        Contains("eos_token_id"));
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"early_stopping": "sometimes"})")),
+                        Contains("early_stopping"));
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"do_sample": 1})")),
+                        Contains("do_sample"));
+  }
+  SECTION("values that fail validate() are rejected with the source named") {
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"num_beams": 0})"), {}, "gen.json"),
+                        Contains("gen.json") && Contains("num_beams must be >= 1"));
+  }
+  SECTION("the vendored checkpoints' files") {
+    auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+    auto model = lmdecode::load_model_config(folder / "config.json");
+    auto c = lmdecode::load_checkpoint_generation_config(folder, model);
+    REQUIRE(c.eos_token_ids == std::vector<int64_t>{2, 3});
+    REQUIRE(c.pad_token_id == 3);
+    REQUIRE(c.bos_token_id == 1);
+  }
+  SECTION("a corrupt file is a file_error naming it") {
+    auto path = std::filesystem::temp_directory_path() / "lmdecode_bad_generation_config.json";
+    std::ofstream(path) << "{\"num_beams\": 4,";
+    REQUIRE_THROWS_AS(lmdecode::load_generation_config(path), lmdecode::file_error);
+    REQUIRE_THROWS_WITH(lmdecode::load_generation_config(path), Contains(path.string()));
+    REQUIRE_THROWS_AS(lmdecode::load_generation_config("/nonexistent/generation_config.json"), lmdecode::file_error);
+  }
+}
+
+TEST_CASE("config.json reads both architectures with HF defaults", "[config]") {
+  auto qwen = lmdecode::load_model_config(lmdecode_test::reference_dir() / "qwen2-tiny" / "config.json");
+  REQUIRE(qwen.architecture == "Qwen2ForCausalLM");
+  REQUIRE(qwen.num_kv_heads == 2);
+  REQUIRE(qwen.head_dim == 16);
+  REQUIRE(qwen.rope_theta == 10000.0);  // from rope_parameters
+  REQUIRE_FALSE(qwen.tie_word_embeddings);
+  REQUIRE(qwen.eos_token_ids == std::vector<int64_t>{2, 3});
+  auto gpt2 = lmdecode::load_model_config(lmdecode_test::reference_dir() / "gpt2-tiny" / "config.json");
+  REQUIRE(gpt2.intermediate_size == 256);  // n_inner null -> 4 * n_embd
+  REQUIRE(gpt2.tie_word_embeddings);
+  REQUIRE(gpt2.eos_token_ids == std::vector<int64_t>{2});
+  using nlohmann::json;
+  auto top_level = lmdecode::model_config_from_json(json::parse(R"({"architectures": ["Qwen2ForCausalLM"],
+      "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+      "intermediate_size": 16, "rope_theta": 1000000.0})"));
+  REQUIRE(top_level.rope_theta == 1000000.0);
+  REQUIRE(top_level.num_kv_heads == 2);
+  REQUIRE_THROWS_WITH(lmdecode::model_config_from_json(json::parse(R"({"vocab_size": 10, "hidden_size": 8,
+      "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 16})")), Contains("multiple"));
+  REQUIRE_THROWS_WITH(lmdecode::model_config_from_json(json::parse(R"({"vocab_size": 0})")), Contains("vocab_size"));
+}

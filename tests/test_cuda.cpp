@@ -1,0 +1,58 @@
+// CUDA checks. Hidden from the default run ([.cuda]); ctest runs them as lmdecode_cuda_tests, and
+// they pass with a warning where no GPU is present (Catch2 v2 has no SKIP).
+#include <catch2/catch.hpp>
+
+#include <ATen/Context.h>
+
+#include "support/golden_cases.hpp"
+#include "support/test_data.hpp"
+
+namespace {
+bool cuda_present() {
+  if (at::hasCUDA()) return true;
+  WARN("CUDA unavailable: CUDA checks skipped");
+  return false;
+}
+}  // namespace
+
+TEST_CASE("the golden cases pass with the model on CUDA (float64 gives the f64 tokens)", "[.cuda]") {
+  if (!cuda_present()) return;
+  const auto cases = lmdecode::detail::read_json_file(lmdecode_test::reference_dir() / "cases.json").at("cases");
+  for (const std::string name : {"gpt2-tiny", "qwen2-tiny"}) {
+    for (const std::string dtype : {"f64", "f32"}) {
+      const auto folder = lmdecode_test::reference_dir() / name;
+      auto model = lmdecode::load_pretrained(folder, {at::kCUDA, dtype == "f64" ? at::kDouble : at::kFloat});
+      const auto defaults = lmdecode::load_checkpoint_generation_config(folder, model->config());
+      for (const auto& c : cases) {
+        if (c.at("model") != name) continue;
+        bool listed = false;
+        for (const auto& d : c.at("check")) listed = listed || d == dtype;
+        if (!listed) continue;
+        INFO(name << " " << dtype << " case " << c.dump());
+        CHECK(lmdecode_test::check_golden_case(*model, defaults, c, dtype) == "");
+      }
+    }
+  }
+}
+
+TEST_CASE("CPU and CUDA give the same tokens in bf16, f16 and f32", "[.cuda]") {
+  if (!cuda_present()) return;
+  const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+  for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    auto gpu = lmdecode::load_pretrained(folder, {at::kCUDA, dtype});
+    auto config = lmdecode::load_checkpoint_generation_config(folder, gpu->config());
+    config.max_new_tokens = 12;
+    const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120}};
+    auto on_gpu = lmdecode::GreedyDecoder(*gpu, config).generate(prompts);
+    INFO(c10::toString(dtype));
+    REQUIRE(on_gpu.sequences.device().is_cpu());
+    if (dtype == at::kFloat) {
+      auto cpu = lmdecode::load_pretrained(folder, {at::kCPU, dtype});
+      CHECK(at::equal(lmdecode::GreedyDecoder(*cpu, config).generate(prompts).sequences, on_gpu.sequences));
+    }
+    config.num_beams = 4;
+    auto beams = lmdecode::BeamSearchDecoder(*gpu, config).generate(prompts);
+    CHECK(beams.hypotheses[0].size() == 1);
+    CHECK(std::isfinite(beams.hypotheses[0][0].score));
+  }
+}

@@ -1,0 +1,279 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "lmdecode/lmdecode.hpp"
+#include "support/table_model.hpp"
+#include "support/test_data.hpp"
+
+using Catch::Matchers::Contains;
+using lmdecode::EarlyStopping;
+using lmdecode::FinishReason;
+using lmdecode::GenerationConfig;
+using lmdecode_test::TableModel;
+
+namespace {
+
+constexpr int64_t A = 0, B = 1, EOS = 2;
+
+// After a: a .5, b .3, EOS .2; after b: a .1, b .1, EOS .8; after EOS: uniform.
+TableModel abc_model() { return TableModel({{0.5, 0.3, 0.2}, {0.1, 0.1, 0.8}, {1.0 / 3, 1.0 / 3, 1.0 / 3}}); }
+
+GenerationConfig abc_config() {
+  GenerationConfig c;
+  c.eos_token_ids = {EOS};
+  c.pad_token_id = EOS;
+  return c;
+}
+
+double lp(std::initializer_list<double> probabilities) {
+  double sum = 0;
+  for (double p : probabilities) sum += std::log(p);
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("GreedyDecoder stops each row at EOS, pads finished rows and reports why each ended", "[greedy]") {
+  // As abc_model, plus a token 7 that is never likely: the pad, which is not an EOS here.
+  std::vector<std::vector<double>> table(8, std::vector<double>(8, 1e-30));
+  auto set_row = [&](int64_t token, std::vector<double> p) { std::copy(p.begin(), p.end(), table[token].begin()); };
+  set_row(A, {0.5, 0.3, 0.2});
+  set_row(B, {0.1, 0.1, 0.8});
+  for (int64_t t = 2; t < 8; ++t) set_row(t, {1.0 / 3, 1.0 / 3, 1.0 / 3});
+  TableModel model(table);
+  auto config = abc_config();
+  config.max_new_tokens = 3;
+  config.pad_token_id = 7;
+  lmdecode::GreedyDecoder decoder(model, config);
+  auto result = decoder.generate({{A}, {A, B}});
+  REQUIRE(result.steps == 3);
+  REQUIRE(result.prompt_length == 2);
+  REQUIRE(at::equal(result.sequences, at::tensor(std::vector<int64_t>{7, A, A, A, A, A, B, EOS, 7, 7}).view({2, 5})));
+  const auto& longest = result.hypotheses[0][0];
+  REQUIRE(longest.tokens == std::vector<int64_t>{A, A, A});
+  REQUIRE(longest.finish_reason == FinishReason::length);
+  REQUIRE(longest.score == Approx(lp({0.5, 0.5, 0.5})).margin(1e-5));
+  const auto& ended = result.hypotheses[1][0];
+  REQUIRE(ended.tokens == std::vector<int64_t>{EOS});
+  REQUIRE(ended.finish_reason == FinishReason::eos);
+  REQUIRE(ended.token_logprobs.size() == 1);
+  REQUIRE(ended.token_logprobs[0] == Approx(std::log(0.8)).margin(1e-6));
+
+  SECTION("the loop ends as soon as every row has ended") {
+    config.max_new_tokens = 10;
+    auto short_result = lmdecode::GreedyDecoder(model, config).generate({{B}, {B}});
+    REQUIRE(short_result.steps == 1);
+  }
+  SECTION("min_new_tokens keeps EOS out and renormalises nothing") {
+    config.min_new_tokens = 2;
+    auto held = lmdecode::GreedyDecoder(model, config).generate({{B}});
+    REQUIRE(held.hypotheses[0][0].tokens == std::vector<int64_t>{A, A, A});  // a/b tie after b: first index wins
+    REQUIRE(held.hypotheses[0][0].token_logprobs[0] == Approx(std::log(0.5)).margin(1e-6));  // .1 / (.1 + .1)
+  }
+  SECTION("without EOS ids every row runs to max_new_tokens") {
+    config.eos_token_ids.clear();
+    auto open = lmdecode::GreedyDecoder(model, config).generate({{B}});
+    REQUIRE(open.steps == 3);
+    REQUIRE(open.hypotheses[0][0].finish_reason == FinishReason::length);
+  }
+  SECTION("a pad id outside the vocabulary is named") {
+    auto small = abc_model();
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(small, config).generate({{A}}), Contains("pad_token_id 7"));
+  }
+  SECTION("a step callback sees every step's tokens") {
+    std::vector<lmdecode::StepEvent> events;
+    auto streamed = decoder.generate({{A}, {A, B}}, [&](const lmdecode::StepEvent& e) { events.push_back(e); });
+    REQUIRE(static_cast<int64_t>(events.size()) == streamed.steps);
+    REQUIRE(events[0].tokens[1] == std::vector<int64_t>{EOS});
+    REQUIRE(events[0].finished == std::vector<bool>{false, true});
+    REQUIRE(events.back().tokens[0] == streamed.hypotheses[0][0].tokens);
+    REQUIRE(events.back().tokens[1] == std::vector<int64_t>{EOS});  // cut at the EOS, no padding
+  }
+}
+
+TEST_CASE("BeamSearchDecoder follows HF's early-stopping modes and length penalty (worked by hand)", "[beam]") {
+  // Prompt [a], 2 beams, EOS ids {2}: K = 4 candidates a step. Step 1's EOS is ranked 3rd and dropped.
+  // Hypotheses that end: b E (step 2), a b E (3), a a b E (4), a a a b E (5), then at step 6 the
+  // length limit closes a a a a a a and a a a a b E.
+  auto model = abc_model();
+  auto config = abc_config();
+  config.num_beams = 2;
+  config.num_return_sequences = 2;
+  config.max_new_tokens = 6;
+  auto run = [&](EarlyStopping mode, double length_penalty) {
+    config.early_stopping = mode;
+    config.length_penalty = length_penalty;
+    return lmdecode::BeamSearchDecoder(model, config).generate({{A}});
+  };
+  auto tokens = [](const lmdecode::GenerationResult& r, int rank) { return r.hypotheses[0][rank].tokens; };
+
+  SECTION("early_stopping=false, length_penalty=1: runs to the limit, where a^6 wins on average log-prob") {
+    auto r = run(EarlyStopping::heuristic, 1.0);
+    REQUIRE(r.steps == 6);
+    REQUIRE(tokens(r, 0) == std::vector<int64_t>{A, A, A, A, A, A});
+    REQUIRE(r.hypotheses[0][0].finish_reason == FinishReason::length);
+    REQUIRE(r.hypotheses[0][0].score == Approx(lp({.5, .5, .5, .5, .5, .5}) / 6).margin(1e-6));
+    REQUIRE(tokens(r, 1) == std::vector<int64_t>{A, A, A, A, B, EOS});
+    REQUIRE(r.hypotheses[0][1].finish_reason == FinishReason::eos);
+    REQUIRE(r.hypotheses[0][1].score == Approx(lp({.5, .5, .5, .5, .3, .8}) / 6).margin(1e-6));
+    REQUIRE(r.hypotheses[0][1].token_logprobs.back() == Approx(std::log(0.8)).margin(1e-6));
+    // HF layout: prompt, then tokens; every row has the longest length here.
+    REQUIRE(r.sequences.size(0) == 2);
+    REQUIRE(r.sequences.size(1) == 7);
+  }
+  SECTION("early_stopping=false, length_penalty=0: stops once the best running beam cannot win") {
+    auto r = run(EarlyStopping::heuristic, 0.0);
+    REQUIRE(r.steps == 4);  // after step 4 the best running a^4 (-2.77) is below the worst kept (-2.12)
+    REQUIRE(tokens(r, 0) == std::vector<int64_t>{B, EOS});
+    REQUIRE(r.hypotheses[0][0].score == Approx(lp({.3, .8})).margin(1e-6));
+    REQUIRE(tokens(r, 1) == std::vector<int64_t>{A, B, EOS});
+    REQUIRE(r.hypotheses[0][1].score == Approx(lp({.5, .3, .8})).margin(1e-6));
+    // Shorter hypotheses are right-padded with the fill token (pad 2 here).
+    REQUIRE(at::equal(r.sequences[0], at::tensor(std::vector<int64_t>{A, B, EOS, EOS})));
+  }
+  SECTION("early_stopping=never with length_penalty<=0 is the same code path as false") {
+    auto never = run(EarlyStopping::never, 0.0);
+    auto heuristic = run(EarlyStopping::heuristic, 0.0);
+    REQUIRE(never.steps == heuristic.steps);
+    REQUIRE(at::equal(never.sequences, heuristic.sequences));
+  }
+  SECTION("early_stopping=true: stops as soon as num_beams hypotheses are finished") {
+    auto r = run(EarlyStopping::on_full, 1.0);
+    REQUIRE(r.steps == 3);
+    REQUIRE(tokens(r, 0) == std::vector<int64_t>{A, B, EOS});  // -2.12 / 3 beats -1.43 / 2
+    REQUIRE(r.hypotheses[0][0].score == Approx(lp({.5, .3, .8}) / 3).margin(1e-6));
+    REQUIRE(tokens(r, 1) == std::vector<int64_t>{B, EOS});
+    REQUIRE(r.hypotheses[0][1].score == Approx(lp({.3, .8}) / 2).margin(1e-6));
+  }
+  SECTION("a batch gives each prompt the result it gets alone") {
+    config.early_stopping = EarlyStopping::heuristic;
+    config.length_penalty = 0.0;
+    auto batched = lmdecode::BeamSearchDecoder(model, config).generate({{A}, {B, A}});
+    auto alone = lmdecode::BeamSearchDecoder(model, config).generate({{B, A}});
+    REQUIRE(batched.hypotheses[0][0].tokens == std::vector<int64_t>{B, EOS});
+    REQUIRE(batched.hypotheses[1][0].tokens == alone.hypotheses[0][0].tokens);
+    REQUIRE(batched.hypotheses[1][1].tokens == alone.hypotheses[0][1].tokens);
+  }
+  SECTION("the step callback sees the best running beam") {
+    std::vector<lmdecode::StepEvent> events;
+    config.early_stopping = EarlyStopping::on_full;
+    lmdecode::BeamSearchDecoder(model, config).generate({{A}}, [&](const auto& e) { events.push_back(e); });
+    REQUIRE(events.size() == 3);
+    REQUIRE(events[1].tokens[0] == std::vector<int64_t>{A, A});
+    REQUIRE(events.back().finished[0]);
+  }
+}
+
+TEST_CASE("decoders reject bad input and misbehaving models with clear errors", "[errors]") {
+  auto model = abc_model();
+  auto config = abc_config();
+  SECTION("bad prompts") {
+    lmdecode::GreedyDecoder greedy(model, config);
+    REQUIRE_THROWS_WITH(greedy.generate({}), Contains("at least one prompt"));
+    REQUIRE_THROWS_WITH(greedy.generate({{A}, {}}), Contains("prompt 1 is empty"));
+    REQUIRE_THROWS_WITH(greedy.generate({{A, -4}}), Contains("negative token id"));
+    REQUIRE_THROWS_WITH(greedy.generate(at::zeros({2, 3}, at::kLong), at::ones({2, 2}, at::kLong)),
+                        Contains("attention_mask shape"));
+    REQUIRE_THROWS_WITH(greedy.generate(at::zeros({2, 3}, at::kInt), at::ones({2, 3}, at::kLong)), Contains("int64"));
+  }
+  SECTION("bad configs fail before any work") {
+    config.num_beams = 2;
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(model, config), Contains("num_beams == 1"));
+    config.num_return_sequences = 3;
+    REQUIRE_THROWS_WITH(lmdecode::BeamSearchDecoder(model, config), Contains("num_return_sequences (3)"));
+    config = abc_config();
+    config.max_length = 3;
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(model, config).generate({{A, A, A, A}}), Contains("no room"));
+  }
+  SECTION("more beams than the vocabulary can feed") {
+    TableModel one_token(std::vector<std::vector<double>>{{1.0}});
+    config.eos_token_ids.clear();
+    config.pad_token_id = 0;
+    config.num_beams = 2;
+    REQUIRE_THROWS_WITH(lmdecode::BeamSearchDecoder(one_token, config).generate({{0}}), Contains("lower num_beams"));
+  }
+  SECTION("models that break the contract") {
+    using Fault = lmdecode_test::MisbehavingModel::Fault;
+    auto fails = [&](Fault fault, const std::string& expected) {
+      lmdecode_test::MisbehavingModel bad(fault);
+      config.max_new_tokens = 3;
+      REQUIRE_THROWS_AS(lmdecode::GreedyDecoder(bad, config).generate({{A}}), lmdecode::model_error);
+      REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(bad, config).generate({{A}}), Contains(expected));
+    };
+    fails(Fault::rank3, "rank 3");
+    fails(Fault::wrong_rows, "for 2 rows, expected 1");
+    fails(Fault::changing_vocab, "as on the first step");
+    fails(Fault::integer_logits, "expected floating point");
+  }
+}
+
+TEST_CASE("logits processors edit scores as HF defines them", "[processors]") {
+  SECTION("repetition penalty divides positive and multiplies negative scores of seen tokens, pads included") {
+    auto scores = at::tensor({2.0f, -1.0f, 0.5f, 4.0f}).view({1, 4});
+    lmdecode::RepetitionPenalty(2.0).apply(at::tensor({1, 0, 1}, at::kLong).view({1, 3}), scores);
+    REQUIRE(at::equal(scores, at::tensor({1.0f, -2.0f, 0.5f, 4.0f}).view({1, 4})));
+  }
+  SECTION("no_repeat_ngram bans the tokens that would repeat an n-gram") {
+    auto scores = at::zeros({2, 5});
+    // Row 0: trigrams (1,2,3), (2,3,1), (3,1,2); the last two tokens (1, 2) start (1,2,3): ban 3.
+    auto history = at::tensor({1, 2, 3, 1, 2, 4, 4, 4, 4, 4}, at::kLong).view({2, 5});
+    lmdecode::NoRepeatNGram(3).apply(history, scores);
+    const float inf = std::numeric_limits<float>::infinity();
+    REQUIRE(at::equal(scores[0], at::tensor({0.0f, 0.0f, 0.0f, -inf, 0.0f})));
+    REQUIRE(at::equal(scores[1], at::tensor({0.0f, 0.0f, 0.0f, 0.0f, -inf})));  // (4,4,4) repeats
+    auto unigram = at::zeros({1, 5});
+    lmdecode::NoRepeatNGram(1).apply(at::tensor({0, 3}, at::kLong).view({1, 2}), unigram);
+    REQUIRE(at::equal(unigram[0], at::tensor({-inf, 0.0f, 0.0f, -inf, 0.0f})));
+    auto too_short = at::zeros({1, 5});
+    lmdecode::NoRepeatNGram(3).apply(at::tensor({1, 1}, at::kLong).view({1, 2}), too_short);
+    REQUIRE(at::equal(too_short, at::zeros({1, 5})));
+  }
+  SECTION("min_new_tokens bans every EOS id until enough tokens are generated") {
+    lmdecode::MinNewTokens processor(/*prompt_length=*/2, /*min_new_tokens=*/2, {1, 3});
+    auto scores = at::zeros({1, 4});
+    processor.apply(at::zeros({1, 3}, at::kLong), scores);  // 1 generated: banned
+    REQUIRE(std::isinf(scores[0][1].item<float>()));
+    REQUIRE(std::isinf(scores[0][3].item<float>()));
+    auto later = at::zeros({1, 4});
+    processor.apply(at::zeros({1, 4}, at::kLong), later);  // 2 generated: allowed
+    REQUIRE(at::equal(later, at::zeros({1, 4})));
+  }
+  SECTION("a user processor runs after the configured ones") {
+    struct BanToken : lmdecode::LogitsProcessor {
+      void apply(const at::Tensor&, at::Tensor& scores) override { scores.select(1, 0).fill_(-1e30); }
+    };
+    auto model = abc_model();
+    auto config = abc_config();
+    config.max_new_tokens = 2;
+    lmdecode::LogitsProcessorList extra;
+    extra.add(std::make_shared<BanToken>());
+    auto r = lmdecode::GreedyDecoder(model, config, extra).generate({{A}});
+    REQUIRE(r.hypotheses[0][0].tokens == std::vector<int64_t>{B, EOS});
+  }
+}
+
+TEST_CASE("greedy with and without the cache agree on the real checkpoints", "[greedy][models]") {
+  for (const std::string name : {"gpt2-tiny", "qwen2-tiny"}) {
+    DYNAMIC_SECTION(name) {
+      auto folder = lmdecode_test::reference_dir() / name;
+      auto model = lmdecode::load_pretrained(folder, {at::kCPU, at::kFloat});
+      auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+      config.max_new_tokens = 24;
+      const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120}, {44, 45, 46}};
+      auto cached = lmdecode::GreedyDecoder(*model, config).generate(prompts);
+      config.use_cache = false;
+      auto recomputed = lmdecode::GreedyDecoder(*model, config).generate(prompts);
+      REQUIRE(at::equal(cached.sequences, recomputed.sequences));
+      for (size_t p = 0; p < prompts.size(); ++p)
+        for (size_t j = 0; j < cached.hypotheses[p][0].token_logprobs.size(); ++j)
+          REQUIRE(cached.hypotheses[p][0].token_logprobs[j] ==
+                  Approx(recomputed.hypotheses[p][0].token_logprobs[j]).margin(1e-4));
+      config.num_beams = 3;
+      auto beam_recomputed = lmdecode::BeamSearchDecoder(*model, config).generate(prompts);
+      config.use_cache = true;
+      auto beam_cached = lmdecode::BeamSearchDecoder(*model, config).generate(prompts);
+      REQUIRE(at::equal(beam_cached.sequences, beam_recomputed.sequences));
+    }
+  }
+}
