@@ -1,0 +1,402 @@
+// lmdecode-bench: speed and memory of the decoders against the bare model, on one model in one run.
+//
+//   lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda]
+//                  [--dtype f32|bf16|f16|f64] [--repeats N] [--quick] [--json FILE]
+//                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW]
+//
+// Scenarios (each after a warm-up, `--repeats` times; median, min and max are printed):
+//   bare_forward      one cached forward step of 1 token at context 256, batch 1 and 4
+//   greedy            greedy with cache, batch 1 and 8: ms per step and overhead vs the bare step
+//   beam              4 beams at context 256: ms per step, overhead vs the 4-row bare step, and the
+//                     time of a cache reorder and of log-softmax + top-k at that shape
+//   cache_vs_nocache  ms per new token with and without the cache at context 64, 256, 1024
+//   memory            KV bytes by formula and peak RSS growth of a 1024-token beam-4 run (CPU)
+//   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
+//                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh
+//
+// Decoder "ms per step" comes from two generate() runs that differ only in max_new_tokens (both
+// with min_new_tokens = max_new_tokens so EOS cannot end them early): (T(long) - T(short)) / (long -
+// short) removes the prefill. The bare step is timed at the mean context of those extra steps.
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "lmdecode/lmdecode.hpp"
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string preset = "small";
+  std::string model_dir;
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
+  int repeats = 5;
+  bool quick = false;
+  std::string json_path;
+  std::set<std::string> only;
+  int64_t hf_prompt = 0, hf_new = 0;
+};
+
+/// Median, min and max of repeated timings, in milliseconds.
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+
+Stats stats_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+void sync(const at::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+/// Runs `fn` once to warm up, then `repeats` times; returns the timings in ms.
+std::vector<double> time_runs(const Options& o, const std::function<void()>& fn) {
+  fn();
+  sync(o.device);
+  std::vector<double> out;
+  const int n = o.quick ? 1 : o.repeats;
+  for (int i = 0; i < n; ++i) {
+    auto start = Clock::now();
+    fn();
+    sync(o.device);
+    out.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  return out;
+}
+
+lmdecode::ModelConfig preset_config(const std::string& preset) {
+  lmdecode::ModelConfig c;
+  c.architecture = "Qwen2ForCausalLM";
+  c.model_type = "qwen2";
+  c.rope_theta = 1000000.0;
+  c.max_position_embeddings = 32768;
+  if (preset == "tiny") {
+    c.vocab_size = 1000, c.hidden_size = 64, c.num_layers = 2, c.num_heads = 4, c.num_kv_heads = 2, c.intermediate_size = 160;
+  } else if (preset == "small") {
+    c.vocab_size = 32000, c.hidden_size = 512, c.num_layers = 8, c.num_heads = 8, c.num_kv_heads = 2, c.intermediate_size = 1408;
+  } else if (preset == "qwen2.5-0.5b") {
+    c.vocab_size = 151936, c.hidden_size = 896, c.num_layers = 24, c.num_heads = 14, c.num_kv_heads = 2,
+    c.intermediate_size = 4864, c.tie_word_embeddings = true;
+  } else {
+    throw lmdecode::invalid_argument(fmt::format("unknown preset \"{}\" (tiny, small, qwen2.5-0.5b)", preset));
+  }
+  c.head_dim = c.hidden_size / c.num_heads;
+  c.eos_token_ids = {2};
+  c.pad_token_id = 0;
+  return c;
+}
+
+/// A Qwen2-style model with random weights (seed 0): normal(0, 0.02), norms at 1, q/k/v biases.
+std::unique_ptr<lmdecode::PretrainedModel> random_model(const lmdecode::ModelConfig& c, const Options& o) {
+  at::manual_seed(0);
+  lmdecode::TensorMap w;
+  auto opts = at::TensorOptions().dtype(o.dtype).device(o.device);
+  auto normal = [&](std::vector<int64_t> shape) { return at::randn(shape, opts.dtype(at::kFloat)).mul_(0.02).to(o.dtype); };
+  const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  w["model.embed_tokens.weight"] = normal({c.vocab_size, h});
+  w["model.norm.weight"] = at::ones({h}, opts);
+  if (!c.tie_word_embeddings) w["lm_head.weight"] = normal({c.vocab_size, h});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    w[p + "input_layernorm.weight"] = at::ones({h}, opts);
+    w[p + "post_attention_layernorm.weight"] = at::ones({h}, opts);
+    w[p + "self_attn.q_proj.weight"] = normal({q, h});
+    w[p + "self_attn.q_proj.bias"] = normal({q});
+    w[p + "self_attn.k_proj.weight"] = normal({kv, h});
+    w[p + "self_attn.k_proj.bias"] = normal({kv});
+    w[p + "self_attn.v_proj.weight"] = normal({kv, h});
+    w[p + "self_attn.v_proj.bias"] = normal({kv});
+    w[p + "self_attn.o_proj.weight"] = normal({h, q});
+    w[p + "mlp.gate_proj.weight"] = normal({c.intermediate_size, h});
+    w[p + "mlp.up_proj.weight"] = normal({c.intermediate_size, h});
+    w[p + "mlp.down_proj.weight"] = normal({h, c.intermediate_size});
+  }
+  return std::make_unique<lmdecode::Qwen2Model>(c, lmdecode::detail::WeightStore(std::move(w), "random " + o.preset),
+                                                o.device, o.dtype);
+}
+
+std::vector<lmdecode::TokenIds> prompts_of(int64_t batch, int64_t length, int64_t vocab) {
+  std::vector<lmdecode::TokenIds> out(batch);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < length; ++i) out[b].push_back(3 + (b * 7919 + i * 104729) % (vocab - 3));
+  return out;
+}
+
+class Bench {
+ public:
+  Bench(lmdecode::PretrainedModel& model, Options o) : model_(model), o_(std::move(o)) {}
+
+  json run_all() {
+    json scenarios = json::array();
+    auto wanted = [&](const char* name) { return o_.only.empty() || o_.only.count(name); };
+    if (o_.hf_prompt > 0) {
+      scenarios.push_back(hf_compare());
+      return scenarios;
+    }
+    if (wanted("bare_forward")) scenarios.push_back(bare_forward_scenario());
+    if (wanted("greedy")) scenarios.push_back(greedy_scenario());
+    if (wanted("beam")) scenarios.push_back(beam_scenario());
+    if (wanted("cache_vs_nocache")) scenarios.push_back(cache_scenario());
+    if (wanted("memory") && o_.device.is_cpu()) scenarios.push_back(memory_scenario());
+    return scenarios;
+  }
+
+ private:
+  /// One cached 1-token forward at `context`, for `rows` rows.
+  Stats bare_step(int64_t rows, int64_t context) {
+    auto ids = at::full({rows, context}, 5, at::TensorOptions().dtype(at::kLong).device(o_.device));
+    auto mask = at::ones({rows, context + 1}, ids.options());
+    auto cache = model_.make_cache(rows, context + 1);
+    model_.forward({ids, mask.narrow(1, 0, context), lmdecode::detail::positions_from_mask(mask.narrow(1, 0, context))}, cache);
+    auto next = ids.narrow(1, 0, 1);
+    auto pos = at::full({rows, 1}, context, ids.options());
+    return stats_of(time_runs(o_, [&] {
+      model_.forward({next, mask, pos}, cache);
+      cache.crop(context);
+    }));
+  }
+
+  lmdecode::GenerationConfig decode_config(int64_t new_tokens, int64_t beams, bool use_cache) const {
+    lmdecode::GenerationConfig c;
+    c.eos_token_ids = model_.config().eos_token_ids;
+    c.pad_token_id = model_.config().pad_token_id;
+    c.max_new_tokens = new_tokens;
+    c.min_new_tokens = new_tokens;
+    c.num_beams = beams;
+    c.use_cache = use_cache;
+    return c;
+  }
+
+  std::vector<double> generate_times(int64_t batch, int64_t prompt, int64_t new_tokens, int64_t beams, bool use_cache) {
+    auto prompts = prompts_of(batch, prompt, model_.config().vocab_size);
+    auto config = decode_config(new_tokens, beams, use_cache);
+    return time_runs(o_, [&] {
+      if (beams > 1) lmdecode::BeamSearchDecoder(model_, config).generate(prompts);
+      else lmdecode::GreedyDecoder(model_, config).generate(prompts);
+    });
+  }
+
+  /// Per-step time of the decoder: difference of a long and a short run, per extra step.
+  Stats decoder_step(int64_t batch, int64_t prompt, int64_t beams, int64_t short_new, int64_t long_new) {
+    auto a = generate_times(batch, prompt, short_new, beams, true);
+    auto b = generate_times(batch, prompt, long_new, beams, true);
+    std::vector<double> per_step;
+    for (size_t i = 0; i < a.size(); ++i) per_step.push_back((b[i] - a[i]) / static_cast<double>(long_new - short_new));
+    return stats_of(per_step);
+  }
+
+  json figures(const Stats& s) const { return {{"ms_per_step", s.median}, {"ms_per_step_min", s.min}, {"ms_per_step_max", s.max}}; }
+
+  json bare_forward_scenario() {
+    json rows = json::array();
+    for (int64_t batch : {1, 4}) {
+      auto s = bare_step(batch, 256);
+      print_row("bare_forward", fmt::format("batch {} context 256", batch), s, "");
+      json r = figures(s);
+      r["batch"] = batch;
+      r["context"] = 256;
+      rows.push_back(r);
+    }
+    return {{"name", "bare_forward"}, {"runs", rows}};
+  }
+
+  json greedy_scenario() {
+    const int64_t prompt = 32, short_new = 8, long_new = o_.quick ? 16 : 72;
+    json rows = json::array();
+    for (int64_t batch : {1, 8}) {
+      auto step = decoder_step(batch, prompt, 1, short_new, long_new);
+      auto bare = bare_step(batch, prompt + (short_new + long_new) / 2);
+      const double overhead = (step.median - bare.median) / bare.median;
+      print_row("greedy", fmt::format("batch {}", batch), step,
+                fmt::format("{:.0f} tok/s, bare {:.3f} ms, overhead {:+.1f}%", 1000.0 * batch / step.median, bare.median, 100 * overhead));
+      json r = figures(step);
+      r.update({{"batch", batch}, {"context", prompt}, {"new_tokens", long_new}, {"bare_ms_per_step", bare.median},
+                {"tokens_per_s", 1000.0 * batch / step.median}, {"overhead_ratio", overhead}});
+      rows.push_back(r);
+    }
+    return {{"name", "greedy"}, {"runs", rows}};
+  }
+
+  json beam_scenario() {
+    const int64_t beams = 4, context = 256, short_new = 4, long_new = o_.quick ? 8 : 36;
+    auto step = decoder_step(1, context, beams, short_new, long_new);
+    auto bare = bare_step(beams, context + (short_new + long_new) / 2);
+    const double overhead = (step.median - bare.median) / bare.median;
+    // The decoder's own work at this shape, timed alone.
+    auto cache = model_.make_cache(beams, context + 1);
+    auto kv = at::randn({beams, model_.config().num_kv_heads, context, model_.config().head_dim},
+                        at::TensorOptions().dtype(model_.dtype()).device(o_.device));
+    for (int64_t l = 0; l < model_.config().num_layers; ++l) cache.append(l, kv, kv);
+    cache.advance(context);
+    auto parents = at::tensor(std::vector<int64_t>{0, 0, 1, 3}).to(o_.device);
+    auto reorder = stats_of(time_runs(o_, [&] { cache.reorder(parents); }));
+    auto logits = at::randn({beams, model_.config().vocab_size}, at::TensorOptions().device(o_.device));
+    auto select = stats_of(time_runs(o_, [&] {
+      auto lp = logits.log_softmax(-1).view({1, -1});
+      lp.topk(3 * beams, 1);
+    }));
+    const double bookkeeping = std::max(0.0, step.median - bare.median - reorder.median - select.median);
+    print_row("beam", fmt::format("4 beams context {}", context), step,
+              fmt::format("bare {:.3f} ms, overhead {:+.1f}%: reorder {:.3f} ms, log-softmax+top-k {:.3f} ms, rest {:.3f} ms",
+                          bare.median, 100 * overhead, reorder.median, select.median, bookkeeping));
+    json r = figures(step);
+    r.update({{"name", "beam"}, {"batch", 1}, {"beams", beams}, {"context", context}, {"new_tokens", long_new},
+              {"bare_ms_per_step", bare.median}, {"overhead_ratio", overhead}, {"reorder_ms", reorder.median},
+              {"logsoftmax_topk_ms", select.median}, {"bookkeeping_ms", bookkeeping},
+              {"reorder_share", reorder.median / step.median}, {"logsoftmax_topk_share", select.median / step.median},
+              {"bookkeeping_share", bookkeeping / step.median}});
+    return r;
+  }
+
+  json cache_scenario() {
+    json rows = json::array();
+    std::vector<int64_t> contexts = o_.quick ? std::vector<int64_t>{64, 256} : std::vector<int64_t>{64, 256, 1024};
+    double first_cache = 0, first_nocache = 0;
+    for (int64_t context : contexts) {
+      const int64_t short_new = 2, long_new = o_.quick ? 4 : 6;
+      auto per_token = [&](bool use_cache) {
+        auto a = generate_times(1, context, short_new, 1, use_cache);
+        auto b = generate_times(1, context, long_new, 1, use_cache);
+        return (stats_of(b).median - stats_of(a).median) / static_cast<double>(long_new - short_new);
+      };
+      const double with = per_token(true), without = per_token(false);
+      if (first_cache == 0) first_cache = with, first_nocache = without;
+      fmt::print("  {:<18} {:<26} cache {:9.3f} ms/token ({:.2f}x ctx {}), no cache {:9.3f} ms/token ({:.2f}x)\n",
+                 "cache_vs_nocache", fmt::format("context {}", context), with, with / first_cache, contexts.front(),
+                 without, without / first_nocache);
+      rows.push_back({{"context", context}, {"ms_per_token_cache", with}, {"ms_per_token_nocache", without},
+                      {"cache_growth_vs_first", with / first_cache}, {"nocache_growth_vs_first", without / first_nocache}});
+    }
+    return {{"name", "cache_vs_nocache"}, {"runs", rows}};
+  }
+
+  static int64_t read_status_kb(const char* key) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::string(key).size()));
+    return -1;
+  }
+
+  json memory_scenario() {
+    const int64_t beams = 4, prompt = 16, new_tokens = o_.quick ? 128 : 1008;  // 1024 positions in all
+    const auto& c = model_.config();
+    const int64_t element = static_cast<int64_t>(c10::elementSize(model_.dtype()));
+    const int64_t kv_bytes = c.num_layers * 2 * beams * c.num_kv_heads * (prompt + new_tokens) * c.head_dim * element;
+    generate_times(1, prompt, 8, beams, true);  // warm up allocations outside the measured run
+    std::ofstream("/proc/self/clear_refs") << "5";  // resets the peak RSS (VmHWM) to the current RSS
+    const int64_t before = read_status_kb("VmRSS:");
+    auto config = decode_config(new_tokens, beams, true);
+    lmdecode::BeamSearchDecoder(model_, config).generate(prompts_of(1, prompt, c.vocab_size));
+    const int64_t peak = read_status_kb("VmHWM:");
+    const int64_t growth = (peak - before) * 1024;
+    fmt::print("  {:<18} {:<26} KV formula {:.1f} MiB, peak RSS growth {:.1f} MiB ({:.2f}x the formula)\n", "memory",
+               fmt::format("4 beams, {} positions", prompt + new_tokens), kv_bytes / 1048576.0, growth / 1048576.0,
+               static_cast<double>(growth) / static_cast<double>(kv_bytes));
+    return {{"name", "memory"}, {"beams", beams}, {"context", prompt}, {"new_tokens", new_tokens},
+            {"kv_bytes_formula", kv_bytes}, {"peak_rss_growth_bytes", growth},
+            {"growth_over_formula", static_cast<double>(growth) / static_cast<double>(kv_bytes)}};
+  }
+
+  json hf_compare() {
+    json rows = json::array();
+    for (auto [batch, beams] : {std::pair<int64_t, int64_t>{1, 1}, {8, 1}, {1, 4}}) {
+      auto s = stats_of(generate_times(batch, o_.hf_prompt, o_.hf_new, beams, true));
+      const double per_token = s.median / static_cast<double>(o_.hf_new);
+      print_row("hf_compare", fmt::format("batch {} beams {}", batch, beams), {per_token, s.min / o_.hf_new, s.max / o_.hf_new},
+                fmt::format("generate() {:.1f} ms for {} new tokens", s.median, o_.hf_new));
+      rows.push_back({{"batch", batch}, {"beams", beams}, {"context", o_.hf_prompt}, {"new_tokens", o_.hf_new},
+                      {"ms_per_step", per_token}, {"generate_ms", s.median}});
+    }
+    return {{"name", "hf_compare"}, {"runs", rows}};
+  }
+
+  void print_row(const char* name, const std::string& shape, const Stats& s, const std::string& extra) const {
+    fmt::print("  {:<18} {:<26} {:9.3f} ms/step (min {:.3f}, max {:.3f})  {}\n", name, shape, s.median, s.min, s.max, extra);
+    std::fflush(stdout);
+  }
+
+  lmdecode::PretrainedModel& model_;
+  Options o_;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw lmdecode::invalid_argument("missing value after " + arg);
+      return argv[++i];
+    };
+    if (arg == "--preset") o.preset = value();
+    else if (arg == "--model") o.model_dir = value();
+    else if (arg == "--device") o.device = value() == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+    else if (arg == "--dtype") {
+      static const std::map<std::string, at::ScalarType> kTypes = {
+          {"f64", at::kDouble}, {"f32", at::kFloat}, {"bf16", at::kBFloat16}, {"f16", at::kHalf}};
+      auto it = kTypes.find(value());
+      if (it == kTypes.end()) throw lmdecode::invalid_argument("--dtype must be f64, f32, bf16 or f16");
+      o.dtype = it->second;
+    } else if (arg == "--repeats") o.repeats = std::max(1, std::stoi(value()));
+    else if (arg == "--quick") o.quick = true;
+    else if (arg == "--json") o.json_path = value();
+    else if (arg == "--only") {
+      std::stringstream names(value());
+      for (std::string n; std::getline(names, n, ',');) o.only.insert(n);
+    } else if (arg == "--compare-hf") {
+      const auto v = value();
+      const auto comma = v.find(',');
+      if (comma == std::string::npos) throw lmdecode::invalid_argument("--compare-hf takes PROMPT,NEW");
+      o.hf_prompt = std::stoll(v.substr(0, comma));
+      o.hf_new = std::stoll(v.substr(comma + 1));
+    } else if (arg == "--help") {
+      std::puts("lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda] [--dtype f32|bf16|f16|f64]\n"
+                "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW]");
+      std::exit(0);
+    } else throw lmdecode::invalid_argument("unknown argument " + arg);
+  }
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Options o = parse(argc, argv);
+    c10::InferenceMode inference;
+    auto model = o.model_dir.empty() ? random_model(preset_config(o.preset), o)
+                                     : lmdecode::load_pretrained(o.model_dir, {o.device, o.dtype});
+    const auto& c = model->config();
+    const std::string label = o.model_dir.empty() ? o.preset : o.model_dir;
+    fmt::print("lmdecode-bench: {} ({} layers, hidden {}, {}/{} heads, vocab {}), {} {}, {} threads\n", label, c.num_layers,
+               c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size, o.device.str(), c10::toString(o.dtype),
+               at::get_num_threads());
+    Bench bench(*model, o);
+    json report = {{"preset", label}, {"device", o.device.str()}, {"dtype", c10::toString(o.dtype)},
+                   {"threads", at::get_num_threads()}, {"scenarios", bench.run_all()}};
+    if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lmdecode-bench: %s\n", e.what());
+    return 1;
+  }
+}
