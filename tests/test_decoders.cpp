@@ -12,19 +12,9 @@ using lmdecode::FinishReason;
 using lmdecode::GenerationConfig;
 using lmdecode_test::TableModel;
 
+using namespace lmdecode_test::abc;
+
 namespace {
-
-constexpr int64_t A = 0, B = 1, EOS = 2;
-
-// After a: a .5, b .3, EOS .2; after b: a .1, b .1, EOS .8; after EOS: uniform.
-TableModel abc_model() { return TableModel({{0.5, 0.3, 0.2}, {0.1, 0.1, 0.8}, {1.0 / 3, 1.0 / 3, 1.0 / 3}}); }
-
-GenerationConfig abc_config() {
-  GenerationConfig c;
-  c.eos_token_ids = {EOS};
-  c.pad_token_id = EOS;
-  return c;
-}
 
 double lp(std::initializer_list<double> probabilities) {
   double sum = 0;
@@ -205,51 +195,6 @@ TEST_CASE("decoders reject bad input and misbehaving models with clear errors", 
     fails(Fault::wrong_rows, "for 2 rows, expected 1");
     fails(Fault::changing_vocab, "as on the first step");
     fails(Fault::integer_logits, "expected floating point");
-  }
-}
-
-TEST_CASE("logits processors edit scores as HF defines them", "[processors]") {
-  SECTION("repetition penalty divides positive and multiplies negative scores of seen tokens, pads included") {
-    auto scores = at::tensor({2.0f, -1.0f, 0.5f, 4.0f}).view({1, 4});
-    lmdecode::RepetitionPenalty(2.0).apply(at::tensor({1, 0, 1}, at::kLong).view({1, 3}), scores);
-    REQUIRE(at::equal(scores, at::tensor({1.0f, -2.0f, 0.5f, 4.0f}).view({1, 4})));
-  }
-  SECTION("no_repeat_ngram bans the tokens that would repeat an n-gram") {
-    auto scores = at::zeros({2, 5});
-    // Row 0: trigrams (1,2,3), (2,3,1), (3,1,2); the last two tokens (1, 2) start (1,2,3): ban 3.
-    auto history = at::tensor({1, 2, 3, 1, 2, 4, 4, 4, 4, 4}, at::kLong).view({2, 5});
-    lmdecode::NoRepeatNGram(3).apply(history, scores);
-    const float inf = std::numeric_limits<float>::infinity();
-    REQUIRE(at::equal(scores[0], at::tensor({0.0f, 0.0f, 0.0f, -inf, 0.0f})));
-    REQUIRE(at::equal(scores[1], at::tensor({0.0f, 0.0f, 0.0f, 0.0f, -inf})));  // (4,4,4) repeats
-    auto unigram = at::zeros({1, 5});
-    lmdecode::NoRepeatNGram(1).apply(at::tensor({0, 3}, at::kLong).view({1, 2}), unigram);
-    REQUIRE(at::equal(unigram[0], at::tensor({-inf, 0.0f, 0.0f, -inf, 0.0f})));
-    auto too_short = at::zeros({1, 5});
-    lmdecode::NoRepeatNGram(3).apply(at::tensor({1, 1}, at::kLong).view({1, 2}), too_short);
-    REQUIRE(at::equal(too_short, at::zeros({1, 5})));
-  }
-  SECTION("min_new_tokens bans every EOS id until enough tokens are generated") {
-    lmdecode::MinNewTokens processor(/*prompt_length=*/2, /*min_new_tokens=*/2, {1, 3});
-    auto scores = at::zeros({1, 4});
-    processor.apply(at::zeros({1, 3}, at::kLong), scores);  // 1 generated: banned
-    REQUIRE(std::isinf(scores[0][1].item<float>()));
-    REQUIRE(std::isinf(scores[0][3].item<float>()));
-    auto later = at::zeros({1, 4});
-    processor.apply(at::zeros({1, 4}, at::kLong), later);  // 2 generated: allowed
-    REQUIRE(at::equal(later, at::zeros({1, 4})));
-  }
-  SECTION("a user processor runs after the configured ones") {
-    struct BanToken : lmdecode::LogitsProcessor {
-      void apply(const at::Tensor&, at::Tensor& scores) override { scores.select(1, 0).fill_(-1e30); }
-    };
-    auto model = abc_model();
-    auto config = abc_config();
-    config.max_new_tokens = 2;
-    lmdecode::LogitsProcessorList extra;
-    extra.add(std::make_shared<BanToken>());
-    auto r = lmdecode::GreedyDecoder(model, config, extra).generate({{A}});
-    REQUIRE(r.hypotheses[0][0].tokens == std::vector<int64_t>{B, EOS});
   }
 }
 

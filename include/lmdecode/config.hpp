@@ -44,11 +44,34 @@ struct GenerationConfig {
   double repetition_penalty = 1.0;
   /// Bans any token that would repeat an n-gram of this size already in the row. 0 = off.
   int64_t no_repeat_ngram_size = 0;
+  /// Banned token sequences: a one-token entry is never produced; a longer one cannot be completed.
+  std::vector<std::vector<int64_t>> bad_words_ids;
+  /// Tokens never produced.
+  std::vector<int64_t> suppress_tokens;
+  /// Tokens not produced as the first new token.
+  std::vector<int64_t> begin_suppress_tokens;
+  /// Forced as the token after a one-token input (HF ForcedBOSTokenLogitsProcessor).
+  std::optional<int64_t> forced_bos_token_id;
+  /// Forced as the last token when max_length is reached (HF ForcedEOSTokenLogitsProcessor).
+  std::optional<int64_t> forced_eos_token_id;
+  /// Sample from the processed distribution instead of taking the arg max (beam sampling with num_beams > 1).
   bool do_sample = false;
+  /// Sampling only: scores / temperature. Must be > 0 when sampling.
   double temperature = 1.0;
+  /// Sampling only: keep the k best tokens (ties at the boundary kept). 0 = off.
   int64_t top_k = 50;
+  /// Sampling only: keep the smallest set of best tokens whose probability reaches top_p. 1 = off.
   double top_p = 1.0;
+  /// Sampling only: drop tokens less likely than min_p x the best token's probability. Unset = off.
+  std::optional<double> min_p;
+  /// Sampling only: locally typical sampling mass. 1 = off.
+  double typical_p = 1.0;
+  /// Seed of the sampler's own generator; unset: a random seed. Same seed, device and inputs: same tokens.
   std::optional<uint64_t> seed;
+  /// Token sequences that end a row once its newest tokens equal one of them (all of it generated).
+  std::vector<std::vector<int64_t>> stop_sequences;
+  /// Wall-clock limit in seconds for the decoding loop; rows still running end with FinishReason::time.
+  std::optional<double> max_time;
   /// false: recompute the whole sequence every step (slow reference path).
   bool use_cache = true;
 
@@ -94,10 +117,27 @@ inline void validate(const GenerationConfig& c) {
   check(std::isfinite(c.repetition_penalty) && c.repetition_penalty > 0.0,
         "repetition_penalty must be a finite number > 0 (got {})", c.repetition_penalty);
   check(c.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0 (got {})", c.no_repeat_ngram_size);
-  check(std::isfinite(c.temperature) && c.temperature > 0.0,
-        "temperature must be a finite number > 0 (got {}); use do_sample=false for greedy", c.temperature);
+  check(std::isfinite(c.temperature) && c.temperature >= 0.0, "temperature must be a finite number >= 0 (got {})",
+        c.temperature);
+  check(!c.do_sample || c.temperature > 0.0,
+        "temperature must be > 0 when sampling (got {}); for the arg max use do_sample = false", c.temperature);
   check(c.top_k >= 0, "top_k must be >= 0 (got {})", c.top_k);
   check(c.top_p > 0.0 && c.top_p <= 1.0, "top_p must be in (0, 1] (got {})", c.top_p);
+  if (c.min_p) check(*c.min_p >= 0.0 && *c.min_p <= 1.0, "min_p must be in [0, 1] (got {})", *c.min_p);
+  check(c.typical_p > 0.0 && c.typical_p <= 1.0, "typical_p must be in (0, 1] (got {})", c.typical_p);
+  if (c.max_time) check(*c.max_time > 0.0, "max_time must be > 0 seconds (got {})", *c.max_time);
+  auto check_sequences = [](const std::vector<std::vector<int64_t>>& sequences, const char* field) {
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      check(!sequences[i].empty(), "{}[{}] is empty", field, i);
+      for (int64_t id : sequences[i]) check(id >= 0, "{}[{}] holds a negative token id ({})", field, i, id);
+    }
+  };
+  check_sequences(c.bad_words_ids, "bad_words_ids");
+  check_sequences(c.stop_sequences, "stop_sequences");
+  for (int64_t id : c.suppress_tokens) check(id >= 0, "suppress_tokens must be >= 0 (got {})", id);
+  for (int64_t id : c.begin_suppress_tokens) check(id >= 0, "begin_suppress_tokens must be >= 0 (got {})", id);
+  if (c.forced_bos_token_id) check(*c.forced_bos_token_id >= 0, "forced_bos_token_id must be >= 0 (got {})", *c.forced_bos_token_id);
+  if (c.forced_eos_token_id) check(*c.forced_eos_token_id >= 0, "forced_eos_token_id must be >= 0 (got {})", *c.forced_eos_token_id);
   for (int64_t id : c.eos_token_ids) check(id >= 0, "eos_token_ids must be >= 0 (got {})", id);
   if (c.pad_token_id) check(*c.pad_token_id >= 0, "pad_token_id must be >= 0 (got {})", *c.pad_token_id);
   if (c.bos_token_id) check(*c.bos_token_id >= 0, "bos_token_id must be >= 0 (got {})", *c.bos_token_id);

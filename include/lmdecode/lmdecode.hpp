@@ -12,6 +12,8 @@
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/decoders/greedy.hpp"
 #include "lmdecode/decoders/beam_search.hpp"
+#include "lmdecode/decoders/generate.hpp"
+#include "lmdecode/decoders/sampling.hpp"
 #include "lmdecode/adapters/hf_style_model.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
 #include "lmdecode/io/model_config.hpp"

@@ -11,15 +11,21 @@
 namespace lmdecode {
 
 /// Why a returned sequence ended.
-enum class FinishReason {
-  eos,     ///< it produced one of the EOS ids (kept as its last token)
-  length,  ///< it reached max_new_tokens / max_length
+enum class FinishReason : int64_t {
+  eos = 0,            ///< it produced one of the EOS ids (kept as its last token)
+  stop_sequence = 1,  ///< its newest tokens equal one of config.stop_sequences (kept)
+  length = 2,         ///< it reached max_new_tokens / max_length
+  callback = 3,       ///< the step callback asked to stop
+  time = 4,           ///< config.max_time ran out
 };
 
 inline std::string_view to_string(FinishReason reason) {
   switch (reason) {
     case FinishReason::eos: return "eos";
+    case FinishReason::stop_sequence: return "stop_sequence";
     case FinishReason::length: return "length";
+    case FinishReason::callback: return "callback";
+    case FinishReason::time: return "time";
   }
   return "unknown";
 }
@@ -31,6 +37,8 @@ struct Hypothesis {
   /// Greedy: sum of token_logprobs. Beam: HF `sequences_scores`, sum / (tokens.size() ** length_penalty).
   double score = 0.0;
   FinishReason finish_reason = FinishReason::length;
+  /// With FinishReason::stop_sequence: the index in config.stop_sequences that matched; else -1.
+  int64_t stop_sequence = -1;
 };
 
 /// The result of one generate() call.

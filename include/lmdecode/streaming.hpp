@@ -16,10 +16,12 @@ struct StepEvent {
   /// beam (beam search). Greedy rows that finished keep their tokens up to the EOS.
   std::vector<TokenIds> tokens;
   std::vector<bool> finished;  ///< per prompt: greedy: the row has ended; beam: the prompt's search has ended
+  /// Set by the callback to end the generation now; rows still running end with FinishReason::callback.
+  bool stop_requested = false;
 };
 
 /// Called after every step. Reading the tokens costs one device-to-host copy per step, so decoders
 /// only gather them when a callback is set.
-using StepCallback = std::function<void(const StepEvent&)>;
+using StepCallback = std::function<void(StepEvent&)>;
 
 }  // namespace lmdecode

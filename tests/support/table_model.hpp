@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "lmdecode/config.hpp"
 #include "lmdecode/model.hpp"
 
 namespace lmdecode_test {
@@ -68,5 +69,20 @@ class MisbehavingModel {
  private:
   Fault fault_;
 };
+
+/// The hand-worked example of the decoder tests: tokens a, b and EOS.
+namespace abc {
+constexpr int64_t A = 0, B = 1, EOS = 2;
+
+/// After a: a .5, b .3, EOS .2; after b: a .1, b .1, EOS .8; after EOS: uniform.
+inline TableModel abc_model() { return TableModel({{0.5, 0.3, 0.2}, {0.1, 0.1, 0.8}, {1.0 / 3, 1.0 / 3, 1.0 / 3}}); }
+
+inline lmdecode::GenerationConfig abc_config() {
+  lmdecode::GenerationConfig c;
+  c.eos_token_ids = {EOS};
+  c.pad_token_id = EOS;
+  return c;
+}
+}  // namespace abc
 
 }  // namespace lmdecode_test

@@ -1,8 +1,9 @@
 #pragma once
 // BeamSearchDecoder: transformers 5.x `_beam_search` (HF_SEMANTICS §3), vectorised over prompts x
 // beams on the model's device. Each step: one batched forward for all rows, log-softmax, the
-// processors, top-K candidates, the next running beams, the finished-hypothesis merge and a cache
-// reorder, all as tensor ops; the only host read is the "anything left to do?" flag.
+// processors, top-K candidates (drawn instead with do_sample: beam sampling), the next running
+// beams, the finished-hypothesis merge and a cache reorder, all as tensor ops; the only host read is
+// the "anything left to do?" flag.
 //
 // Example:
 //   lmdecode::GenerationConfig config;
@@ -18,13 +19,17 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "lmdecode/config.hpp"
+#include "lmdecode/detail/generator.hpp"
 #include "lmdecode/detail/hypotheses.hpp"
 #include "lmdecode/detail/padded_batch.hpp"
 #include "lmdecode/detail/step_runner.hpp"
+#include "lmdecode/detail/stop_sequences.hpp"
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/model.hpp"
 #include "lmdecode/result.hpp"
@@ -39,7 +44,6 @@ class BeamSearchDecoder {
   explicit BeamSearchDecoder(Model& model, GenerationConfig config = {}, LogitsProcessorList processors = {})
       : model_(model), config_(std::move(config)), user_processors_(std::move(processors)) {
     validate(config_);
-    detail::check(!config_.do_sample, "BeamSearchDecoder does not sample: set do_sample = false");
   }
 
   const GenerationConfig& config() const { return config_; }
@@ -60,8 +64,42 @@ class BeamSearchDecoder {
   // any |x| < 32 added to it (HF_SEMANTICS §7).
   static constexpr double kBlocked = -1.0e9;
 
+  /// Hypotheses of every prompt, kept sorted by length-normalised score ([B, nb, ...] each).
+  struct FinishedSet {
+    at::Tensor seq;     // [B, nb, max_len] prompt + tokens, `fill` after the end
+    at::Tensor lp;      // [B, nb, max_new] per-token log-probs
+    at::Tensor score;   // [B, nb] float32, -1e9 placeholders until filled
+    at::Tensor done;    // [B, nb] bool: a real hypothesis
+    at::Tensor len;     // [B, nb] generated tokens, the last one included
+    at::Tensor reason;  // [B, nb] FinishReason
+    at::Tensor stop;    // [B, nb] matched stop sequence or -1
+
+    /// Keeps the best nb of the current hypotheses and `n` new ones (each field [B, n, ...]).
+    void merge(const at::Tensor& new_seq, const at::Tensor& new_lp, const at::Tensor& new_score, const at::Tensor& new_done,
+               const at::Tensor& new_len, const at::Tensor& new_reason, const at::Tensor& new_stop) {
+      const int64_t beams = score.size(1);
+      auto [merged_score, pick] = at::cat({score, new_score}, 1).topk(beams, 1);
+      auto gather = [&](const at::Tensor& old_part, const at::Tensor& new_part) {
+        auto both = at::cat({old_part, new_part}, 1);
+        auto index = pick;
+        for (int64_t d = 2; d < both.dim(); ++d) index = index.unsqueeze(d);
+        auto sizes = both.sizes().vec();
+        sizes[1] = beams;
+        return both.gather(1, index.expand(sizes));
+      };
+      seq = gather(seq, new_seq);
+      lp = gather(lp, new_lp);
+      done = gather(done, new_done);
+      len = gather(len, new_len);
+      reason = gather(reason, new_reason);
+      stop = gather(stop, new_stop);
+      score = merged_score;
+    }
+  };
+
   GenerationResult run(const detail::PaddedBatch& prompts, const StepCallback& on_step) {
     c10::InferenceMode inference;
+    const auto start_time = std::chrono::steady_clock::now();
     const int64_t batch = prompts.input_ids.size(0);
     const int64_t beams = config_.num_beams;
     const int64_t rows = batch * beams;
@@ -79,6 +117,7 @@ class BeamSearchDecoder {
     const auto device = prompts.input_ids.device();
     const auto longs = prompts.input_ids.options();
     const auto floats = at::TensorOptions().dtype(at::kFloat).device(device);
+    auto code = [](FinishReason r) { return static_cast<int64_t>(r); };
 
     // Every prompt becomes `beams` identical rows before the prefill (row b * beams + k = beam k of prompt b).
     detail::PaddedBatch expanded{prompts.input_ids.repeat_interleave(beams, 0),
@@ -86,6 +125,9 @@ class BeamSearchDecoder {
                                  prompts.position_ids.repeat_interleave(beams, 0)};
     auto processors = make_processors(config_, prompt_len, user_processors_);
     detail::StepRunner<Model> runner(model_, expanded, max_new, config_.use_cache, config_.effective_pad_token_id());
+    detail::StopSequenceMatcher stops(config_.stop_sequences, device);
+    std::optional<at::Generator> generator;
+    if (config_.do_sample) generator = detail::make_generator(config_.seed, device);
     auto eos = at::tensor(eos_ids, at::kLong).to(device);
     auto row_offset = (at::arange(batch, longs) * beams).unsqueeze(1);  // [B, 1]
 
@@ -95,13 +137,14 @@ class BeamSearchDecoder {
     auto running_lp = at::zeros({batch, beams, max_new}, floats);    // [B, nb, max_new]
     auto running_score = at::full({batch, beams}, kBlocked, floats);  // [B, nb]: only beam 0 is live at first
     running_score.select(1, 0).zero_();
-    // Finished hypotheses, sorted by length-normalised score; -1e9 placeholders until filled.
-    auto fin_seq = running_seq.clone();                            // [B, nb, max_len]
-    auto fin_lp = at::zeros({batch, beams, max_new}, floats);      // [B, nb, max_new]
-    auto fin_score = at::full({batch, beams}, kBlocked, floats);   // [B, nb]
-    auto fin_done = at::zeros({batch, beams}, floats.dtype(at::kBool));  // [B, nb]
-    auto fin_len = at::zeros({batch, beams}, longs);               // [B, nb]: generated tokens, EOS included
-    auto can_improve = at::ones({batch, 1}, floats.dtype(at::kBool));   // HF is_early_stop_heuristic_unsatisfied
+    FinishedSet finished{running_seq.clone(),
+                         at::zeros({batch, beams, max_new}, floats),
+                         at::full({batch, beams}, kBlocked, floats),
+                         at::zeros({batch, beams}, longs.dtype(at::kBool)),
+                         at::zeros({batch, beams}, longs),
+                         at::full({batch, beams}, code(FinishReason::length), longs),
+                         at::full({batch, beams}, -1, longs)};
+    auto can_improve = at::ones({batch, 1}, longs.dtype(at::kBool));  // HF is_early_stop_heuristic_unsatisfied
 
     int64_t steps = 0;
     while (steps < max_new) {
@@ -116,9 +159,16 @@ class BeamSearchDecoder {
                     "beam search keeps {} candidates a step but only {} beams x {} tokens exist: lower num_beams",
                     candidates, beams, vocab);
 
-      // b-c. Top-K continuations of all beams of each prompt, by cumulative (unnormalised) score.
+      // b-c. K continuations of all beams of each prompt by cumulative (unnormalised) score: the
+      // top K, or with do_sample K draws without replacement (HF beam sampling).
       auto total = (logprobs + running_score.view({rows, 1})).view({batch, beams * vocab});
-      auto [cand_score, cand_index] = total.topk(candidates, 1);  // [B, K], sorted descending
+      at::Tensor cand_score, cand_index;  // [B, K]
+      if (generator) {
+        cand_index = at::multinomial(total.softmax(-1), candidates, false, *generator);
+        cand_score = total.gather(1, cand_index);
+      } else {
+        std::tie(cand_score, cand_index) = total.topk(candidates, 1);
+      }
       auto cand_beam = cand_index.div(vocab, "floor");
       auto cand_token = cand_index.remainder(vocab);
       auto cand_seq = running_seq.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, max_len})).clone();
@@ -126,9 +176,20 @@ class BeamSearchDecoder {
       auto cand_lp = running_lp.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, max_new})).clone();
       cand_lp.select(2, steps).copy_(logprobs.view({batch, beams * vocab}).gather(1, cand_index));
 
-      // d. Which candidates end here: an EOS id, or the last allowed position.
-      auto hit = eos_ids.empty() ? at::zeros_like(cand_token, at::kBool) : at::isin(cand_token, eos);
-      if (cur + 1 >= max_len) hit.fill_(true);
+      // d. Which candidates end here, and why: an EOS id, a stop sequence, the length limit, max_time.
+      auto is_eos = eos_ids.empty() ? at::zeros_like(cand_token, at::kBool) : at::isin(cand_token, eos);
+      auto cand_stop = stops.empty() ? at::full_like(cand_token, -1)
+                                     : stops.match(cand_seq.narrow(2, prompt_len, generated));
+      auto is_stop = is_eos.logical_not().logical_and(cand_stop >= 0);
+      auto hit = is_eos.logical_or(is_stop);
+      auto cand_reason = at::full_like(cand_token, code(FinishReason::length));
+      cand_reason.masked_fill_(is_eos, code(FinishReason::eos));
+      cand_reason.masked_fill_(is_stop, code(FinishReason::stop_sequence));
+      cand_stop.masked_fill_(is_stop.logical_not(), -1);
+      const bool out_of_time = config_.max_time &&
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count() > *config_.max_time;
+      if (out_of_time && cur + 1 < max_len) cand_reason.masked_fill_(hit.logical_not(), code(FinishReason::time));
+      if (cur + 1 >= max_len || out_of_time) hit.fill_(true);
 
       // e. The next running beams: the best non-finishing candidates, from all K.
       auto [next_score, next_pick] = (cand_score + hit.to(at::kFloat) * kBlocked).topk(beams, 1);
@@ -140,17 +201,11 @@ class BeamSearchDecoder {
       // f. Finished hypotheses: only candidates ranked in the top nb can finish.
       auto new_done = hit.narrow(1, 0, beams);
       auto normalised = cand_score.narrow(1, 0, beams) / std::pow(static_cast<double>(generated), length_penalty);
-      if (stop_when_full) normalised = normalised + fin_done.all(1, true).to(at::kFloat) * kBlocked;  // prompt is full
+      if (stop_when_full) normalised = normalised + finished.done.all(1, true).to(at::kFloat) * kBlocked;  // prompt is full
       normalised = normalised + can_improve.logical_not().to(at::kFloat) * kBlocked;
       normalised = normalised + new_done.logical_not().to(at::kFloat) * kBlocked;
-      auto [merged_score, merged_pick] = at::cat({fin_score, normalised}, 1).topk(beams, 1);
-      fin_seq = at::cat({fin_seq, cand_seq.narrow(1, 0, beams)}, 1)
-                    .gather(1, merged_pick.unsqueeze(2).expand({batch, beams, max_len}));
-      fin_lp = at::cat({fin_lp, cand_lp.narrow(1, 0, beams)}, 1)
-                   .gather(1, merged_pick.unsqueeze(2).expand({batch, beams, max_new}));
-      fin_done = at::cat({fin_done, new_done}, 1).gather(1, merged_pick);
-      fin_len = at::cat({fin_len, at::full({batch, beams}, generated, longs)}, 1).gather(1, merged_pick);
-      fin_score = merged_score;
+      finished.merge(cand_seq.narrow(1, 0, beams), cand_lp.narrow(1, 0, beams), normalised, new_done,
+                     at::full({batch, beams}, generated, longs), cand_reason.narrow(1, 0, beams), cand_stop.narrow(1, 0, beams));
 
       // g. Each surviving beam takes its parent's keys and values.
       runner.reorder((row_offset + parent).view({rows}));
@@ -160,25 +215,38 @@ class BeamSearchDecoder {
       const bool optimistic = config_.early_stopping == EarlyStopping::never && length_penalty > 0.0;
       const double best_length = optimistic ? static_cast<double>(max_new) : static_cast<double>(steps);
       auto best_running = running_score.narrow(1, 0, 1) / std::pow(best_length, length_penalty);
-      auto worst_finished = at::where(fin_done, std::get<0>(fin_score.min(1, true)), at::full_like(fin_score, kBlocked));
+      auto worst_finished =
+          at::where(finished.done, std::get<0>(finished.score.min(1, true)), at::full_like(finished.score, kBlocked));
       can_improve.logical_and_((best_running > worst_finished).any(1, true));
 
       auto prompt_done = can_improve.squeeze(1).logical_not();  // [B]
-      if (stop_when_full) prompt_done.logical_or_(fin_done.all(1));
-      auto done = prompt_done.all().logical_or(hit.all());
-      if (on_step) on_step(event(running_seq, prompt_len, steps, prompt_done));
-      if (done.item<bool>()) break;  // the one host read per step
+      if (stop_when_full) prompt_done.logical_or_(finished.done.all(1));
+      if (on_step) {
+        auto e = event(running_seq, prompt_len, steps, prompt_done);
+        on_step(e);
+        if (e.stop_requested) {
+          // The running beams of open prompts end here and compete with the finished hypotheses.
+          auto score = running_score / std::pow(static_cast<double>(steps), length_penalty) +
+                       prompt_done.unsqueeze(1).to(at::kFloat) * kBlocked;
+          auto open = prompt_done.logical_not().unsqueeze(1).expand({batch, beams});
+          finished.merge(running_seq, running_lp, score, open, at::full({batch, beams}, steps, longs),
+                         at::full({batch, beams}, code(FinishReason::callback), longs), at::full({batch, beams}, -1, longs));
+          break;
+        }
+      }
+      if (prompt_done.all().logical_or(hit.all()).item<bool>()) break;  // the one host read per step
     }
 
     const int64_t returned = config_.num_return_sequences;
-    auto out_len = fin_len.narrow(1, 0, returned).reshape({batch * returned});
-    auto out_seq = fin_seq.narrow(1, 0, returned).reshape({batch * returned, max_len});
+    auto first = [&](const at::Tensor& t) { return t.narrow(1, 0, returned).reshape({batch * returned, -1}); };
+    at::Tensor out_len = first(finished.len).view({-1});
+    at::Tensor out_seq = first(finished.seq);
     const int64_t longest = out_len.max().item<int64_t>();
     GenerationResult result;
     result.hypotheses = detail::group_by_prompt(
-        detail::collect_hypotheses(out_seq.narrow(1, prompt_len, max_new),
-                                   fin_lp.narrow(1, 0, returned).reshape({batch * returned, max_new}), out_len,
-                                   fin_score.narrow(1, 0, returned).reshape({batch * returned}), eos_ids),
+        detail::collect_hypotheses(out_seq.narrow(1, prompt_len, max_new), first(finished.lp), out_len,
+                                   first(finished.score).view({-1}), first(finished.reason).view({-1}),
+                                   first(finished.stop).view({-1})),
         returned);
     result.sequences = out_seq.narrow(1, 0, prompt_len + longest).to(at::kCPU);
     result.prompt_length = prompt_len;

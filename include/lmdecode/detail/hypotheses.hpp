@@ -3,7 +3,6 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -11,19 +10,18 @@
 
 namespace lmdecode::detail {
 
-inline bool is_eos(int64_t token, const std::vector<int64_t>& eos_ids) {
-  return std::find(eos_ids.begin(), eos_ids.end(), token) != eos_ids.end();
-}
-
-/// One Hypothesis per row of `tokens` ([rows, >= max length], generated tokens only), keeping
-/// lengths[row] tokens and their log-probs (`logprobs` [rows, >= max length]); `scores` [rows].
+/// One Hypothesis per row: lengths[row] tokens of `tokens` ([rows, >= length], generated tokens
+/// only) with their log-probs (`logprobs`, same shape), its score, finish reason code and the
+/// matched stop sequence (-1 if none); all [rows] except the first two.
 inline std::vector<Hypothesis> collect_hypotheses(const at::Tensor& tokens, const at::Tensor& logprobs,
                                                   const at::Tensor& lengths, const at::Tensor& scores,
-                                                  const std::vector<int64_t>& eos_ids) {
+                                                  const at::Tensor& reasons, const at::Tensor& stop_indices) {
   auto tok = tokens.to(at::kCPU).contiguous();
   auto lp = logprobs.to(at::kCPU, at::kDouble).contiguous();
   auto len = lengths.to(at::kCPU).contiguous();
   auto sc = scores.to(at::kCPU, at::kDouble).contiguous();
+  auto why = reasons.to(at::kCPU).contiguous();
+  auto stop = stop_indices.to(at::kCPU).contiguous();
   auto tok_a = tok.accessor<int64_t, 2>();
   auto lp_a = lp.accessor<double, 2>();
   std::vector<Hypothesis> out(static_cast<size_t>(tok.size(0)));
@@ -35,7 +33,8 @@ inline std::vector<Hypothesis> collect_hypotheses(const at::Tensor& tokens, cons
       h.token_logprobs.push_back(lp_a[r][j]);
     }
     h.score = sc[r].item<double>();
-    h.finish_reason = (n > 0 && is_eos(h.tokens.back(), eos_ids)) ? FinishReason::eos : FinishReason::length;
+    h.finish_reason = static_cast<FinishReason>(why[r].item<int64_t>());
+    h.stop_sequence = stop[r].item<int64_t>();
   }
   return out;
 }
@@ -47,19 +46,6 @@ inline std::vector<std::vector<Hypothesis>> group_by_prompt(std::vector<Hypothes
     grouped.emplace_back(std::make_move_iterator(flat.begin() + i),
                          std::make_move_iterator(flat.begin() + i + per_prompt));
   return grouped;
-}
-
-/// Rows of `tokens` ([rows, n] generated ids, CPU) as token lists, each cut after its first EOS.
-inline std::vector<std::vector<int64_t>> rows_up_to_eos(const at::Tensor& tokens, const std::vector<int64_t>& eos_ids) {
-  auto tok = tokens.to(at::kCPU).contiguous();
-  auto a = tok.accessor<int64_t, 2>();
-  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(tok.size(0)));
-  for (int64_t r = 0; r < tok.size(0); ++r)
-    for (int64_t j = 0; j < tok.size(1); ++j) {
-      rows[r].push_back(a[r][j]);
-      if (is_eos(a[r][j], eos_ids)) break;
-    }
-  return rows;
 }
 
 }  // namespace lmdecode::detail

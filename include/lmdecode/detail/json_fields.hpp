@@ -76,6 +76,23 @@ class JsonFields {
     return out;
   }
 
+  /// A list of lists of integers (HF's `bad_words_ids`).
+  std::optional<std::vector<std::vector<int64_t>>> integer_lists(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    const auto& v = object_.at(key);
+    if (!v.is_array()) type_error(key, "a list of lists of integers", v);
+    std::vector<std::vector<int64_t>> out;
+    for (const auto& row : v) {
+      if (!row.is_array()) type_error(key, "a list of lists of integers", v);
+      auto& ids = out.emplace_back();
+      for (const auto& item : row) {
+        if (!item.is_number_integer()) type_error(key, "a list of lists of integers", v);
+        ids.push_back(item.get<int64_t>());
+      }
+    }
+    return out;
+  }
+
   [[noreturn]] void type_error(const char* key, const char* expected, const nlohmann::json& got) const {
     throw invalid_argument(fmt::format("{}: \"{}\" must be {} (got {})", source_, key, expected, got.dump()));
   }

@@ -35,6 +35,14 @@ inline GenerationConfig generation_config_from_json(const nlohmann::json& json, 
   if (auto v = f.integer("bos_token_id")) base.bos_token_id = *v;
   if (auto v = f.number("repetition_penalty")) base.repetition_penalty = *v;
   if (auto v = f.integer("no_repeat_ngram_size")) base.no_repeat_ngram_size = *v;
+  if (auto v = f.integer_lists("bad_words_ids")) base.bad_words_ids = *v;
+  if (auto v = f.integer_list("suppress_tokens")) base.suppress_tokens = *v;
+  if (auto v = f.integer_list("begin_suppress_tokens")) base.begin_suppress_tokens = *v;
+  if (auto v = f.integer("forced_bos_token_id")) base.forced_bos_token_id = *v;
+  if (auto v = f.integer("forced_eos_token_id")) base.forced_eos_token_id = *v;
+  if (auto v = f.number("min_p")) base.min_p = *v;
+  if (auto v = f.number("typical_p")) base.typical_p = *v;
+  if (auto v = f.number("max_time")) base.max_time = *v;
   if (auto v = f.boolean("do_sample")) base.do_sample = *v;
   if (auto v = f.number("temperature")) base.temperature = *v;
   if (auto v = f.integer("top_k")) base.top_k = *v;
@@ -44,7 +52,9 @@ inline GenerationConfig generation_config_from_json(const nlohmann::json& json, 
   try {
     validate(base);
   } catch (const invalid_argument& e) {
-    throw invalid_argument(fmt::format("{}: {}", source, e.what() + std::string("lmdecode: ").size()));
+    // Re-thrown with the source named; the inner message's own "lmdecode: " prefix is dropped.
+    const std::string_view inner(e.what());
+    throw invalid_argument(fmt::format("{}: {}", source, inner.substr(inner.find(": ") + 2)));
   }
   return base;
 }
