@@ -36,6 +36,8 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
                 "or float32 there",
                 TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR);
 #endif
+  detail::check<file_error>(std::filesystem::is_directory(folder), "model folder {} does not exist or is not a folder",
+                            folder.string());
   auto config = load_model_config(folder / "config.json");
   const auto& arch = config.architecture;
   const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "LlamaForCausalLM" ||

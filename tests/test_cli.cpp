@@ -1,0 +1,118 @@
+// lmdecode-generate, run as a person runs it: golden cases through its --json output, and the
+// one-line errors of bad input.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <cstdio>
+#include <string>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "support/test_data.hpp"
+
+using Catch::Matchers::Contains;
+
+namespace {
+
+struct Run {
+  int status;
+  std::string out;  // stdout and stderr together
+};
+
+Run run_cli(const std::string& args) {
+  const std::string command = fmt::format("{} {} 2>&1", LMDECODE_GENERATE_BIN, args);
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  std::array<char, 4096> buffer{};
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) out.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+/// The golden row without its prompt and without the padding after its end.
+std::vector<int64_t> new_tokens(const std::vector<int64_t>& row, size_t prompt_length, const std::vector<int64_t>& eos) {
+  std::vector<int64_t> out;
+  for (size_t i = prompt_length; i < row.size(); ++i) {
+    out.push_back(row[i]);
+    if (std::find(eos.begin(), eos.end(), row[i]) != eos.end()) break;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("lmdecode-generate --json reproduces golden cases", "[cli]") {
+  const auto cases = nlohmann::json::parse(std::ifstream(lmdecode_test::reference_dir() / "cases.json"))["cases"];
+  int checked = 0;
+  for (const auto& c : cases) {
+    const auto& p = c["params"];
+    // One batched greedy case and the beam cases with every option the CLI maps, for both models.
+    const bool wanted = (c["kind"] == "greedy" && c["prompts"].size() > 1) ||
+                        (p.contains("early_stopping") && p["early_stopping"] == "never" && p.value("num_return_sequences", 1) == 2);
+    if (!wanted) continue;
+    std::string args = fmt::format("--model {} --dtype f32 --json", (lmdecode_test::reference_dir() / c["model"].get<std::string>()).string());
+    size_t prompt_length = 0;
+    for (const auto& prompt : c["prompts"]) {
+      args += fmt::format(" --prompt-ids {}", fmt::join(prompt.get<std::vector<int64_t>>(), ","));
+      prompt_length = std::max(prompt_length, prompt.size());
+    }
+    for (const auto& [key, value] : p.items()) {
+      std::string flag = key;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      args += fmt::format(" --{} {}", flag, value.is_string() ? value.get<std::string>() : value.dump());
+    }
+    INFO(args);
+    auto r = run_cli(args);
+    REQUIRE(r.status == 0);
+    auto out = nlohmann::json::parse(r.out);
+    const std::vector<int64_t> eos = c["model"] == "qwen2-tiny" ? std::vector<int64_t>{2, 3} : std::vector<int64_t>{2};
+    const auto& expected = c["f32"]["sequences"];
+    REQUIRE(out["sequences"].size() == expected.size());
+    for (size_t i = 0; i < expected.size(); ++i)
+      REQUIRE(out["sequences"][i].get<std::vector<int64_t>>() == new_tokens(expected[i].get<std::vector<int64_t>>(), prompt_length, eos));
+    REQUIRE(out["timing"]["steps"].get<int64_t>() >= 1);
+    ++checked;
+  }
+  REQUIRE(checked >= 4);
+}
+
+TEST_CASE("lmdecode-generate prints one clear line and fails on bad input", "[cli][errors]") {
+  const auto model = (lmdecode_test::reference_dir() / "gpt2-tiny").string();
+  auto fails = [](const std::string& args, const std::string& expected) {
+    auto r = run_cli(args);
+    INFO(args << "\n" << r.out);
+    REQUIRE(r.status != 0);
+    REQUIRE_THAT(r.out, Contains(expected));
+    REQUIRE(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  };
+  fails("--model /nonexistent/folder --prompt-ids 1", "/nonexistent/folder does not exist");
+  fails(fmt::format("--model {} --prompt-ids 1 --bogus", model), "--bogus");
+  fails(fmt::format("--model {} --prompt-ids 1 --num-beams 0", model), "num_beams must be >= 1");
+  fails(fmt::format("--model {} --prompt-ids 1,x", model), "--prompt-ids");
+  fails(fmt::format("--model {} --prompt-ids 1 --top-p abc", model), "--top-p");
+  fails(fmt::format("--model {} --prompt-ids 1 --early-stopping maybe", model), "--early-stopping");
+  fails(fmt::format("--model {} --prompt-ids 1 --do-sample --temperature 0", model), "temperature");
+  fails(fmt::format("--model {} --prompt-ids 999", model), "outside the vocabulary");
+  fails(fmt::format("--model {}", model), "--prompt-ids");
+  auto corrupt = std::filesystem::temp_directory_path() / "lmdecode_cli_corrupt";
+  std::filesystem::create_directories(corrupt);
+  std::filesystem::copy_file(lmdecode_test::reference_dir() / "gpt2-tiny" / "config.json", corrupt / "config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::ofstream(corrupt / "model.safetensors") << "garbage!";
+  fails(fmt::format("--model {} --prompt-ids 1", corrupt.string()), "model.safetensors");
+}
+
+TEST_CASE("lmdecode-generate --help documents every flag", "[cli]") {
+  auto r = run_cli("--help");
+  REQUIRE(r.status == 0);
+  for (const char* flag : {"--model", "--prompt-ids", "--max-new-tokens", "--min-new-tokens", "--num-beams", "--length-penalty",
+                           "--early-stopping", "--num-return-sequences", "--repetition-penalty", "--no-repeat-ngram-size",
+                           "--do-sample", "--temperature", "--top-k", "--top-p", "--seed", "--eos-token-ids",
+                           "--pad-token-id", "--no-cache", "--dtype", "--device", "--json", "--stream"})
+    REQUIRE_THAT(r.out, Contains(flag));
+}
