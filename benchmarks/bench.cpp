@@ -16,7 +16,8 @@
 //
 // Decoder "ms per step" comes from two generate() runs that differ only in max_new_tokens (both
 // with min_new_tokens = max_new_tokens so EOS cannot end them early): (T(long) - T(short)) / (long -
-// short) removes the prefill. The bare step is timed at the mean context of those extra steps.
+// short) removes the prefill. The overhead compares it with the same difference of a bare loop of
+// model forwards over the same rows and contexts (no logits processing, selection or reorder).
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -195,13 +196,54 @@ class Bench {
     });
   }
 
-  /// Per-step time of the decoder: difference of a long and a short run, per extra step.
-  Stats decoder_step(int64_t batch, int64_t prompt, int64_t beams, int64_t short_new, int64_t long_new) {
-    auto a = generate_times(batch, prompt, short_new, beams, true);
-    auto b = generate_times(batch, prompt, long_new, beams, true);
-    std::vector<double> per_step;
-    for (size_t i = 0; i < a.size(); ++i) per_step.push_back((b[i] - a[i]) / static_cast<double>(long_new - short_new));
-    return stats_of(per_step);
+  /// The model work of a decoding run without the decoder: prefill, then `steps` cached 1-token forwards.
+  void bare_loop(int64_t rows, int64_t prompt, int64_t steps) {
+    auto opts = at::TensorOptions().dtype(at::kLong).device(o_.device);
+    auto ids = at::full({rows, prompt}, 5, opts);
+    auto mask = at::ones({rows, prompt + steps}, opts);
+    auto cache = model_.make_cache(rows, prompt + steps);
+    auto logits = model_.forward({ids, mask.narrow(1, 0, prompt), at::arange(prompt, opts).expand({rows, prompt})}, cache);
+    auto next = ids.narrow(1, 0, 1);
+    for (int64_t s = 1; s < steps; ++s)
+      logits = model_.forward({next, mask.narrow(1, 0, prompt + s), at::full({rows, 1}, prompt + s - 1, opts)}, cache);
+    logits.sum().item<float>();  // wait for the device
+  }
+
+  struct Paired {
+    Stats decoder, bare;
+    double overhead;  // median over repeats of (decoder - bare) / bare
+  };
+
+  /// Per-step time of the decoder and of the bare model loop doing the same forwards, each from the
+  /// difference of a long and a short run (which removes the prefill). The four runs of a repeat are
+  /// interleaved so that drift on a shared machine hits both alike.
+  Paired paired_steps(int64_t batch, int64_t prompt, int64_t beams, int64_t short_new, int64_t long_new) {
+    auto prompts = prompts_of(batch, prompt, model_.config().vocab_size);
+    auto config_short = decode_config(short_new, beams, true), config_long = decode_config(long_new, beams, true);
+    auto decode = [&](const lmdecode::GenerationConfig& c) {
+      if (beams > 1) lmdecode::BeamSearchDecoder(model_, c).generate(prompts);
+      else lmdecode::GreedyDecoder(model_, c).generate(prompts);
+    };
+    auto timed = [&](const std::function<void()>& fn) {
+      auto start = Clock::now();
+      fn();
+      sync(o_.device);
+      return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    };
+    decode(config_long);  // warm-up
+    bare_loop(batch * beams, prompt, long_new);
+    std::vector<double> dec, bare, overhead;
+    const int n = o_.quick ? 1 : o_.repeats;
+    const double extra = static_cast<double>(long_new - short_new);
+    for (int i = 0; i < n; ++i) {
+      const double d = (timed([&] { decode(config_long); }) - timed([&] { decode(config_short); })) / extra;
+      const double b = (timed([&] { bare_loop(batch * beams, prompt, long_new); }) -
+                        timed([&] { bare_loop(batch * beams, prompt, short_new); })) / extra;
+      dec.push_back(d);
+      bare.push_back(b);
+      overhead.push_back((d - b) / b);
+    }
+    return {stats_of(dec), stats_of(bare), stats_of(overhead).median};
   }
 
   json figures(const Stats& s) const { return {{"ms_per_step", s.median}, {"ms_per_step_min", s.min}, {"ms_per_step_max", s.max}}; }
@@ -223,9 +265,7 @@ class Bench {
     const int64_t prompt = 32, short_new = 8, long_new = o_.quick ? 16 : 72;
     json rows = json::array();
     for (int64_t batch : {1, 8}) {
-      auto step = decoder_step(batch, prompt, 1, short_new, long_new);
-      auto bare = bare_step(batch, prompt + (short_new + long_new) / 2);
-      const double overhead = (step.median - bare.median) / bare.median;
+      auto [step, bare, overhead] = paired_steps(batch, prompt, 1, short_new, long_new);
       print_row("greedy", fmt::format("batch {}", batch), step,
                 fmt::format("{:.0f} tok/s, bare {:.3f} ms, overhead {:+.1f}%", 1000.0 * batch / step.median, bare.median, 100 * overhead));
       json r = figures(step);
@@ -238,9 +278,7 @@ class Bench {
 
   json beam_scenario() {
     const int64_t beams = 4, context = 256, short_new = 4, long_new = o_.quick ? 8 : 36;
-    auto step = decoder_step(1, context, beams, short_new, long_new);
-    auto bare = bare_step(beams, context + (short_new + long_new) / 2);
-    const double overhead = (step.median - bare.median) / bare.median;
+    auto [step, bare, overhead] = paired_steps(1, context, beams, short_new, long_new);
     // The decoder's own work at this shape, timed alone.
     auto cache = model_.make_cache(beams, context + 1);
     auto kv = at::randn({beams, model_.config().num_kv_heads, context, model_.config().head_dim},
@@ -272,7 +310,8 @@ class Bench {
     std::vector<int64_t> contexts = o_.quick ? std::vector<int64_t>{64, 256} : std::vector<int64_t>{64, 256, 1024};
     double first_cache = 0, first_nocache = 0;
     for (int64_t context : contexts) {
-      const int64_t short_new = 2, long_new = o_.quick ? 4 : 6;
+      // Without the cache every step re-runs the whole context: few steps keep this scenario short.
+      const int64_t short_new = 1, long_new = o_.quick ? 2 : 4;
       auto per_token = [&](bool use_cache) {
         auto a = generate_times(1, context, short_new, 1, use_cache);
         auto b = generate_times(1, context, long_new, 1, use_cache);

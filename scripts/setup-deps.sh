@@ -2,7 +2,8 @@
 # Installs what lmdecode needs to build and test on Debian bookworm, and nothing when all is there.
 # Run as root (or with sudo available).
 set -euo pipefail
-packages=(cmake g++ make libtorch-dev catch2 libfmt-dev nlohmann-json3-dev libcli11-dev)
+# libopenblas0-pthread: Debian's libtorch calls the system BLAS, which is otherwise the slow reference one.
+packages=(cmake g++ make libtorch-dev catch2 libfmt-dev nlohmann-json3-dev libcli11-dev libopenblas0-pthread)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
