@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <lmdecode/lmdecode.hpp>
+#include <lmdecode/tokenizer.hpp>
 
 namespace {
 
@@ -46,6 +47,7 @@ std::vector<int64_t> parse_ids(const std::string& text, const std::string& flag)
 struct Flags {
   std::string model;
   std::vector<std::string> prompts;
+  std::vector<std::string> prompt_texts;
   std::optional<int64_t> max_new_tokens, min_new_tokens, num_beams, num_return_sequences, no_repeat_ngram_size, top_k,
       pad_token_id;
   std::optional<double> length_penalty, repetition_penalty, temperature, top_p, min_p, max_time;
@@ -97,6 +99,15 @@ int run(const Flags& f) {
     throw lmdecode::invalid_argument("--device cuda: this build of libtorch has no CUDA, or no GPU is visible");
   std::vector<lmdecode::TokenIds> prompts;
   for (const auto& p : f.prompts) prompts.push_back(parse_ids(p, "--prompt-ids"));
+  // With a tokenizer.json in the folder, text prompts work and results are shown as text too.
+  std::optional<lmdecode::Tokenizer> tokenizer;
+  const auto tokenizer_path = std::filesystem::path(f.model) / "tokenizer.json";
+  if (std::filesystem::exists(tokenizer_path)) tokenizer.emplace(lmdecode::Tokenizer::from_file(tokenizer_path));
+  for (const auto& text : f.prompt_texts) {
+    if (!tokenizer) throw lmdecode::invalid_argument(fmt::format("--prompt needs {}", tokenizer_path.string()));
+    prompts.push_back(tokenizer->encode(text));
+  }
+  if (prompts.empty()) throw lmdecode::invalid_argument("give at least one --prompt-ids or --prompt");
   auto model = lmdecode::load_pretrained(f.model, {device, dtype_of(f.dtype)});
   auto config = apply_flags(lmdecode::load_checkpoint_generation_config(f.model, model->config()), f);
 
@@ -139,6 +150,7 @@ int run(const Flags& f) {
         out["scores"].push_back(h.score);
         out["token_logprobs"].push_back(h.token_logprobs);
         out["finish_reasons"].push_back(std::string(lmdecode::to_string(h.finish_reason)));
+        if (tokenizer) out["texts"].push_back(tokenizer->decode(h.tokens));
       }
     out["timing"] = {{"prompt_ms", prompt_ms}, {"ms_per_token", per_token_ms}, {"tokens_per_s", tokens_per_s},
                      {"steps", result.steps}, {"total_ms", ms(start, end)}};
@@ -146,8 +158,10 @@ int run(const Flags& f) {
     return 0;
   }
   for (size_t p = 0; p < result.hypotheses.size(); ++p)
-    for (const auto& h : result.hypotheses[p])
+    for (const auto& h : result.hypotheses[p]) {
       fmt::print("prompt {}: [{}]  score {:.6f}  {}\n", p, fmt::join(h.tokens, " "), h.score, lmdecode::to_string(h.finish_reason));
+      if (tokenizer) fmt::print("  text: {}\n", nlohmann::json(tokenizer->decode(h.tokens)).dump());
+    }
   fmt::print("timing: prompt {:.1f} ms, {:.2f} ms per new token, {:.1f} tokens/s ({} steps)\n", prompt_ms, per_token_ms,
              tokens_per_s, result.steps);
   return 0;
@@ -162,7 +176,8 @@ int main(int argc, char** argv) {
   Flags f;
   app.add_option("--model", f.model, "Checkpoint folder: config.json, model.safetensors[.index.json], generation_config.json")
       ->required();
-  app.add_option("--prompt-ids", f.prompts, "Prompt token ids, comma separated; repeat the flag for a batch")->required();
+  app.add_option("--prompt-ids", f.prompts, "Prompt token ids, comma separated; repeat the flag for a batch");
+  app.add_option("--prompt", f.prompt_texts, "Prompt text, encoded with the folder's tokenizer.json; repeatable");
   app.add_option("--max-new-tokens", f.max_new_tokens, "New tokens to generate at most");
   app.add_option("--min-new-tokens", f.min_new_tokens, "EOS is banned until this many new tokens");
   app.add_option("--num-beams", f.num_beams, "Beams per prompt (1: greedy or sampling)");

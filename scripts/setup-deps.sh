@@ -3,7 +3,10 @@
 # Run as root (or with sudo available).
 set -euo pipefail
 # libopenblas0-pthread: Debian's libtorch calls the system BLAS, which is otherwise the slow reference one.
-packages=(cmake g++ make libtorch-dev catch2 libfmt-dev nlohmann-json3-dev libcli11-dev libopenblas0-pthread)
+packages=(cmake g++ make libtorch-dev catch2 libfmt-dev nlohmann-json3-dev libcli11-dev libopenblas0-pthread
+          libpcre2-dev libutf8proc-dev)
+# node and npm fetch and run the tokenizer's reference (tests only).
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,64 @@
+// lmdecode-tokenize: a tokenizer.json from the shell, to compare with any other tokenizer.
+//
+//   lmdecode-tokenize --tokenizer FILE                 each stdin line -> a JSON array of ids
+//   lmdecode-tokenize --tokenizer FILE --json-lines    each stdin line is a JSON string (texts may hold newlines)
+//   lmdecode-tokenize --tokenizer FILE --decode        each stdin line is a JSON array of ids -> a JSON string
+//   lmdecode-tokenize --tokenizer FILE --time          also prints to stderr how long encoding took
+// No special tokens are added.
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <lmdecode/tokenizer.hpp>
+
+int main(int argc, char** argv) {
+  CLI::App app{"lmdecode-tokenize: encode or decode lines with a Hugging Face tokenizer.json", "lmdecode-tokenize"};
+  std::string path;
+  bool json_lines = false, decode = false, timed = false;
+  app.add_option("--tokenizer", path, "tokenizer.json (byte-level BPE)")->required();
+  app.add_flag("--json-lines", json_lines, "Each input line is a JSON string");
+  app.add_flag("--decode", decode, "Read JSON arrays of ids, print JSON strings");
+  app.add_flag("--time", timed, "Print the encoding time and throughput to stderr");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const auto tokenizer = lmdecode::Tokenizer::from_file(path);
+    std::ios::sync_with_stdio(false);
+    double seconds = 0;
+    size_t bytes = 0, tokens = 0, line_number = 0;
+    for (std::string line; std::getline(std::cin, line);) {
+      ++line_number;
+      nlohmann::json parsed;
+      if (decode || json_lines) {
+        try {
+          parsed = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error&) {
+          throw lmdecode::invalid_argument(fmt::format("line {} is not valid JSON", line_number));
+        }
+      }
+      if (decode) {
+        if (!parsed.is_array()) throw lmdecode::invalid_argument(fmt::format("line {} is not a JSON array of ids", line_number));
+        std::cout << nlohmann::json(tokenizer.decode(parsed.get<std::vector<int64_t>>())).dump() << '\n';
+        continue;
+      }
+      if (json_lines && !parsed.is_string()) throw lmdecode::invalid_argument(fmt::format("line {} is not a JSON string", line_number));
+      const std::string text = json_lines ? parsed.get<std::string>() : line;
+      const auto start = std::chrono::steady_clock::now();
+      const auto ids = tokenizer.encode(text);
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      bytes += text.size();
+      tokens += ids.size();
+      std::cout << nlohmann::json(ids).dump() << '\n';
+    }
+    if (timed)
+      std::fprintf(stderr, "encoded %zu bytes into %zu tokens in %.3f s (%.2f MB/s)\n", bytes, tokens, seconds,
+                   bytes / 1e6 / (seconds > 0 ? seconds : 1e-9));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}

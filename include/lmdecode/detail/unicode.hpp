@@ -1,0 +1,58 @@
+#pragma once
+// UTF-8 helpers for the tokenizer: NFC normalisation (utf8proc) and where a UTF-8 string stops
+// being complete (for streaming decodes).
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "lmdecode/error.hpp"
+
+namespace lmdecode::detail {
+
+/// Unicode NFC of `text`; invalid UTF-8 is an invalid_argument.
+inline std::string nfc(std::string_view text) {
+  utf8proc_uint8_t* out = nullptr;
+  const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
+                              &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (n < 0) throw invalid_argument(fmt::format("text is not valid UTF-8: {}", utf8proc_errmsg(n)));
+  std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(out, &std::free);
+  return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+}
+
+/// Length of the longest prefix of `bytes` that does not end inside a UTF-8 character that more
+/// bytes could still complete.
+inline size_t complete_utf8_prefix(std::string_view bytes) {
+  const size_t n = bytes.size();
+  for (size_t back = 1; back <= 3 && back <= n; ++back) {
+    const auto c = static_cast<unsigned char>(bytes[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back for the lead
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return need > back ? n - back : n;
+  }
+  return n;
+}
+
+/// `bytes` as valid UTF-8, each invalid sequence replaced by U+FFFD (as a TextDecoder does).
+inline std::string to_valid_utf8(std::string_view bytes) {
+  std::string out;
+  size_t i = 0;
+  while (i < bytes.size()) {
+    utf8proc_int32_t cp = 0;
+    const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(bytes.data() + i),
+                                    static_cast<utf8proc_ssize_t>(bytes.size() - i), &cp);
+    if (n > 0) {
+      out.append(bytes.substr(i, static_cast<size_t>(n)));
+      i += static_cast<size_t>(n);
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace lmdecode::detail

