@@ -120,6 +120,16 @@ TEST_CASE("load_pretrained names what is wrong with a checkpoint", "[models]") {
     REQUIRE_THROWS_WITH(lmdecode::load_pretrained(dir), Contains("MambaForCausalLM") && Contains("Qwen2ForCausalLM") &&
                                                              Contains("GPT2LMHeadModel"));
   }
+  SECTION("a prompt longer than GPT-2's positions, a token outside the vocabulary, a bad dtype") {
+    auto gpt2 = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny");
+    lmdecode::GenerationConfig config;
+    config.max_new_tokens = 2;
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(*gpt2, config).generate({lmdecode::TokenIds(300, 5)}),
+                        Contains("exceeds the model's 256 positions"));
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(*gpt2, config).generate({{5, 320}}), Contains("token 320 outside the vocabulary"));
+    REQUIRE_THROWS_WITH(lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny", {at::kCPU, at::kInt}),
+                        Contains("floating point"));
+  }
   SECTION("a missing tensor is named") {
     auto dir = scratch_dir("missing");
     fs::copy_file(source / "config.json", dir / "config.json");

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <thread>
 
 #include "lmdecode/lmdecode.hpp"
 #include "support/table_model.hpp"
@@ -195,6 +196,20 @@ TEST_CASE("decoders reject bad input and misbehaving models with clear errors", 
     fails(Fault::wrong_rows, "for 2 rows, expected 1");
     fails(Fault::changing_vocab, "as on the first step");
     fails(Fault::integer_logits, "expected floating point");
+    fails(Fault::other_device, "logits on meta, expected cpu");
+    fails(Fault::nan_logits, "NaN logits");
+    lmdecode_test::MisbehavingModel nan(Fault::nan_logits);
+    config.num_beams = 2;
+    REQUIRE_THROWS_WITH(lmdecode::BeamSearchDecoder(nan, config).generate({{A}}), Contains("NaN logits"));
+    config.num_beams = 1;
+    config.eos_token_ids.clear();  // no per-step read: the NaN is still reported at the end
+    config.pad_token_id = 0;
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(nan, config).generate({{A}}), Contains("NaN logits"));
+  }
+  SECTION("inputs on another device than the model") {
+    lmdecode::GreedyDecoder greedy(model, config);
+    auto ids = at::zeros({1, 2}, at::TensorOptions().dtype(at::kLong).device(at::kMeta));
+    REQUIRE_THROWS_WITH(greedy.generate(ids, at::ones_like(ids)), Contains("must be on the model's device cpu"));
   }
 }
 
@@ -220,5 +235,26 @@ TEST_CASE("greedy with and without the cache agree on the real checkpoints", "[g
       auto beam_cached = lmdecode::BeamSearchDecoder(*model, config).generate(prompts);
       REQUIRE(at::equal(beam_cached.sequences, beam_recomputed.sequences));
     }
+  }
+}
+
+TEST_CASE("two threads decoding on one shared model get the results each gets alone", "[threads]") {
+  const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+  auto model = lmdecode::load_pretrained(folder);
+  auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+  config.max_new_tokens = 20;
+  auto beam_config = config;
+  beam_config.num_beams = 3;
+  const std::vector<lmdecode::TokenIds> first = {{17, 240, 5, 99, 31}, {120}}, second = {{44, 45, 46}, {7, 8}};
+  auto greedy_alone = lmdecode::GreedyDecoder(*model, config).generate(first).sequences;
+  auto beam_alone = lmdecode::BeamSearchDecoder(*model, beam_config).generate(second).sequences;
+  for (int round = 0; round < 5; ++round) {
+    at::Tensor greedy_threaded, beam_threaded;
+    std::thread a([&] { greedy_threaded = lmdecode::GreedyDecoder(*model, config).generate(first).sequences; });
+    std::thread b([&] { beam_threaded = lmdecode::BeamSearchDecoder(*model, beam_config).generate(second).sequences; });
+    a.join();
+    b.join();
+    REQUIRE(at::equal(greedy_threaded, greedy_alone));
+    REQUIRE(at::equal(beam_threaded, beam_alone));
   }
 }

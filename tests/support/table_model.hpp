@@ -49,7 +49,7 @@ class TableModel {
 class MisbehavingModel {
  public:
   using Cache = PositionCache;
-  enum class Fault { rank3, wrong_rows, changing_vocab, integer_logits };
+  enum class Fault { rank3, wrong_rows, changing_vocab, integer_logits, nan_logits, other_device };
   explicit MisbehavingModel(Fault fault) : fault_(fault) {}
   at::Device device() const { return at::kCPU; }
   PositionCache make_cache(int64_t, int64_t) const { return {}; }
@@ -62,6 +62,8 @@ class MisbehavingModel {
       case Fault::wrong_rows: return at::zeros({rows + 1, 5});
       case Fault::changing_vocab: return at::zeros({rows, 5 + cache.length_});
       case Fault::integer_logits: return at::zeros({rows, 5}, at::kLong);
+      case Fault::nan_logits: return cache.length_ > 1 ? at::full({rows, 5}, NAN) : at::zeros({rows, 5});  // from step 2
+      case Fault::other_device: return at::zeros({rows, 5}, at::TensorOptions().device(at::kMeta));
     }
     return {};
   }

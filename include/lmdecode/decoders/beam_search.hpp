@@ -234,8 +234,10 @@ class BeamSearchDecoder {
           break;
         }
       }
-      if (prompt_done.all().logical_or(hit.all()).item<bool>()) break;  // the one host read per step
+      const at::Tensor done = runner.checked_flags(prompt_done.all().logical_or(hit.all()));  // the one host read per step
+      if (done[0].item<bool>()) break;
     }
+    runner.checked_flags(can_improve.any());  // NaN logits are an error, also after a callback stop
 
     const int64_t returned = config_.num_return_sequences;
     auto first = [&](const at::Tensor& t) { return t.narrow(1, 0, returned).reshape({batch * returned, -1}); };

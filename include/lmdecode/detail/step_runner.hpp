@@ -49,7 +49,20 @@ class StepRunner {
             pad_token_id_, logits.size(1));
     vocab_ = logits.size(1);
     // HF casts to float32 before any decoding arithmetic, whatever the model dtype.
-    return logits.to(at::kFloat);
+    auto scores = logits.to(at::kFloat);
+    // Remembered on the device; read with the decoder's own per-step host read (checked_flags).
+    auto bad = scores.isnan().any();
+    non_finite_ = non_finite_.defined() ? non_finite_.logical_or(bad) : bad;
+    ++steps_;
+    return scores;
+  }
+
+  /// Copies `flags` (a small bool tensor the decoder reads anyway) to the host together with the
+  /// "NaN logits seen" flag, and throws model_error if the model returned NaN: one host read.
+  at::Tensor checked_flags(const at::Tensor& flags) {
+    auto host = at::cat({flags.reshape({-1}), non_finite_.reshape({1})}).to(at::kCPU);
+    check<model_error>(!host[host.size(0) - 1].item<bool>(), "the model returned NaN logits (by step {})", steps_);
+    return host.narrow(0, 0, host.size(0) - 1);
   }
 
   /// Row i continues what row `row_index[i]` was (beam search).
@@ -63,6 +76,8 @@ class StepRunner {
   bool use_cache_;
   int64_t pad_token_id_;
   int64_t vocab_ = -1;  // fixed by the first step
+  int64_t steps_ = 0;
+  at::Tensor non_finite_;  // bool scalar on the device: any NaN in the logits so far
   at::Tensor mask_;       // [rows, L0 + max_new]
   at::Tensor positions_;  // [rows, L0 + max_new]
   std::optional<typename Model::Cache> cache_;

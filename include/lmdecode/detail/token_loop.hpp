@@ -103,9 +103,11 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
     }
     if (steps == max_new || out_of_time) break;
     if (on_step || can_end) {
-      if (!unfinished.any().item<bool>()) break;  // the one host read per step
+      const at::Tensor open = runner.checked_flags(unfinished.any());  // the one host read per step
+      if (!open[0].item<bool>()) break;
     }
   }
+  runner.checked_flags(unfinished.any());  // NaN logits are an error, also where no step read them
   end_running(steps, FinishReason::length);
 
   auto kept = at::arange(steps, longs).unsqueeze(0) < length.unsqueeze(1);
