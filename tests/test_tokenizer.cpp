@@ -98,6 +98,8 @@ TEST_CASE("a malformed tokenizer.json is named and explained", "[tokenizer][erro
   broken["model"].erase("vocab");
   fails(broken, "model.vocab");
   REQUIRE_THROWS_AS(lmdecode::Tokenizer::from_file("/nonexistent/tokenizer.json"), lmdecode::file_error);
+  // Found by fuzz_tokenizer: a field of the wrong type (here a number for model.type).
+  fails(nlohmann::json::parse(R"({"model": {"type": 260}, "mer": {"type": "B"}})"), "type must be string");
 }
 
 TEST_CASE("the Qwen tokenizer encodes ChatML turns and streams text", "[tokenizer][qwen]") {

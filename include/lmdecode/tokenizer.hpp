@@ -49,6 +49,15 @@ class Tokenizer {
 
   /// Builds from a parsed tokenizer.json; `source` names it in errors.
   Tokenizer(const nlohmann::json& json, const std::string& source) {
+    try {
+      load(json, source);
+    } catch (const nlohmann::json::exception& e) {  // a field of an unexpected type
+      throw file_error(fmt::format("{}: {}", source, e.what()));
+    }
+  }
+
+ private:
+  void load(const nlohmann::json& json, const std::string& source) {
     auto fail = [&](const std::string& why) { throw file_error(fmt::format("{}: {}", source, why)); };
     if (!json.is_object() || !json.contains("model") || !json["model"].is_object()) fail("no \"model\" object");
     const auto& model = json["model"];
@@ -100,6 +109,8 @@ class Tokenizer {
       fail(fmt::format("decoder type \"{}\" is not supported (ByteLevel)", json["decoder"].value("type", "")));
     if (!split_) fail("no pre-tokenizer regex (Split or ByteLevel with use_regex) found");
   }
+
+ public:
 
   /// Token ids of `text` (UTF-8), no special tokens added around it.
   std::vector<int64_t> encode(std::string_view text) const {

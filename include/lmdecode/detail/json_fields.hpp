@@ -15,17 +15,22 @@
 
 namespace lmdecode::detail {
 
-/// Parses a whole JSON file; a missing file or a syntax error is a file_error naming the path.
+/// Parses JSON text; any fault (syntax, a number out of range, ...) is a file_error naming `source`.
+inline nlohmann::json parse_json(std::string_view text, const std::string& source) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(fmt::format("{} is not valid JSON: {}", source, e.what()));
+  }
+}
+
+/// Parses a whole JSON file; a missing file or a malformed one is a file_error naming the path.
 inline nlohmann::json read_json_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw file_error(fmt::format("cannot open {}", path.string()));
   std::stringstream text;
   text << in.rdbuf();
-  try {
-    return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw file_error(fmt::format("{} is not valid JSON: {}", path.string(), e.what()));
-  }
+  return parse_json(text.str(), path.string());
 }
 
 /// Reads JSON object fields; `source` (a file name) goes into every message.

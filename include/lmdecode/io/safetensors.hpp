@@ -147,12 +147,14 @@ class SafetensorsFile {
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(file_.data() + 8, file_.data() + 8 + header_len);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       fail(fmt::format("header is not valid JSON: {}", e.what()));
     }
     if (!header.is_object()) fail("header is not a JSON object");
 
-    for (const auto& [name, info] : header.items()) {
+    for (const auto& entry : header.items()) {
+      const std::string& name = entry.key();  // not a structured binding: clang 14 cannot capture those
+      const auto& info = entry.value();
       if (name == "__metadata__") continue;
       auto bad = [&](const std::string& why) { fail(fmt::format("tensor \"{}\": {}", name, why)); };
       if (!info.is_object()) bad("entry is not an object");
