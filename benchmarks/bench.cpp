@@ -1,6 +1,7 @@
 // lmdecode-bench: speed and memory of the decoders against the bare model, on one model in one run.
 //
 //   lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda]
+//                  [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]
 //                  [--dtype f32|bf16|f16|f64] [--repeats N] [--quick] [--json FILE]
 //                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW]
 //
@@ -53,6 +54,7 @@ struct Options {
   std::string json_path;
   std::set<std::string> only;
   int64_t hf_prompt = 0, hf_new = 0;
+  std::map<std::string, int64_t> sizes;  // --layers, --hidden, ... override the preset's
 };
 
 /// Median, min and max of repeated timings, in milliseconds.
@@ -106,6 +108,23 @@ lmdecode::ModelConfig preset_config(const std::string& preset) {
   return c;
 }
 
+/// The preset with explicit sizes applied (and checked like a config.json).
+lmdecode::ModelConfig sized_config(lmdecode::ModelConfig c, const std::map<std::string, int64_t>& sizes) {
+  for (const auto& [key, value] : sizes) {
+    lmdecode::detail::check(value >= 1, "--{} must be >= 1 (got {})", key, value);
+    if (key == "layers") c.num_layers = value;
+    if (key == "hidden") c.hidden_size = value;
+    if (key == "heads") c.num_heads = value;
+    if (key == "kv-heads") c.num_kv_heads = value;
+    if (key == "intermediate") c.intermediate_size = value;
+    if (key == "vocab") c.vocab_size = value;
+  }
+  lmdecode::detail::check(c.hidden_size % c.num_heads == 0 && c.num_heads % c.num_kv_heads == 0,
+                          "--hidden must divide by --heads and --heads by --kv-heads");
+  c.head_dim = c.hidden_size / c.num_heads;
+  return c;
+}
+
 /// A Qwen2-style model with random weights (seed 0): normal(0, 0.02), norms at 1, q/k/v biases.
 std::unique_ptr<lmdecode::PretrainedModel> random_model(const lmdecode::ModelConfig& c, const Options& o) {
   at::manual_seed(0);
@@ -147,17 +166,21 @@ class Bench {
   Bench(lmdecode::PretrainedModel& model, Options o) : model_(model), o_(std::move(o)) {}
 
   json run_all() {
+    // One object per scenario and shape, each with its "name".
     json scenarios = json::array();
+    auto add = [&](const json& objects) {
+      for (const auto& o : objects) scenarios.push_back(o);
+    };
     auto wanted = [&](const char* name) { return o_.only.empty() || o_.only.count(name); };
     if (o_.hf_prompt > 0) {
-      scenarios.push_back(hf_compare());
+      add(hf_compare());
       return scenarios;
     }
-    if (wanted("bare_forward")) scenarios.push_back(bare_forward_scenario());
-    if (wanted("greedy")) scenarios.push_back(greedy_scenario());
-    if (wanted("beam")) scenarios.push_back(beam_scenario());
-    if (wanted("cache_vs_nocache")) scenarios.push_back(cache_scenario());
-    if (wanted("memory") && o_.device.is_cpu()) scenarios.push_back(memory_scenario());
+    if (wanted("bare_forward")) add(bare_forward_scenario());
+    if (wanted("greedy")) add(greedy_scenario());
+    if (wanted("beam")) add(json::array({beam_scenario()}));
+    if (wanted("cache_vs_nocache")) add(cache_scenario());
+    if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     return scenarios;
   }
 
@@ -254,11 +277,12 @@ class Bench {
       auto s = bare_step(batch, 256);
       print_row("bare_forward", fmt::format("batch {} context 256", batch), s, "");
       json r = figures(s);
+      r["name"] = "bare_forward";
       r["batch"] = batch;
       r["context"] = 256;
       rows.push_back(r);
     }
-    return {{"name", "bare_forward"}, {"runs", rows}};
+    return rows;
   }
 
   json greedy_scenario() {
@@ -269,11 +293,11 @@ class Bench {
       print_row("greedy", fmt::format("batch {}", batch), step,
                 fmt::format("{:.0f} tok/s, bare {:.3f} ms, overhead {:+.1f}%", 1000.0 * batch / step.median, bare.median, 100 * overhead));
       json r = figures(step);
-      r.update({{"batch", batch}, {"context", prompt}, {"new_tokens", long_new}, {"bare_ms_per_step", bare.median},
+      r.update({{"name", "greedy"}, {"batch", batch}, {"context", prompt}, {"new_tokens", long_new}, {"bare_ms_per_step", bare.median},
                 {"tokens_per_s", 1000.0 * batch / step.median}, {"overhead_ratio", overhead}});
       rows.push_back(r);
     }
-    return {{"name", "greedy"}, {"runs", rows}};
+    return rows;
   }
 
   json beam_scenario() {
@@ -322,10 +346,10 @@ class Bench {
       fmt::print("  {:<18} {:<26} cache {:9.3f} ms/token ({:.2f}x ctx {}), no cache {:9.3f} ms/token ({:.2f}x)\n",
                  "cache_vs_nocache", fmt::format("context {}", context), with, with / first_cache, contexts.front(),
                  without, without / first_nocache);
-      rows.push_back({{"context", context}, {"ms_per_token_cache", with}, {"ms_per_token_nocache", without},
+      rows.push_back({{"name", "cache_vs_nocache"}, {"batch", 1}, {"context", context}, {"ms_per_token_cache", with}, {"ms_per_token_nocache", without},
                       {"cache_growth_vs_first", with / first_cache}, {"nocache_growth_vs_first", without / first_nocache}});
     }
-    return {{"name", "cache_vs_nocache"}, {"runs", rows}};
+    return rows;
   }
 
   static int64_t read_status_kb(const char* key) {
@@ -363,10 +387,10 @@ class Bench {
       const double per_token = s.median / static_cast<double>(o_.hf_new);
       print_row("hf_compare", fmt::format("batch {} beams {}", batch, beams), {per_token, s.min / o_.hf_new, s.max / o_.hf_new},
                 fmt::format("generate() {:.1f} ms for {} new tokens", s.median, o_.hf_new));
-      rows.push_back({{"batch", batch}, {"beams", beams}, {"context", o_.hf_prompt}, {"new_tokens", o_.hf_new},
+      rows.push_back({{"name", "hf_compare"}, {"batch", batch}, {"beams", beams}, {"context", o_.hf_prompt}, {"new_tokens", o_.hf_new},
                       {"ms_per_step", per_token}, {"generate_ms", s.median}});
     }
-    return {{"name", "hf_compare"}, {"runs", rows}};
+    return rows;
   }
 
   void print_row(const char* name, const std::string& shape, const Stats& s, const std::string& extra) const {
@@ -407,8 +431,12 @@ Options parse(int argc, char** argv) {
       if (comma == std::string::npos) throw lmdecode::invalid_argument("--compare-hf takes PROMPT,NEW");
       o.hf_prompt = std::stoll(v.substr(0, comma));
       o.hf_new = std::stoll(v.substr(comma + 1));
+    } else if (arg == "--layers" || arg == "--hidden" || arg == "--heads" || arg == "--kv-heads" ||
+               arg == "--intermediate" || arg == "--vocab") {
+      o.sizes[arg.substr(2)] = std::stoll(value());
     } else if (arg == "--help") {
       std::puts("lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda] [--dtype f32|bf16|f16|f64]\n"
+                "               [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
                 "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW]");
       std::exit(0);
     } else throw lmdecode::invalid_argument("unknown argument " + arg);
@@ -422,7 +450,7 @@ int main(int argc, char** argv) {
   try {
     Options o = parse(argc, argv);
     c10::InferenceMode inference;
-    auto model = o.model_dir.empty() ? random_model(preset_config(o.preset), o)
+    auto model = o.model_dir.empty() ? random_model(sized_config(preset_config(o.preset), o.sizes), o)
                                      : lmdecode::load_pretrained(o.model_dir, {o.device, o.dtype});
     const auto& c = model->config();
     const std::string label = o.model_dir.empty() ? o.preset : o.model_dir;

@@ -20,7 +20,8 @@ cmake --build "$build" -j2
 echo "== sanitizers (ASan + UBSan)"
 asan="$build-asan"
 cmake -S "$root" -B "$asan" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -g1" -DLMDECODE_SANITIZE=ON >/dev/null
-cmake --build "$asan" -j2 --target lmdecode_tests lmdecode_tokenizer_tests lmdecode_cli_tests lmdecode-conformance lmdecode-soak
+cmake --build "$asan" -j2 --target lmdecode_tests lmdecode_tokenizer_tests lmdecode_cli_tests lmdecode-conformance \
+  lmdecode-tokenize lmdecode-soak
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd "$asan" && ctest -j2 --output-on-failure -E "find_package_consumer|readme_example_is_compiled")
 "$asan/benchmarks/lmdecode-soak" --generations 200 --max-growth-mib 64

@@ -2,7 +2,7 @@
 import json
 import sys
 
-ours = {(r["batch"], r["beams"]): r["ms_per_step"] for r in json.load(open(sys.argv[1]))["scenarios"][0]["runs"]}
+ours = {(r["batch"], r["beams"]): r["ms_per_step"] for r in json.load(open(sys.argv[1]))["scenarios"] if r["name"] == "hf_compare"}
 hf = json.load(open(sys.argv[2]))
 theirs = {(r["batch"], r["beams"], r["mode"]): r.get("ms_per_step") for r in hf["rows"]}
 print(f"transformers {hf['transformers']}, torch {hf['torch']}; bf16 Qwen2.5-0.5B shape, random weights")
