@@ -24,7 +24,8 @@ cmake --build "$asan" -j2 --target lmdecode_tests lmdecode_tokenizer_tests lmdec
   lmdecode-tokenize lmdecode-soak
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd "$asan" && ctest -j2 --output-on-failure -E "find_package_consumer|readme_example_is_compiled")
-"$asan/benchmarks/lmdecode-soak" --generations 200 --max-growth-mib 64
+# Under ASan this run is for leak reports: its allocator quarantine makes RSS grow by design.
+"$asan/benchmarks/lmdecode-soak" --generations 200 --max-growth-mib 1024
 
 echo "== soak"
 "$build/benchmarks/lmdecode-soak" --generations 1000
