@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
+#include "lmdecode/detail/decoder_base.hpp"
 #include "lmdecode/detail/generator.hpp"
 #include "lmdecode/detail/hypotheses.hpp"
 #include "lmdecode/detail/padded_batch.hpp"
@@ -38,25 +39,18 @@
 namespace lmdecode {
 
 template <CausalLM Model>
-class BeamSearchDecoder {
+class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, Model> {
+  using Base = detail::DecoderBase<BeamSearchDecoder<Model>, Model>;
+  friend Base;
+  using Base::config_;
+  using Base::model_;
+  using Base::user_processors_;
+
  public:
   /// `processors` run after the ones `config` enables, on float32 log-probs.
   explicit BeamSearchDecoder(Model& model, GenerationConfig config = {}, LogitsProcessorList processors = {})
-      : model_(model), config_(std::move(config)), user_processors_(std::move(processors)) {
+      : Base(model, std::move(config), std::move(processors)) {
     validate(config_);
-  }
-
-  const GenerationConfig& config() const { return config_; }
-
-  /// Searches each prompt (left padded into one batch) and returns num_return_sequences hypotheses each.
-  GenerationResult generate(const std::vector<TokenIds>& prompts, const StepCallback& on_step = {}) {
-    return run(detail::pad_prompts(prompts, config_.effective_pad_token_id(), model_.device()), on_step);
-  }
-
-  /// As above, from an HF-style left-padded batch: input_ids and attention_mask [B, L0] on the model's device.
-  GenerationResult generate(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                            const StepCallback& on_step = {}) {
-    return run(detail::batch_from_tensors(input_ids, attention_mask, model_.device()), on_step);
   }
 
  private:
@@ -267,9 +261,6 @@ class BeamSearchDecoder {
     return e;
   }
 
-  Model& model_;
-  GenerationConfig config_;
-  LogitsProcessorList user_processors_;
 };
 
 }  // namespace lmdecode

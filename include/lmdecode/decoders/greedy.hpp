@@ -12,47 +12,34 @@
 
 #include <ATen/ATen.h>
 
-#include <vector>
-
 #include "lmdecode/config.hpp"
+#include "lmdecode/detail/decoder_base.hpp"
 #include "lmdecode/detail/token_loop.hpp"
 
 namespace lmdecode {
 
 template <CausalLM Model>
-class GreedyDecoder {
+class GreedyDecoder : public detail::DecoderBase<GreedyDecoder<Model>, Model> {
+  using Base = detail::DecoderBase<GreedyDecoder<Model>, Model>;
+  friend Base;
+
  public:
   /// `processors` run after the ones `config` enables, on float32 logits.
   explicit GreedyDecoder(Model& model, GenerationConfig config = {}, LogitsProcessorList processors = {})
-      : model_(model), config_(std::move(config)), user_processors_(std::move(processors)) {
-    validate(config_);
-    detail::check(config_.num_beams == 1, "GreedyDecoder needs num_beams == 1 (got {}); use BeamSearchDecoder",
-                  config_.num_beams);
-    detail::check(!config_.do_sample, "GreedyDecoder does not sample: set do_sample = false or use SamplingDecoder");
-  }
-
-  const GenerationConfig& config() const { return config_; }
-
-  /// Decodes each prompt (left padded into one batch) until EOS, a stop sequence or max_new_tokens.
-  GenerationResult generate(const std::vector<TokenIds>& prompts, const StepCallback& on_step = {}) {
-    return run(detail::pad_prompts(prompts, config_.effective_pad_token_id(), model_.device()), on_step);
-  }
-
-  /// As above, from an HF-style left-padded batch: input_ids and attention_mask [B, L0] on the model's device.
-  GenerationResult generate(const at::Tensor& input_ids, const at::Tensor& attention_mask, const StepCallback& on_step = {}) {
-    return run(detail::batch_from_tensors(input_ids, attention_mask, model_.device()), on_step);
+      : Base(model, std::move(config), std::move(processors)) {
+    validate(this->config_);
+    detail::check(this->config_.num_beams == 1, "GreedyDecoder needs num_beams == 1 (got {}); use BeamSearchDecoder",
+                  this->config_.num_beams);
+    detail::check(!this->config_.do_sample, "GreedyDecoder does not sample: set do_sample = false or use SamplingDecoder");
   }
 
  private:
+  /// Runs until EOS, a stop sequence or max_new_tokens.
   GenerationResult run(const detail::PaddedBatch& batch, const StepCallback& on_step) {
     // torch.argmax returns the first maximal index, as transformers relies on.
-    return detail::run_token_loop(model_, config_, user_processors_, batch, on_step,
+    return detail::run_token_loop(this->model_, this->config_, this->user_processors_, batch, on_step,
                                   [](const at::Tensor& scores) { return scores.argmax(-1); });
   }
-
-  Model& model_;
-  GenerationConfig config_;
-  LogitsProcessorList user_processors_;
 };
 
 }  // namespace lmdecode

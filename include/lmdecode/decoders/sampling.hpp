@@ -12,48 +12,37 @@
 
 #include <ATen/ATen.h>
 
-#include <vector>
-
 #include "lmdecode/config.hpp"
+#include "lmdecode/detail/decoder_base.hpp"
 #include "lmdecode/detail/generator.hpp"
 #include "lmdecode/detail/token_loop.hpp"
 
 namespace lmdecode {
 
 template <CausalLM Model>
-class SamplingDecoder {
+class SamplingDecoder : public detail::DecoderBase<SamplingDecoder<Model>, Model> {
+  using Base = detail::DecoderBase<SamplingDecoder<Model>, Model>;
+  friend Base;
+
  public:
   /// `processors` run after the ones `config` enables and before the sampling warpers.
   explicit SamplingDecoder(Model& model, GenerationConfig config = {}, LogitsProcessorList processors = {})
-      : model_(model), config_(std::move(config)), user_processors_(std::move(processors)) {
-    config_.do_sample = true;
-    validate(config_);
-    detail::check(config_.num_beams == 1, "SamplingDecoder needs num_beams == 1 (got {}); beam sampling is "
-                  "BeamSearchDecoder with do_sample", config_.num_beams);
-  }
-
-  const GenerationConfig& config() const { return config_; }
-
-  /// Samples num_return_sequences continuations of each prompt.
-  GenerationResult generate(const std::vector<TokenIds>& prompts, const StepCallback& on_step = {}) {
-    return run(detail::pad_prompts(prompts, config_.effective_pad_token_id(), model_.device()), on_step);
-  }
-
-  GenerationResult generate(const at::Tensor& input_ids, const at::Tensor& attention_mask, const StepCallback& on_step = {}) {
-    return run(detail::batch_from_tensors(input_ids, attention_mask, model_.device()), on_step);
+      : Base(model, std::move(config), std::move(processors)) {
+    this->config_.do_sample = true;
+    validate(this->config_);
+    detail::check(this->config_.num_beams == 1, "SamplingDecoder needs num_beams == 1 (got {}); beam sampling is "
+                  "BeamSearchDecoder with do_sample", this->config_.num_beams);
   }
 
  private:
+  /// Samples num_return_sequences continuations of each prompt.
   GenerationResult run(const detail::PaddedBatch& batch, const StepCallback& on_step) {
-    auto generator = detail::make_generator(config_.seed, model_.device());
-    return detail::run_token_loop(model_, config_, user_processors_, batch, on_step, [&](const at::Tensor& scores) {
-      return at::multinomial(scores.softmax(-1), 1, false, generator).squeeze(1);
-    });
+    auto generator = detail::make_generator(this->config_.seed, this->model_.device());
+    return detail::run_token_loop(this->model_, this->config_, this->user_processors_, batch, on_step,
+                                  [&](const at::Tensor& scores) {
+                                    return at::multinomial(scores.softmax(-1), 1, false, generator).squeeze(1);
+                                  });
   }
-
-  Model& model_;
-  GenerationConfig config_;
-  LogitsProcessorList user_processors_;
 };
 
 }  // namespace lmdecode
