@@ -8,13 +8,14 @@
 
 namespace lmdecode::detail {
 
-/// allowed[r, 0, t, s]: query t of this call (at cache position cached + t) may attend key s.
-/// attention_mask is [rows, cached + T]; the result is [rows, 1, T, cached + T] bool.
-inline at::Tensor attention_allowed(const at::Tensor& attention_mask, int64_t cached, int64_t fed) {
+/// blocked[r, 0, t, s]: query t of this call (at cache position cached + t) may NOT attend key s.
+/// attention_mask is [rows, cached + T]; the result is [rows, 1, T, cached + T] bool. It is built once
+/// per forward so that each layer only applies it.
+inline at::Tensor attention_blocked(const at::Tensor& attention_mask, int64_t cached, int64_t fed) {
   const int64_t keys = cached + fed;
   auto opts = attention_mask.options().dtype(at::kLong);
-  auto causal = at::arange(keys, opts).unsqueeze(0) <= (at::arange(fed, opts) + cached).unsqueeze(1);  // [T, S]
-  return attention_mask.to(at::kBool).unsqueeze(1).unsqueeze(1).logical_and(causal);
+  auto future = at::arange(keys, opts).unsqueeze(0) > (at::arange(fed, opts) + cached).unsqueeze(1);  // [T, S]
+  return attention_mask.eq(0).unsqueeze(1).unsqueeze(1).logical_or(future);
 }
 
 /// The value written at masked positions: the lowest finite value of `dtype`, and for float64 the
@@ -27,11 +28,13 @@ inline double mask_value(at::ScalarType dtype) {
   }
 }
 
-/// softmax(scores masked by `allowed`) @ values, with the softmax run in `softmax_dtype` and cast back.
-inline at::Tensor masked_attention(const at::Tensor& scores, const at::Tensor& allowed, const at::Tensor& values,
+/// softmax(scores masked by `blocked`) @ values, with the softmax run in `softmax_dtype` and cast back.
+/// `scores` is a fresh tensor the caller gives up: it is masked in place.
+inline at::Tensor masked_attention(at::Tensor scores, const at::Tensor& blocked, const at::Tensor& values,
                                    at::ScalarType softmax_dtype) {
-  auto masked = scores.masked_fill(allowed.logical_not(), mask_value(scores.scalar_type()));
-  auto weights = masked.softmax(-1, softmax_dtype).to(values.scalar_type());
+  scores.masked_fill_(blocked, mask_value(scores.scalar_type()));
+  auto weights = scores.softmax(-1, softmax_dtype);
+  if (weights.scalar_type() != values.scalar_type()) weights = weights.to(values.scalar_type());
   return at::matmul(weights, values);
 }
 

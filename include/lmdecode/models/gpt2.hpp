@@ -46,7 +46,7 @@ class Gpt2Model : public PretrainedModel {
   }
 
  protected:
-  at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& allowed, KVCache& cache) override {
+  at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) override {
     const auto& c = config();
     const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
     const int64_t e = c.hidden_size, heads = c.num_heads, d = c.head_dim;
@@ -59,7 +59,7 @@ class Gpt2Model : public PretrainedModel {
       auto heads_of = [&](const at::Tensor& t) { return t.view({rows, fed, heads, d}).transpose(1, 2); };
       auto [keys, values] = cache.append(i, heads_of(qkv[1]), heads_of(qkv[2]));
       auto scores = at::matmul(heads_of(qkv[0]), keys.transpose(-1, -2)) / scale;
-      auto attended = detail::masked_attention(scores, allowed, values, hidden.scalar_type());
+      auto attended = detail::masked_attention(scores, blocked, values, hidden.scalar_type());
       attended = attended.transpose(1, 2).reshape({rows, fed, e});
       hidden = conv1d(attended, l.proj_w, l.proj_b) + hidden;
       x = layer_norm(hidden, l.ln2_w, l.ln2_b);

@@ -36,8 +36,8 @@ class PretrainedModel {
     check_inputs(batch, cache);
     const int64_t cached = cache.length();
     const int64_t fed = batch.input_ids.size(1);
-    auto allowed = detail::attention_allowed(batch.attention_mask, cached, fed);
-    auto hidden = run_layers(batch, allowed, cache);  // [rows, T, hidden] after the final norm
+    auto blocked = detail::attention_blocked(batch.attention_mask, cached, fed);
+    auto hidden = run_layers(batch, blocked, cache);  // [rows, T, hidden] after the final norm
     cache.advance(fed);
     if (!batch.all_logits) hidden = hidden.narrow(1, fed - 1, 1);
     auto logits = lm_head(hidden);
@@ -45,8 +45,9 @@ class PretrainedModel {
   }
 
  protected:
-  /// Runs every layer (each appending to `cache`) and the final norm.
-  virtual at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& allowed, KVCache& cache) = 0;
+  /// Runs every layer (each appending to `cache`) and the final norm; `blocked` is the attention mask
+  /// of detail::attention_blocked ([rows, 1, T, cached + T], true where a query may not look).
+  virtual at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) = 0;
   virtual at::Tensor lm_head(const at::Tensor& hidden) = 0;
 
  private:

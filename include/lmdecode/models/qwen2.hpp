@@ -3,6 +3,13 @@
 // q/k/v biases when the checkpoint has them. It mirrors transformers' float32 islands exactly
 // (HF_SEMANTICS §6): RMSNorm, RoPE cos/sin and the attention softmax run in float32 whatever the
 // model dtype, which is what keeps bf16/f16 accurate and float64 within 1e-6 of transformers.
+//
+// Each step dispatches few operators, since on a GPU each one is a kernel launch and the host's
+// dispatch cost per launch, not the GPU, bounds a small model's step: q/k/v and gate/up are one
+// matmul each (weights concatenated at load), rotary runs once over queries and keys together, and
+// query heads are grouped by the KV head they read, so the cache is never copied per query head.
+// bfloat16/float16 models on libtorch >= 2.4 also take the fused attention and RMSNorm kernels
+// (detail/fused_kernels.hpp); float32 and float64 keep transformers' eager arithmetic exactly.
 
 #include <ATen/ATen.h>
 
@@ -10,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "lmdecode/detail/fused_kernels.hpp"
 #include "lmdecode/detail/weights.hpp"
 #include "lmdecode/models/pretrained_model.hpp"
 
@@ -18,7 +26,8 @@ namespace lmdecode {
 class Qwen2Model : public PretrainedModel {
  public:
   Qwen2Model(ModelConfig config, const detail::WeightStore& weights, at::Device device, at::ScalarType dtype)
-      : PretrainedModel(std::move(config), device, dtype) {
+      : PretrainedModel(std::move(config), device, dtype),
+        fused_(detail::kHasFusedKernels && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
     const auto& c = this->config();
     const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
     embed_ = weights.take("model.embed_tokens.weight", {c.vocab_size, h});
@@ -27,18 +36,17 @@ class Qwen2Model : public PretrainedModel {
       Layer l;
       l.input_norm = weights.take(p + "input_layernorm.weight", {h});
       l.post_norm = weights.take(p + "post_attention_layernorm.weight", {h});
-      l.q = weights.take(p + "self_attn.q_proj.weight", {q, h});
-      l.k = weights.take(p + "self_attn.k_proj.weight", {kv, h});
-      l.v = weights.take(p + "self_attn.v_proj.weight", {kv, h});
-      l.o = weights.take(p + "self_attn.o_proj.weight", {h, q});
-      if (weights.has(p + "self_attn.q_proj.bias")) {
-        l.q_bias = weights.take(p + "self_attn.q_proj.bias", {q});
-        l.k_bias = weights.take(p + "self_attn.k_proj.bias", {kv});
-        l.v_bias = weights.take(p + "self_attn.v_proj.bias", {kv});
-      }
-      l.gate = weights.take(p + "mlp.gate_proj.weight", {c.intermediate_size, h});
-      l.up = weights.take(p + "mlp.up_proj.weight", {c.intermediate_size, h});
-      l.down = weights.take(p + "mlp.down_proj.weight", {h, c.intermediate_size});
+      l.qkv_t = at::cat({weights.take(p + "self_attn.q_proj.weight", {q, h}), weights.take(p + "self_attn.k_proj.weight", {kv, h}),
+                         weights.take(p + "self_attn.v_proj.weight", {kv, h})})
+                    .t();
+      if (weights.has(p + "self_attn.q_proj.bias"))
+        l.qkv_bias = at::cat({weights.take(p + "self_attn.q_proj.bias", {q}), weights.take(p + "self_attn.k_proj.bias", {kv}),
+                              weights.take(p + "self_attn.v_proj.bias", {kv})});
+      l.o_t = weights.take(p + "self_attn.o_proj.weight", {h, q}).t();
+      l.gate_up_t = at::cat({weights.take(p + "mlp.gate_proj.weight", {c.intermediate_size, h}),
+                             weights.take(p + "mlp.up_proj.weight", {c.intermediate_size, h})})
+                        .t();
+      l.down_t = weights.take(p + "mlp.down_proj.weight", {h, c.intermediate_size}).t();
       layers_.push_back(std::move(l));
     }
     final_norm_ = weights.take("model.norm.weight", {h});
@@ -50,32 +58,38 @@ class Qwen2Model : public PretrainedModel {
   }
 
  protected:
-  at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& allowed, KVCache& cache) override {
+  at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) override {
     const auto& c = config();
     const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
-    auto hidden = at::embedding(embed_, batch.input_ids);  // [rows, T, hidden]
-    auto [cos, sin] = rotary(batch.position_ids);          // [rows, 1, T, head_dim]
-    const int64_t group = c.num_heads / c.num_kv_heads;
-    const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);
+    const int64_t heads = c.num_heads, kv_heads = c.num_kv_heads, d = c.head_dim, group = heads / kv_heads;
+    const double scale = std::pow(static_cast<double>(d), -0.5);
+    auto hidden = at::embedding(embed_, batch.input_ids.reshape({-1}));  // [rows * T, hidden]
+    const auto [cos, signed_sin] = rotary(batch.position_ids);          // [rows, T, 1, head_dim]
+    // Query head h reads KV head h / group. Queries are laid out [rows, kv_heads, group * T, d] (row
+    // g * T + t: head kv * group + g, position t), so each KV head serves its group in one matmul.
+    const auto grouped_blocked = group == 1 ? blocked : blocked.repeat({1, 1, group, 1});  // [rows, 1, group * T, S]
+    at::Tensor bias;  // the fused kernel's mask: 0 or the lowest finite value, added to the scores
+    if (fused_) bias = at::zeros(grouped_blocked.sizes(), hidden.options()).masked_fill_(grouped_blocked, detail::mask_value(dtype()));
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
       auto x = rms_norm(hidden, l.input_norm);
-      auto q = at::linear(x, l.q, l.q_bias).view({rows, fed, c.num_heads, c.head_dim}).transpose(1, 2);
-      auto k = at::linear(x, l.k, l.k_bias).view({rows, fed, c.num_kv_heads, c.head_dim}).transpose(1, 2);
-      auto v = at::linear(x, l.v, l.v_bias).view({rows, fed, c.num_kv_heads, c.head_dim}).transpose(1, 2);
-      q = q * cos + rotate_half(q) * sin;
-      k = k * cos + rotate_half(k) * sin;
-      auto [keys, values] = cache.append(i, k, v);  // [rows, kv_heads, S, head_dim]
-      keys = repeat_kv(keys, group);
-      values = repeat_kv(values, group);
-      auto scores = at::matmul(q, keys.transpose(2, 3)) * scale;
-      auto attended = detail::masked_attention(scores, allowed, values, at::kFloat);  // [rows, heads, T, head_dim]
-      attended = attended.transpose(1, 2).reshape({rows, fed, c.num_heads * c.head_dim});
-      hidden = hidden + at::linear(attended, l.o);
+      auto qkv = (l.qkv_bias.defined() ? at::addmm(l.qkv_bias, x, l.qkv_t) : at::mm(x, l.qkv_t))
+                     .view({rows, fed, heads + 2 * kv_heads, d});
+      auto qk = apply_rotary(qkv.narrow(2, 0, heads + kv_heads), cos, signed_sin);  // [rows, T, heads + kv_heads, d]
+      auto q = qk.narrow(2, 0, heads).view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
+      auto [keys, values] = cache.append(i, qk.narrow(2, heads, kv_heads).transpose(1, 2),
+                                         qkv.narrow(2, heads + kv_heads, kv_heads).transpose(1, 2));  // [rows, kv_heads, S, d]
+      auto attended = fused_ ? detail::fused_attention(q, keys, values, bias, scale)
+                             : detail::masked_attention(at::matmul(q, keys.transpose(2, 3)).mul_(scale), grouped_blocked,
+                                                        values, at::kFloat);  // [rows, kv_heads, group * T, d]
+      attended = attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
+      hidden.add_(at::mm(attended, l.o_t));
       x = rms_norm(hidden, l.post_norm);
-      hidden = hidden + at::linear(at::silu(at::linear(x, l.gate)) * at::linear(x, l.up), l.down);
+      auto gate_up = at::mm(x, l.gate_up_t);
+      const int64_t inner = gate_up.size(1) / 2;
+      hidden.add_(at::mm(at::silu(gate_up.narrow(1, 0, inner)).mul_(gate_up.narrow(1, inner, inner)), l.down_t));
     }
-    return rms_norm(hidden, final_norm_);
+    return rms_norm(hidden, final_norm_).view({rows, fed, c.hidden_size});
   }
 
   at::Tensor lm_head(const at::Tensor& hidden) override { return at::linear(hidden, head_); }
@@ -83,37 +97,39 @@ class Qwen2Model : public PretrainedModel {
  private:
   struct Layer {
     at::Tensor input_norm, post_norm;
-    at::Tensor q, k, v, o, q_bias, k_bias, v_bias;
-    at::Tensor gate, up, down;
+    at::Tensor qkv_t, qkv_bias;  // [hidden, (heads + 2 kv_heads) * head_dim] (a transposed view), bias or undefined
+    at::Tensor o_t, gate_up_t, down_t;  // transposed views: x @ w_t is HF's Linear
   };
 
   /// HF Qwen2RMSNorm: normalise in float32, cast back, then scale.
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
-    auto h = x.to(at::kFloat);
-    auto variance = h.pow(2).mean(-1, true);
-    h = h * at::rsqrt(variance + config().norm_eps);
-    return weight * h.to(x.scalar_type());
+    if (fused_) return detail::fused_rms_norm(x, weight, config().norm_eps);
+    const bool is_float = x.scalar_type() == at::kFloat;
+    auto h = is_float ? x : x.to(at::kFloat);
+    h = h * h.pow(2).mean(-1, true).add_(config().norm_eps).rsqrt_();
+    return weight * (is_float ? h : h.to(x.scalar_type()));
   }
 
-  /// cos/sin of positions x inv_freq, computed in float32 and cast to the model dtype.
+  /// cos and sin of positions x inv_freq, computed in float32 and cast to the model dtype, shaped
+  /// [rows, T, 1, head_dim]. The sin comes with its first half negated: rotate_half(x) * sin then equals
+  /// swap_halves(x) * signed_sin exactly (negation commutes with rounding), one operator fewer per layer.
   std::pair<at::Tensor, at::Tensor> rotary(const at::Tensor& position_ids) const {
     auto freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [rows, T, head_dim / 2]
     auto emb = at::cat({freqs, freqs}, -1);
-    return {emb.cos().to(dtype()).unsqueeze(1), emb.sin().to(dtype()).unsqueeze(1)};
+    auto sin = emb.sin().to(dtype());
+    const int64_t half = sin.size(-1) / 2;
+    auto signed_sin = at::cat({-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)}, -1);
+    return {emb.cos().to(dtype()).unsqueeze(2), signed_sin.unsqueeze(2)};
   }
 
-  static at::Tensor rotate_half(const at::Tensor& x) {
+  /// HF apply_rotary_pos_emb on x [rows, T, heads, d]: x * cos + rotate_half(x) * sin.
+  static at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& signed_sin) {
     const int64_t half = x.size(-1) / 2;
-    return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    auto swapped = at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    return (x * cos).add_(swapped.mul_(signed_sin));
   }
 
-  /// [rows, kv_heads, S, d] -> [rows, kv_heads * group, S, d], each kv head serving `group` query heads.
-  static at::Tensor repeat_kv(const at::Tensor& x, int64_t group) {
-    if (group == 1) return x;
-    const auto s = x.sizes();
-    return x.unsqueeze(2).expand({s[0], s[1], group, s[2], s[3]}).reshape({s[0], s[1] * group, s[2], s[3]});
-  }
-
+  bool fused_;  // fused attention and RMSNorm kernels (half precision on libtorch >= 2.4)
   at::Tensor embed_, head_, final_norm_;
   at::Tensor inv_freq_;  // [head_dim / 2] float32
   std::vector<Layer> layers_;
