@@ -1,6 +1,7 @@
 #pragma once
-// KVCache: the keys and values of every layer for every row (row = prompt x beam), stored in
-// preallocated buffers shaped [rows, kv_heads, capacity, head_dim] on the model's device and dtype.
+// KVCache: the keys and values of every layer for every row (row = prompt x beam), stored in one
+// preallocated buffer [num_layers, 2 (keys, values), rows, kv_heads, capacity, head_dim] on the
+// model's device and dtype.
 //
 // How it is used:
 //   - a model's forward calls `append(layer, k, v)` for each layer with this step's keys/values
@@ -8,6 +9,8 @@
 //     `advance(T)` once all layers are written;
 //   - a beam decoder calls `reorder(row_index)` after each step so that every surviving beam takes its
 //     parent's history. Rows never share storage, so beams that later diverge cannot corrupt each other.
+//     One buffer lets a reorder be a few large gathers (one per slice of layers) instead of two per
+//     layer: on a GPU each gather is a kernel launch.
 // The decoders only call reorder(); how rows are stored is this class's business, which leaves room for
 // a layout where a prompt's prefix is stored once for all its beams.
 //
@@ -22,6 +25,7 @@
 
 #include <cstdint>
 #include <utility>
+#include <algorithm>
 #include <vector>
 
 #include "lmdecode/error.hpp"
@@ -39,22 +43,19 @@ class KVCache {
     detail::check(num_layers >= 1 && rows >= 1 && kv_heads >= 1 && head_dim >= 1 && capacity >= 0,
                   "KVCache needs positive sizes (layers {}, rows {}, kv_heads {}, head_dim {}, capacity {})",
                   num_layers, rows, kv_heads, head_dim, capacity);
-    for (int64_t l = 0; l < num_layers; ++l) {
-      keys_.push_back(at::empty({rows, kv_heads, capacity, head_dim}, options));
-      values_.push_back(at::empty({rows, kv_heads, capacity, head_dim}, options));
-    }
+    set_storage(at::empty({num_layers, 2, rows, kv_heads, capacity, head_dim}, options));
   }
 
-  int64_t num_layers() const { return static_cast<int64_t>(keys_.size()); }
+  int64_t num_layers() const { return storage_.defined() ? storage_.size(0) : 0; }
   int64_t rows() const { return rows_; }
   int64_t kv_heads() const { return kv_heads_; }
   int64_t head_dim() const { return head_dim_; }
   /// Positions stored per row (the same for every row: prompts are left padded).
   int64_t length() const { return length_; }
   /// Positions that fit before the buffers must grow.
-  int64_t capacity() const { return keys_.empty() ? 0 : keys_[0].size(2); }
-  at::Device device() const { return keys_.at(0).device(); }
-  at::ScalarType dtype() const { return keys_.at(0).scalar_type(); }
+  int64_t capacity() const { return storage_.defined() ? storage_.size(4) : 0; }
+  at::Device device() const { return storage_.device(); }
+  at::ScalarType dtype() const { return storage_.scalar_type(); }
 
   /// Bytes of the filled part: layers x 2 x rows x kv_heads x length x head_dim x element size.
   int64_t bytes() const { return filled_elements(length_) * element_size(); }
@@ -69,7 +70,7 @@ class KVCache {
     check_block("key", key);
     check_block("value", value);
     const int64_t end = length_ + key.size(2);
-    if (end > keys_[layer].size(2)) grow(layer, end);
+    if (end > capacity()) grow_to(std::max(end, 2 * capacity()));
     keys_[layer].narrow(2, length_, key.size(2)).copy_(key);
     values_[layer].narrow(2, length_, value.size(2)).copy_(value);
     return {keys_[layer].narrow(2, 0, end), values_[layer].narrow(2, 0, end)};
@@ -89,22 +90,25 @@ class KVCache {
     detail::check(row_index.dim() == 1 && row_index.scalar_type() == at::kLong,
                   "KVCache::reorder needs a 1-D int64 index (got {}-D {})", row_index.dim(),
                   c10::toString(row_index.scalar_type()));
-    detail::check(keys_.empty() || row_index.device() == device(),
+    detail::check(!storage_.defined() || row_index.device() == device(),
                   "KVCache::reorder: index on {} but the cache is on {}", row_index.device().str(), device().str());
     const int64_t new_rows = row_index.size(0);
-    for (auto* buffers : {&keys_, &values_}) {
-      for (auto& buffer : *buffers) {
-        auto filled = buffer.narrow(2, 0, length_);
-        if (new_rows == rows_) {
-          // The gather reads rows that are also overwritten, so it goes through one layer-sized temporary.
-          filled.copy_(filled.index_select(0, row_index));
-        } else {
-          auto resized = at::empty({new_rows, kv_heads_, buffer.size(2), head_dim_}, buffer.options());
-          resized.narrow(2, 0, length_).copy_(filled.index_select(0, row_index));
-          buffer = resized;
-        }
-      }
+    if (!storage_.defined()) {  // a default-constructed cache holds nothing to move
+      rows_ = new_rows;
+      return;
     }
+    // The gather reads rows that may be overwritten, so it goes through a temporary: one slice of
+    // layers at a time, which bounds the temporary to 1/kReorderSlices of the cache.
+    auto target = new_rows == rows_ ? storage_ : at::empty({num_layers(), 2, new_rows, kv_heads_, capacity(), head_dim_}, storage_.options());
+    // Rows lead in the gathered views: libtorch's CPU index_select is several times slower on dim 1.
+    auto from = storage_.flatten(0, 1).narrow(3, 0, length_).transpose(0, 1);  // [rows, layers * 2, kv_heads, length, head_dim]
+    auto to = target.flatten(0, 1).narrow(3, 0, length_).transpose(0, 1);
+    const int64_t slabs = from.size(1), per_slice = (slabs + kReorderSlices - 1) / kReorderSlices;
+    for (int64_t first = 0; first < slabs; first += per_slice) {
+      const int64_t n = std::min(per_slice, slabs - first);
+      to.narrow(1, first, n).copy_(from.narrow(1, first, n).index_select(0, row_index));
+    }
+    if (new_rows != rows_) set_storage(target);
     rows_ = new_rows;
   }
 
@@ -116,8 +120,7 @@ class KVCache {
 
   /// Ensures room for `capacity` positions without further growth.
   void reserve(int64_t capacity) {
-    for (int64_t l = 0; l < num_layers(); ++l)
-      if (capacity > keys_[l].size(2)) grow_to(l, capacity);
+    if (capacity > this->capacity()) grow_to(capacity);
   }
 
   /// A copy on another device and/or dtype (same length; capacity trimmed to the length).
@@ -127,10 +130,7 @@ class KVCache {
     out.kv_heads_ = kv_heads_;
     out.head_dim_ = head_dim_;
     out.length_ = length_;
-    for (size_t l = 0; l < keys_.size(); ++l) {
-      out.keys_.push_back(keys_[l].narrow(2, 0, length_).to(device, dtype, false, true).contiguous());
-      out.values_.push_back(values_[l].narrow(2, 0, length_).to(device, dtype, false, true).contiguous());
-    }
+    out.set_storage(storage_.narrow(4, 0, length_).to(device, dtype, false, true).contiguous());
     return out;
   }
 
@@ -139,7 +139,20 @@ class KVCache {
   at::Tensor values(int64_t layer) const { return values_.at(layer).narrow(2, 0, length_); }
 
  private:
-  int64_t element_size() const { return keys_.empty() ? 0 : static_cast<int64_t>(keys_[0].element_size()); }
+  static constexpr int64_t kReorderSlices = 16;
+
+  /// Takes `storage` and the per-layer views into it (kept so that a step does not rebuild them).
+  void set_storage(at::Tensor storage) {
+    storage_ = std::move(storage);
+    keys_.clear();
+    values_.clear();
+    for (int64_t l = 0; l < storage_.size(0); ++l) {
+      keys_.push_back(storage_[l][0]);
+      values_.push_back(storage_[l][1]);
+    }
+  }
+
+  int64_t element_size() const { return storage_.defined() ? static_cast<int64_t>(storage_.element_size()) : 0; }
   int64_t filled_elements(int64_t positions) const {
     return num_layers() * 2 * rows_ * kv_heads_ * positions * head_dim_;
   }
@@ -155,22 +168,15 @@ class KVCache {
                                device().str());
   }
 
-  void grow(int64_t layer, int64_t needed) {
-    const int64_t doubled = 2 * keys_[layer].size(2);
-    grow_to(layer, needed > doubled ? needed : doubled);
+  void grow_to(int64_t capacity) {
+    auto bigger = at::empty({num_layers(), 2, rows_, kv_heads_, capacity, head_dim_}, storage_.options());
+    bigger.narrow(4, 0, length_).copy_(storage_.narrow(4, 0, length_));
+    set_storage(bigger);
   }
 
-  void grow_to(int64_t layer, int64_t capacity) {
-    for (auto* buffers : {&keys_, &values_}) {
-      auto& buffer = (*buffers)[layer];
-      auto bigger = at::empty({rows_, kv_heads_, capacity, head_dim_}, buffer.options());
-      bigger.narrow(2, 0, length_).copy_(buffer.narrow(2, 0, length_));
-      buffer = bigger;
-    }
-  }
-
-  std::vector<at::Tensor> keys_;    // per layer: [rows, kv_heads, capacity, head_dim]
-  std::vector<at::Tensor> values_;  // per layer: [rows, kv_heads, capacity, head_dim]
+  at::Tensor storage_;              // [num_layers, 2, rows, kv_heads, capacity, head_dim]
+  std::vector<at::Tensor> keys_;    // per layer: storage_[layer][0], [rows, kv_heads, capacity, head_dim]
+  std::vector<at::Tensor> values_;  // per layer: storage_[layer][1]
   int64_t rows_ = 0;
   int64_t kv_heads_ = 0;
   int64_t head_dim_ = 0;
