@@ -12,6 +12,9 @@
 //                     time of a cache reorder and of log-softmax + top-k at that shape
 //   cache_vs_nocache  ms per new token with and without the cache at context 64, 256, 1024
 //   memory            KV bytes by formula and peak RSS growth of a 1024-token beam-4 run (CPU)
+//   ops               ATen operator calls per step (what each step dispatches, and on CUDA launches)
+//                     and device-to-host reads per step, for the bare step, greedy and beam-4, with
+//                     the most frequent operators of a greedy step
 //   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
 //                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh
 //
@@ -29,15 +32,18 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "lmdecode/lmdecode.hpp"
+#include "lmdecode/op_counter.hpp"
 
 namespace {
 
@@ -181,6 +187,7 @@ class Bench {
     if (wanted("beam")) add(json::array({beam_scenario()}));
     if (wanted("cache_vs_nocache")) add(cache_scenario());
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
+    if (wanted("ops")) add(ops_scenario());
     return scenarios;
   }
 
@@ -378,6 +385,54 @@ class Bench {
     return {{"name", "memory"}, {"beams", beams}, {"context", prompt}, {"new_tokens", new_tokens},
             {"kv_bytes_formula", kv_bytes}, {"peak_rss_growth_bytes", growth},
             {"growth_over_formula", static_cast<double>(growth) / static_cast<double>(kv_bytes)}};
+  }
+
+  /// Operator calls per step: the difference of a long and a short run, as for the timings.
+  json ops_scenario() {
+    const int64_t prompt = 32, short_new = 4, long_new = 12;
+    json rows = json::array();
+    auto per_step = [&](const std::function<void(int64_t)>& run) {
+      run(long_new);  // warm-up: first calls may dispatch extra operators
+      lmdecode::OpCounter counter;
+      run(short_new);
+      auto a = counter.take();
+      run(long_new);
+      return counter.take() - a;
+    };
+    auto report = [&](const char* what, int64_t batch, int64_t beams, const lmdecode::OpCounts& d) {
+      const double extra = static_cast<double>(long_new - short_new);
+      fmt::print("  {:<18} {:<26} {:7.1f} calls/step ({:.1f} with nested ones), {:.2f} device-to-host reads/step\n", "ops", what,
+                 d.calls / extra, d.all_calls / extra, d.host_reads / extra);
+      rows.push_back({{"name", "ops"}, {"run", what}, {"batch", batch}, {"beams", beams}, {"calls_per_step", d.calls / extra},
+                      {"all_calls_per_step", d.all_calls / extra}, {"host_reads_per_step", d.host_reads / extra}});
+    };
+    auto decode = [&](int64_t batch, int64_t beams) {
+      return [this, batch, beams, prompt](int64_t new_tokens) {
+        auto config = decode_config(new_tokens, beams, true);
+        auto prompts = prompts_of(batch, prompt, model_.config().vocab_size);
+        if (beams > 1) lmdecode::BeamSearchDecoder(model_, config).generate(prompts);
+        else lmdecode::GreedyDecoder(model_, config).generate(prompts);
+      };
+    };
+    report("bare forward, batch 1", 1, 1, per_step([&](int64_t n) { bare_loop(1, prompt, n); }));
+    const auto greedy = per_step(decode(1, 1));
+    report("greedy, batch 1", 1, 1, greedy);
+    report("greedy, batch 8", 8, 1, per_step(decode(8, 1)));
+    const auto beam = per_step(decode(1, 4));
+    report("beam, 4 beams", 1, 4, beam);
+    auto most_called = [&](const char* what, const std::map<std::string, int64_t>& counts) {
+      std::vector<std::pair<int64_t, std::string>> top;
+      for (const auto& [name, n] : counts) top.emplace_back(n, name);
+      std::sort(top.rbegin(), top.rend());
+      std::string line;
+      for (size_t i = 0; i < top.size() && i < 12; ++i)
+        line += fmt::format("{}{} {:.1f}", i ? ", " : "", top[i].second, top[i].first / static_cast<double>(long_new - short_new));
+      fmt::print("  {:<18} {:<26} {}\n", "ops", what, line);
+    };
+    most_called("greedy b1, most called", greedy.calls_by_name);
+    most_called("  nested, most called", greedy.nested_by_name);
+    most_called("beam-4 minus greedy b1", (beam - greedy).calls_by_name);
+    return rows;
   }
 
   json hf_compare() {

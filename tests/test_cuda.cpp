@@ -5,6 +5,7 @@
 #include <ATen/Context.h>
 
 #include "support/golden_cases.hpp"
+#include "support/step_ops.hpp"
 #include "support/test_data.hpp"
 
 namespace {
@@ -54,5 +55,30 @@ TEST_CASE("CPU and CUDA give the same tokens in bf16, f16 and f32", "[.cuda]") {
     auto beams = lmdecode::BeamSearchDecoder(*gpu, config).generate(prompts);
     CHECK(beams.hypotheses[0].size() == 1);
     CHECK(std::isfinite(beams.hypotheses[0][0].score));
+  }
+}
+
+TEST_CASE("on CUDA a decoding step reads the device once and uploads nothing", "[.cuda]") {
+  if (!cuda_present()) return;
+  const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+  auto model = lmdecode::load_pretrained(folder, {at::kCUDA, at::kBFloat16});
+  auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+  const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};
+  auto check = [](const std::vector<lmdecode::OpCounts>& c) {
+    const auto steps = c[2] - c[0];  // 8 steps
+    INFO("calls per step " << steps.calls / 8.0);
+    CHECK(steps.host_reads == 8);
+    CHECK(steps.uploads == 0);
+  };
+  SECTION("greedy") { check(lmdecode_test::counts_by_length<lmdecode::GreedyDecoder<lmdecode::PretrainedModel>>(*model, config, prompts)); }
+  SECTION("beam search") {
+    config.num_beams = 4;
+    check(lmdecode_test::counts_by_length<lmdecode::BeamSearchDecoder<lmdecode::PretrainedModel>>(*model, config, prompts));
+  }
+  SECTION("sampling") {
+    config.do_sample = true;
+    config.top_p = 0.9;
+    config.seed = 3;
+    check(lmdecode_test::counts_by_length<lmdecode::SamplingDecoder<lmdecode::PretrainedModel>>(*model, config, prompts));
   }
 }

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "lmdecode/lmdecode.hpp"
+#include "support/step_ops.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
 
@@ -256,5 +257,46 @@ TEST_CASE("two threads decoding on one shared model get the results each gets al
     b.join();
     REQUIRE(at::equal(greedy_threaded, greedy_alone));
     REQUIRE(at::equal(beam_threaded, beam_alone));
+  }
+}
+
+TEST_CASE("OpCounter counts the operators called and those they call", "[ops]") {
+  auto a = at::ones({3}), b = at::ones({3});
+  lmdecode::OpCounter counter;
+  auto c = a + b;
+  auto counts = counter.take();
+  CHECK(counts.calls == 1);
+  CHECK(counts.calls_by_name == std::map<std::string, int64_t>{{"aten::add", 1}});
+  CHECK(counts.host_reads == 0);
+  at::matmul(a.view({1, 3}), b.view({3, 1}));
+  counts = counter.take();
+  CHECK(counts.calls_by_name.at("aten::matmul") == 1);
+  CHECK(counts.all_calls > counts.calls);  // matmul reshapes and calls mm
+  REQUIRE_THROWS_WITH(lmdecode::OpCounter(), Contains("only one OpCounter"));
+}
+
+TEST_CASE("every decoding step dispatches the same operators, however long the run", "[ops][models]") {
+  // A step whose cost grew with its index (host work over the whole history, tensors rebuilt from
+  // the start) would show as more calls in the later steps.
+  auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "qwen2-tiny");
+  auto config = lmdecode::load_checkpoint_generation_config(lmdecode_test::reference_dir() / "qwen2-tiny", model->config());
+  const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};
+  auto check_steady = [](const std::vector<lmdecode::OpCounts>& c) {
+    const auto early = c[1] - c[0], late = c[2] - c[1];
+    CHECK(early.calls == late.calls);
+    CHECK(early.calls_by_name == late.calls_by_name);
+    CHECK(early.calls > 0);
+  };
+  SECTION("greedy") { check_steady(lmdecode_test::counts_by_length<lmdecode::GreedyDecoder<lmdecode::PretrainedModel>>(*model, config, prompts)); }
+  SECTION("beam search") {
+    config.num_beams = 3;
+    check_steady(lmdecode_test::counts_by_length<lmdecode::BeamSearchDecoder<lmdecode::PretrainedModel>>(*model, config, prompts));
+  }
+  SECTION("sampling with top-k and top-p") {
+    config.do_sample = true;
+    config.top_k = 20;
+    config.top_p = 0.9;
+    config.seed = 3;
+    check_steady(lmdecode_test::counts_by_length<lmdecode::SamplingDecoder<lmdecode::PretrainedModel>>(*model, config, prompts));
   }
 }

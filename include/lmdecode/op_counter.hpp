@@ -1,0 +1,109 @@
+#pragma once
+// OpCounter: counts the ATen operators dispatched on this thread while it lives, and the copies
+// between host and device memory among them. On a GPU each operator that computes is a kernel
+// launch, whose host-side cost bounds a small model's step, and each device-to-host read is a sync
+// that stops the host from queueing ahead; so these counts say where a decoding step's time goes.
+//
+// Example:
+//   lmdecode::OpCounter counter;
+//   decoder.generate(prompts);
+//   auto counts = counter.take();  // counts.calls, counts.host_reads, counts.calls_by_name
+//
+// It uses a global RecordFunction callback, which slows every operator down while it is installed:
+// a diagnostic, not for production loops. One OpCounter may exist at a time.
+
+#include <ATen/record_function.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "lmdecode/error.hpp"
+
+namespace lmdecode {
+
+struct OpCounts {
+  int64_t calls = 0;       // operators called by code outside ATen (ours, the model's)
+  int64_t all_calls = 0;   // the same plus the operators those call in turn
+  int64_t host_reads = 0;  // copies from device memory into host memory, item() of a device tensor
+  int64_t uploads = 0;     // copies from host memory into device memory
+  std::map<std::string, int64_t> calls_by_name;   // the `calls`, by operator name
+  std::map<std::string, int64_t> nested_by_name;  // the other calls, by operator name
+
+  /// The counts of what happened between `earlier` and this.
+  OpCounts operator-(const OpCounts& earlier) const {
+    OpCounts d{calls - earlier.calls, all_calls - earlier.all_calls, host_reads - earlier.host_reads,
+               uploads - earlier.uploads, {}, {}};
+    auto subtract = [](const auto& later, const auto& before, auto& out) {
+      for (const auto& [name, n] : later) {
+        auto it = before.find(name);
+        if (const int64_t diff = n - (it == before.end() ? 0 : it->second); diff != 0) out[name] = diff;
+      }
+    };
+    subtract(calls_by_name, earlier.calls_by_name, d.calls_by_name);
+    subtract(nested_by_name, earlier.nested_by_name, d.nested_by_name);
+    return d;
+  }
+};
+
+class OpCounter {
+ public:
+  OpCounter() {
+    detail::check(active_ == nullptr, "only one OpCounter may exist at a time");
+    active_ = this;
+    owner_ = std::this_thread::get_id();
+    handle_ = at::addGlobalCallback(
+        at::RecordFunctionCallback(&on_start, &on_end).needsInputs(true).scopes({at::RecordScope::FUNCTION}));
+  }
+  ~OpCounter() {
+    at::removeCallback(handle_);
+    active_ = nullptr;
+  }
+  OpCounter(const OpCounter&) = delete;
+  OpCounter& operator=(const OpCounter&) = delete;
+
+  /// What was counted so far.
+  const OpCounts& counts() const { return counts_; }
+  /// What was counted so far; counting starts again from zero.
+  OpCounts take() { return std::exchange(counts_, OpCounts{}); }
+
+ private:
+  struct Counted : at::ObserverContext {};
+
+  static bool on_device(const c10::IValue& v) { return v.isTensor() && !v.toTensor().device().is_cpu(); }
+
+  static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
+    OpCounter* self = active_;
+    if (self == nullptr || std::this_thread::get_id() != self->owner_) return nullptr;  // other threads' work
+    const std::string name = fn.name();
+    const auto inputs = fn.inputs();
+    const bool copy = name == "aten::copy_" && inputs.size() >= 2 && inputs[0].isTensor() && inputs[1].isTensor();  // (dst, src)
+    if ((copy && !on_device(inputs[0]) && on_device(inputs[1])) ||
+        (name == "aten::_local_scalar_dense" && !inputs.empty() && on_device(inputs[0])))
+      ++self->counts_.host_reads;
+    if (copy && on_device(inputs[0]) && !on_device(inputs[1]) && inputs[1].toTensor().numel() > 0) ++self->counts_.uploads;
+    ++self->counts_.all_calls;
+    if (self->depth_++ == 0) {
+      ++self->counts_.calls;
+      ++self->counts_.calls_by_name[name];
+    } else {
+      ++self->counts_.nested_by_name[name];
+    }
+    return std::make_unique<Counted>();  // marks the calls whose end must lower the depth
+  }
+
+  static void on_end(const at::RecordFunction&, at::ObserverContext* counted) {
+    if (counted != nullptr && active_ != nullptr) --active_->depth_;
+  }
+
+  static inline OpCounter* active_ = nullptr;
+  std::thread::id owner_;
+  int64_t depth_ = 0;
+  OpCounts counts_;
+  at::CallbackHandle handle_ = 0;
+};
+
+}  // namespace lmdecode

@@ -1,0 +1,30 @@
+#pragma once
+// The operators one decoding step dispatches: the OpCounter difference between generate() runs of
+// different lengths (min_new_tokens = max_new_tokens, so none ends early), per extra step.
+
+#include <vector>
+
+#include "lmdecode/lmdecode.hpp"
+#include "lmdecode/op_counter.hpp"
+
+namespace lmdecode_test {
+
+/// Counts of runs with 4, 8 and 12 new tokens: [8] - [4] and [12] - [8] are each 4 steps' worth.
+template <class Decoder, class Model>
+std::vector<lmdecode::OpCounts> counts_by_length(Model& model, lmdecode::GenerationConfig config,
+                                                 const std::vector<lmdecode::TokenIds>& prompts) {
+  auto run = [&](int64_t new_tokens) {
+    config.max_new_tokens = config.min_new_tokens = new_tokens;
+    Decoder(model, config).generate(prompts);
+  };
+  run(12);  // warm-up: first calls may dispatch extra operators
+  lmdecode::OpCounter counter;
+  std::vector<lmdecode::OpCounts> out;
+  for (int64_t n : {4, 8, 12}) {
+    run(n);
+    out.push_back(counter.take());
+  }
+  return out;
+}
+
+}  // namespace lmdecode_test
