@@ -23,11 +23,13 @@ def main():
     model_dir, prompt, new, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     config = Qwen2Config(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                          num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
-                         rope_theta=1000000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
-                         pad_token_id=0)
+                         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config).to(torch.bfloat16).to("cuda").eval()
     model.save_pretrained(model_dir)
+    saved = json.load(open(f"{model_dir}/config.json"))
+    print("saved config: rope", saved.get("rope_parameters", saved.get("rope_theta")), "attention", model.config._attn_implementation, flush=True)
     rows = []
     for batch, beams in [(1, 1), (8, 1), (1, 4)]:
         ids = torch.tensor(prompts_of(batch, prompt, config.vocab_size), device="cuda")
