@@ -1,8 +1,9 @@
 #pragma once
-// Fused kernels of libtorch >= 2.4: scaled_dot_product_attention and rms_norm (fused on CUDA since
-// 2.9). Half-precision models use them for fewer kernel launches per layer; their rounding differs
-// from transformers' eager float32 islands (as transformers' own default "sdpa" attention does), so
-// float32 and float64 models, the exact ones, never use them. libtorch 1.x has neither.
+// Fused kernels of libtorch >= 2.4: scaled_dot_product_attention and rms_norm (one CUDA kernel
+// since pytorch/pytorch#153666, 2025). Half-precision models use them for fewer kernel launches per
+// layer; their rounding differs from transformers' eager float32 islands (as transformers' own
+// default "sdpa" attention does), so float32 and float64 models, the exact ones, never use them.
+// libtorch 1.x has neither.
 
 #include <ATen/ATen.h>
 #include <torch/version.h>
