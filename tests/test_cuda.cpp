@@ -60,6 +60,7 @@ TEST_CASE("CPU and CUDA give the same tokens in bf16, f16 and f32", "[.cuda]") {
 
 TEST_CASE("on CUDA a decoding step reads the device once and uploads nothing", "[.cuda]") {
   if (!cuda_present()) return;
+  REQUIRE(lmdecode::OpCounter::kCountsTransfers);  // a release (NDEBUG) build
   const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
   auto model = lmdecode::load_pretrained(folder, {at::kCUDA, at::kBFloat16});
   auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());

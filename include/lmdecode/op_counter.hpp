@@ -11,6 +11,11 @@
 //
 // It uses a global RecordFunction callback, which slows every operator down while it is installed:
 // a diagnostic, not for production loops. One OpCounter may exist at a time.
+//
+// Copies are told apart by their arguments' devices, read through RecordFunction::inputs(), which
+// is only safe in builds with NDEBUG (as libtorch is built): without it the header's debug check
+// reads a flag that the release-built libtorch never sets. So host_reads and uploads are counted
+// where kCountsTransfers is true (release builds) and stay 0 elsewhere.
 
 #include <ATen/record_function.h>
 
@@ -28,10 +33,11 @@ namespace lmdecode {
 struct OpCounts {
   int64_t calls = 0;       // operators called by code outside ATen (ours, the model's)
   int64_t all_calls = 0;   // the same plus the operators those call in turn
-  int64_t host_reads = 0;  // copies from device memory into host memory, item() of a device tensor
-  int64_t uploads = 0;     // copies from host memory into device memory
+  int64_t host_reads = 0;  // copies from device memory into host memory, item() of a device tensor (*)
+  int64_t uploads = 0;     // copies from host memory into device memory (*)
   std::map<std::string, int64_t> calls_by_name;   // the `calls`, by operator name
   std::map<std::string, int64_t> nested_by_name;  // the other calls, by operator name
+  // (*) counted only where OpCounter::kCountsTransfers (builds with NDEBUG); 0 elsewhere
 
   /// The counts of what happened between `earlier` and this.
   OpCounts operator-(const OpCounts& earlier) const {
@@ -51,12 +57,18 @@ struct OpCounts {
 
 class OpCounter {
  public:
+#ifdef NDEBUG
+  static constexpr bool kCountsTransfers = true;
+#else
+  static constexpr bool kCountsTransfers = false;
+#endif
+
   OpCounter() {
     detail::check(active_ == nullptr, "only one OpCounter may exist at a time");
     active_ = this;
     owner_ = std::this_thread::get_id();
     handle_ = at::addGlobalCallback(
-        at::RecordFunctionCallback(&on_start, &on_end).needsInputs(true).scopes({at::RecordScope::FUNCTION}));
+        at::RecordFunctionCallback(&on_start, &on_end).needsInputs(kCountsTransfers).scopes({at::RecordScope::FUNCTION}));
   }
   ~OpCounter() {
     at::removeCallback(handle_);
@@ -75,16 +87,19 @@ class OpCounter {
 
   static bool on_device(const c10::IValue& v) { return v.isTensor() && !v.toTensor().device().is_cpu(); }
 
+  static void count_transfers(const std::string& name, c10::ArrayRef<const c10::IValue> inputs, OpCounts& counts) {
+    const bool copy = name == "aten::copy_" && inputs.size() >= 2 && inputs[0].isTensor() && inputs[1].isTensor();  // (dst, src)
+    if ((copy && !on_device(inputs[0]) && on_device(inputs[1])) ||
+        (name == "aten::_local_scalar_dense" && !inputs.empty() && on_device(inputs[0])))
+      ++counts.host_reads;
+    if (copy && on_device(inputs[0]) && !on_device(inputs[1]) && inputs[1].toTensor().numel() > 0) ++counts.uploads;
+  }
+
   static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
     OpCounter* self = active_;
     if (self == nullptr || std::this_thread::get_id() != self->owner_) return nullptr;  // other threads' work
     const std::string name = fn.name();
-    const auto inputs = fn.inputs();
-    const bool copy = name == "aten::copy_" && inputs.size() >= 2 && inputs[0].isTensor() && inputs[1].isTensor();  // (dst, src)
-    if ((copy && !on_device(inputs[0]) && on_device(inputs[1])) ||
-        (name == "aten::_local_scalar_dense" && !inputs.empty() && on_device(inputs[0])))
-      ++self->counts_.host_reads;
-    if (copy && on_device(inputs[0]) && !on_device(inputs[1]) && inputs[1].toTensor().numel() > 0) ++self->counts_.uploads;
+    if constexpr (kCountsTransfers) count_transfers(name, fn.inputs(), self->counts_);
     ++self->counts_.all_calls;
     if (self->depth_++ == 0) {
       ++self->counts_.calls;
