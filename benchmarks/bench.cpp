@@ -220,10 +220,7 @@ class Bench {
   std::vector<double> generate_times(int64_t batch, int64_t prompt, int64_t new_tokens, int64_t beams, bool use_cache) {
     auto prompts = prompts_of(batch, prompt, model_.config().vocab_size);
     auto config = decode_config(new_tokens, beams, use_cache);
-    return time_runs(o_, [&] {
-      if (beams > 1) lmdecode::BeamSearchDecoder(model_, config).generate(prompts);
-      else lmdecode::GreedyDecoder(model_, config).generate(prompts);
-    });
+    return time_runs(o_, [&] { lmdecode::generate(model_, prompts, config); });
   }
 
   /// The model work of a decoding run without the decoder: prefill, then `steps` cached 1-token forwards.
@@ -250,10 +247,7 @@ class Bench {
   Paired paired_steps(int64_t batch, int64_t prompt, int64_t beams, int64_t short_new, int64_t long_new) {
     auto prompts = prompts_of(batch, prompt, model_.config().vocab_size);
     auto config_short = decode_config(short_new, beams, true), config_long = decode_config(long_new, beams, true);
-    auto decode = [&](const lmdecode::GenerationConfig& c) {
-      if (beams > 1) lmdecode::BeamSearchDecoder(model_, c).generate(prompts);
-      else lmdecode::GreedyDecoder(model_, c).generate(prompts);
-    };
+    auto decode = [&](const lmdecode::GenerationConfig& c) { lmdecode::generate(model_, prompts, c); };
     auto timed = [&](const std::function<void()>& fn) {
       auto start = Clock::now();
       fn();
@@ -399,8 +393,8 @@ class Bench {
       run(long_new);
       return counter.take() - a;
     };
+    const double extra = static_cast<double>(long_new - short_new);
     auto report = [&](const char* what, int64_t batch, int64_t beams, const lmdecode::OpCounts& d) {
-      const double extra = static_cast<double>(long_new - short_new);
       fmt::print("  {:<18} {:<26} {:7.1f} calls/step ({:.1f} with nested ones), {:.2f} device-to-host reads/step\n", "ops", what,
                  d.calls / extra, d.all_calls / extra, d.host_reads / extra);
       rows.push_back({{"name", "ops"}, {"run", what}, {"batch", batch}, {"beams", beams}, {"calls_per_step", d.calls / extra},
@@ -408,10 +402,7 @@ class Bench {
     };
     auto decode = [&](int64_t batch, int64_t beams) {
       return [this, batch, beams, prompt](int64_t new_tokens) {
-        auto config = decode_config(new_tokens, beams, true);
-        auto prompts = prompts_of(batch, prompt, model_.config().vocab_size);
-        if (beams > 1) lmdecode::BeamSearchDecoder(model_, config).generate(prompts);
-        else lmdecode::GreedyDecoder(model_, config).generate(prompts);
+        lmdecode::generate(model_, prompts_of(batch, prompt, model_.config().vocab_size), decode_config(new_tokens, beams, true));
       };
     };
     report("bare forward, batch 1", 1, 1, per_step([&](int64_t n) { bare_loop(1, prompt, n); }));
@@ -426,7 +417,7 @@ class Bench {
       std::sort(top.rbegin(), top.rend());
       std::string line;
       for (size_t i = 0; i < top.size() && i < 12; ++i)
-        line += fmt::format("{}{} {:.1f}", i ? ", " : "", top[i].second, top[i].first / static_cast<double>(long_new - short_new));
+        line += fmt::format("{}{} {:.1f}", i ? ", " : "", top[i].second, top[i].first / extra);
       fmt::print("  {:<18} {:<26} {}\n", "ops", what, line);
     };
     most_called("greedy b1, most called", greedy.calls_by_name);

@@ -71,15 +71,15 @@ TEST_CASE("on CUDA a decoding step reads the device once and uploads nothing", "
     CHECK(steps.host_reads == 8);
     CHECK(steps.uploads == 0);
   };
-  SECTION("greedy") { check(lmdecode_test::counts_by_length<lmdecode::GreedyDecoder<lmdecode::PretrainedModel>>(*model, config, prompts)); }
+  SECTION("greedy") { check(lmdecode_test::counts_by_length(*model, config, prompts)); }
   SECTION("beam search") {
     config.num_beams = 4;
-    check(lmdecode_test::counts_by_length<lmdecode::BeamSearchDecoder<lmdecode::PretrainedModel>>(*model, config, prompts));
+    check(lmdecode_test::counts_by_length(*model, config, prompts));
   }
   SECTION("sampling") {
     config.do_sample = true;
     config.top_p = 0.9;
     config.seed = 3;
-    check(lmdecode_test::counts_by_length<lmdecode::SamplingDecoder<lmdecode::PretrainedModel>>(*model, config, prompts));
+    check(lmdecode_test::counts_by_length(*model, config, prompts));
   }
 }

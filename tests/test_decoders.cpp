@@ -287,16 +287,16 @@ TEST_CASE("every decoding step dispatches the same operators, however long the r
     CHECK(early.calls_by_name == late.calls_by_name);
     CHECK(early.calls > 0);
   };
-  SECTION("greedy") { check_steady(lmdecode_test::counts_by_length<lmdecode::GreedyDecoder<lmdecode::PretrainedModel>>(*model, config, prompts)); }
+  SECTION("greedy") { check_steady(lmdecode_test::counts_by_length(*model, config, prompts)); }
   SECTION("beam search") {
     config.num_beams = 3;
-    check_steady(lmdecode_test::counts_by_length<lmdecode::BeamSearchDecoder<lmdecode::PretrainedModel>>(*model, config, prompts));
+    check_steady(lmdecode_test::counts_by_length(*model, config, prompts));
   }
   SECTION("sampling with top-k and top-p") {
     config.do_sample = true;
     config.top_k = 20;
     config.top_p = 0.9;
     config.seed = 3;
-    check_steady(lmdecode_test::counts_by_length<lmdecode::SamplingDecoder<lmdecode::PretrainedModel>>(*model, config, prompts));
+    check_steady(lmdecode_test::counts_by_length(*model, config, prompts));
   }
 }

@@ -23,9 +23,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
-#include <algorithm>
 #include <vector>
 
 #include "lmdecode/error.hpp"

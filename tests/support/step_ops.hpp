@@ -9,13 +9,14 @@
 
 namespace lmdecode_test {
 
-/// Counts of runs with 4, 8 and 12 new tokens: [8] - [4] and [12] - [8] are each 4 steps' worth.
-template <class Decoder, class Model>
+/// Counts of runs with 4, 8 and 12 new tokens (the decoder generate() picks for `config`):
+/// [8] - [4] and [12] - [8] are each 4 steps' worth.
+template <class Model>
 std::vector<lmdecode::OpCounts> counts_by_length(Model& model, lmdecode::GenerationConfig config,
                                                  const std::vector<lmdecode::TokenIds>& prompts) {
   auto run = [&](int64_t new_tokens) {
     config.max_new_tokens = config.min_new_tokens = new_tokens;
-    Decoder(model, config).generate(prompts);
+    lmdecode::generate(model, prompts, config);
   };
   run(12);  // warm-up: first calls may dispatch extra operators
   lmdecode::OpCounter counter;
