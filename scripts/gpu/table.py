@@ -12,7 +12,7 @@ theirs = {(r["batch"], r["beams"], r["mode"]): r.get("ms_per_step") for r in hf[
 ops = {}
 if len(sys.argv) > 3:
     ops = {(r["batch"], r["beams"]): r for r in json.load(open(sys.argv[3]))["scenarios"] if r["name"] == "ops" and r["run"] != "bare forward, batch 1"}
-print(f"transformers {hf['transformers']}, torch {hf['torch']}; bf16 Qwen2.5-0.5B shape, random weights")
+print(f"transformers {hf['transformers']}, torch {hf['torch']} on {hf.get('device', 'cuda')}; bf16 {hf.get('shape', 'qwen2.5-0.5b')} shape, random weights")
 print("| run | lmdecode ms/step | HF default ms/step | HF static ms/step | HF default / ours | HF static / ours | our ATen calls/step | our host reads/step |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for key, name in [((1, 1), "greedy batch 1"), ((8, 1), "greedy batch 8"), ((1, 4), "beam 4, batch 1")]:
