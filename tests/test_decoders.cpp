@@ -24,6 +24,19 @@ double lp(std::initializer_list<double> probabilities) {
   return sum;
 }
 
+/// Passes every call on to `inner` and records how many rows each forward fed.
+struct RowRecordingModel {
+  using Cache = lmdecode::KVCache;
+  lmdecode::PretrainedModel& inner;
+  std::vector<int64_t> rows_fed;
+  at::Device device() const { return inner.device(); }
+  Cache make_cache(int64_t rows, int64_t capacity) const { return inner.make_cache(rows, capacity); }
+  at::Tensor forward(const lmdecode::ForwardBatch& batch, Cache& cache) {
+    rows_fed.push_back(batch.input_ids.size(0));
+    return inner.forward(batch, cache);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("GreedyDecoder stops each row at EOS, pads finished rows and reports why each ended", "[greedy]") {
@@ -236,6 +249,42 @@ TEST_CASE("greedy with and without the cache agree on the real checkpoints", "[g
       auto beam_cached = lmdecode::BeamSearchDecoder(*model, config).generate(prompts);
       REQUIRE(at::equal(beam_cached.sequences, beam_recomputed.sequences));
     }
+  }
+}
+
+TEST_CASE("beam search and sampling prefill each prompt once and give its cache to every copy", "[beam][sampling][models]") {
+  const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+  auto model = lmdecode::load_pretrained(folder, {at::kCPU, at::kFloat});
+  auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+  config.max_new_tokens = 10;
+  config.min_new_tokens = 10;  // every step feeds every row
+  const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};  // the second left padded
+  RowRecordingModel recorder{*model, {}};
+  auto check_rows = [&](int64_t copies) {
+    REQUIRE(recorder.rows_fed.size() == 10);
+    CHECK(recorder.rows_fed.front() == 2);
+    for (size_t i = 1; i < recorder.rows_fed.size(); ++i) CHECK(recorder.rows_fed[i] == 2 * copies);
+  };
+  // Without the cache every step feeds every row its whole history: the reference for the copies.
+  SECTION("beam search") {
+    config.num_beams = 4;
+    config.num_return_sequences = 2;
+    auto prefilled_once = lmdecode::BeamSearchDecoder(recorder, config).generate(prompts);
+    check_rows(4);
+    config.use_cache = false;
+    auto recomputed = lmdecode::BeamSearchDecoder(*model, config).generate(prompts);
+    REQUIRE(at::equal(prefilled_once.sequences, recomputed.sequences));
+    for (size_t p = 0; p < prompts.size(); ++p)
+      for (size_t h = 0; h < 2; ++h) CHECK(prefilled_once.hypotheses[p][h].score == Approx(recomputed.hypotheses[p][h].score).margin(1e-4));
+  }
+  SECTION("sampling several sequences per prompt") {
+    config.do_sample = true;
+    config.num_return_sequences = 3;
+    config.seed = 7;
+    auto prefilled_once = lmdecode::SamplingDecoder(recorder, config).generate(prompts);
+    check_rows(3);
+    config.use_cache = false;
+    REQUIRE(at::equal(prefilled_once.sequences, lmdecode::SamplingDecoder(*model, config).generate(prompts).sequences));
   }
 }
 

@@ -22,7 +22,9 @@ struct ForwardBatch {
   bool all_logits = false;    // return logits for every fed position, not only the last
 };
 
-/// A cache a decoder can keep across steps and reorder between beams.
+/// A cache a decoder can keep across steps and reorder between beams. `reorder(row_index)` makes row i
+/// hold what row `row_index[i]` held, and may change the number of rows: the decoders make a cache
+/// for one row per prompt, prefill it, then reorder it into a prompt's beams (or sampled sequences).
 template <class Cache>
 concept DecodingCache = requires(Cache& cache, const at::Tensor& row_index) {
   cache.reorder(row_index);

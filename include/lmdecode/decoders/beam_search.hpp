@@ -113,12 +113,13 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     const auto floats = at::TensorOptions().dtype(at::kFloat).device(device);
     auto code = [](FinishReason r) { return static_cast<int64_t>(r); };
 
-    // Every prompt becomes `beams` identical rows before the prefill (row b * beams + k = beam k of prompt b).
+    // Every prompt becomes `beams` identical rows (row b * beams + k = beam k of prompt b); the
+    // prefill still runs once per prompt (StepRunner).
     detail::PaddedBatch expanded{prompts.input_ids.repeat_interleave(beams, 0),
                                  prompts.attention_mask.repeat_interleave(beams, 0),
                                  prompts.position_ids.repeat_interleave(beams, 0)};
     auto processors = make_processors(config_, prompt_len, user_processors_);
-    detail::StepRunner<Model> runner(model_, expanded, max_new, config_.use_cache, config_.effective_pad_token_id());
+    detail::StepRunner<Model> runner(model_, expanded, beams, max_new, config_.use_cache, config_.effective_pad_token_id());
     detail::StopSequenceMatcher stops(config_.stop_sequences, device);
     std::optional<at::Generator> generator;
     if (config_.do_sample) generator = detail::make_generator(config_.seed, device);

@@ -17,33 +17,44 @@ namespace lmdecode::detail {
 template <CausalLM Model>
 class StepRunner {
  public:
-  /// `batch` holds every row the loop decodes (prompts already expanded into beams); `pad_token_id`
-  /// is fed for left padding and after a row ends, so it must be a token of the model.
-  StepRunner(Model& model, const PaddedBatch& batch, int64_t max_new_tokens, bool use_cache, int64_t pad_token_id)
-      : model_(model), rows_(batch.input_ids.size(0)), use_cache_(use_cache), pad_token_id_(pad_token_id) {
+  /// `batch` holds every row the loop decodes, each prompt repeated in `copies` consecutive identical
+  /// rows (its beams, or its sampled sequences); `pad_token_id` is fed for left padding and after a
+  /// row ends, so it must be a token of the model.
+  StepRunner(Model& model, const PaddedBatch& batch, int64_t copies, int64_t max_new_tokens, bool use_cache,
+             int64_t pad_token_id)
+      : model_(model), rows_(batch.input_ids.size(0)), copies_(copies), use_cache_(use_cache), pad_token_id_(pad_token_id) {
     const auto opts = batch.attention_mask.options();
     // HF appends a 1 to the mask and last position + 1 to the positions every step.
     mask_ = at::cat({batch.attention_mask, at::ones({rows_, max_new_tokens}, opts)}, 1);
     auto last = batch.position_ids.narrow(1, batch.position_ids.size(1) - 1, 1);
     positions_ = at::cat({batch.position_ids, last + at::arange(1, max_new_tokens + 1, opts)}, 1);
-    if (use_cache_) cache_.emplace(model_.make_cache(rows_, batch.input_ids.size(1) + max_new_tokens));
+    if (use_cache_) cache_.emplace(model_.make_cache(rows_ / copies_, batch.input_ids.size(1) + max_new_tokens));
   }
 
   /// Float32 logits [rows, vocab] for the next token after `sequence` ([rows, cur], the whole history).
   at::Tensor next_logits(const at::Tensor& sequence) {
     const int64_t cur = sequence.size(1);
     at::Tensor logits;
+    // The prefill runs each prompt once, not once per copy: the copies are identical, so their keys,
+    // values and logits are copied afterwards ((copies - 1) / copies of the prefill saved).
+    const bool prefill_once = use_cache_ && cache_->length() == 0 && copies_ > 1;
+    auto fed_rows = [&](const at::Tensor& t) { return prefill_once ? t.slice(0, 0, rows_, copies_) : t; };
     if (use_cache_) {
       const int64_t cached = cache_->length();
-      ForwardBatch batch{sequence.narrow(1, cached, cur - cached), mask_.narrow(1, 0, cur),
-                         positions_.narrow(1, cached, cur - cached)};
+      ForwardBatch batch{fed_rows(sequence.narrow(1, cached, cur - cached)), fed_rows(mask_.narrow(1, 0, cur)),
+                         fed_rows(positions_.narrow(1, cached, cur - cached))};
       logits = model_.forward(batch, *cache_);
     } else {
       auto scratch = model_.make_cache(rows_, cur);
       ForwardBatch batch{sequence, mask_.narrow(1, 0, cur), positions_.narrow(1, 0, cur)};
       logits = model_.forward(batch, scratch);
     }
-    check_logits(logits, rows_, vocab_, sequence.device());
+    check_logits(logits, prefill_once ? rows_ / copies_ : rows_, vocab_, sequence.device());
+    if (prefill_once) {
+      auto prompt_of_row = at::arange(rows_ / copies_, sequence.options()).repeat_interleave(copies_);
+      cache_->reorder(prompt_of_row);
+      logits = logits.index_select(0, prompt_of_row);
+    }
     if (vocab_ < 0)
       check(pad_token_id_ < logits.size(1), "pad_token_id {} is not a token of this model (vocabulary {})",
             pad_token_id_, logits.size(1));
@@ -73,6 +84,7 @@ class StepRunner {
  private:
   Model& model_;
   int64_t rows_;
+  int64_t copies_;  // identical consecutive rows per prompt
   bool use_cache_;
   int64_t pad_token_id_;
   int64_t vocab_ = -1;  // fixed by the first step

@@ -41,7 +41,7 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
   const auto device = batch.input_ids.device();
   const auto longs = batch.input_ids.options();
   auto processors = make_processors(config, prompt_len, user_processors);
-  StepRunner<Model> runner(model, batch, max_new, config.use_cache, pad);
+  StepRunner<Model> runner(model, batch, copies, max_new, config.use_cache, pad);
   StopSequenceMatcher stops(config.stop_sequences, device);
   // Rows can end early only through EOS ids or stop sequences (then finished rows are fed the pad).
   const bool can_end = !eos_ids.empty() || !stops.empty();
