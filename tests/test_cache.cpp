@@ -92,6 +92,37 @@ TEST_CASE("KVCache::reorder gives each row its parent's history, with repeated a
   }
 }
 
+TEST_CASE("KVCache reorders every layer, step after step, through its second buffer", "[cache]") {
+  // 3 layers, 3 rows; each step appends one position and reorders, as beam search does.
+  const int64_t layers = 3, rows = 3;
+  KVCache cache(layers, rows, 2, 4, 8, at::TensorOptions().dtype(at::kFloat));
+  const auto one_buffer_bytes = cache.capacity_bytes();
+  std::vector<at::Tensor> expected_keys(layers), expected_values(layers);  // [rows, kv_heads, length, head_dim]
+  const std::vector<std::vector<int64_t>> parents = {{0, 0, 0}, {2, 0, 1}, {1, 1, 2}, {0, 2, 2}};
+  for (size_t step = 0; step < parents.size(); ++step) {
+    for (int64_t l = 0; l < layers; ++l) {
+      auto k = at::randn({rows, 2, 1, 4}), v = at::randn({rows, 2, 1, 4});
+      cache.append(l, k, v);
+      expected_keys[l] = step == 0 ? k : at::cat({expected_keys[l], k}, 2);
+      expected_values[l] = step == 0 ? v : at::cat({expected_values[l], v}, 2);
+    }
+    cache.advance(1);
+    auto index = at::tensor(parents[step], at::kLong);
+    cache.reorder(index);
+    for (int64_t l = 0; l < layers; ++l) {
+      expected_keys[l] = expected_keys[l].index_select(0, index);
+      expected_values[l] = expected_values[l].index_select(0, index);
+      INFO("step " << step << " layer " << l);
+      REQUIRE(at::equal(cache.keys(l), expected_keys[l]));
+      REQUIRE(at::equal(cache.values(l), expected_values[l]));
+    }
+  }
+  REQUIRE(cache.capacity_bytes() == 2 * one_buffer_bytes);  // the second buffer
+  cache.reorder(at::tensor({0, 1}, at::kLong));            // a new row count: the second buffer goes
+  REQUIRE(cache.capacity_bytes() == one_buffer_bytes / 3 * 2);
+  REQUIRE(at::equal(cache.keys(2), expected_keys[2].narrow(0, 0, 2)));
+}
+
 TEST_CASE("KVCache rejects blocks of the wrong shape, dtype or layer", "[cache]") {
   KVCache cache(1, 2, 2, 4, 4, at::TensorOptions().dtype(at::kFloat));
   REQUIRE_THROWS_AS(cache.append(0, at::zeros({2, 3, 1, 4}), at::zeros({2, 3, 1, 4})), lmdecode::model_error);
