@@ -16,7 +16,8 @@
 //                     and device-to-host reads per step, for the bare step, greedy and beam-4, with
 //                     the most frequent operators of a greedy step
 //   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
-//                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh
+//                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh,
+//                     and the first prompt's tokens (in the JSON) to compare with transformers'.
 //
 // Decoder "ms per step" comes from two generate() runs that differ only in max_new_tokens (both
 // with min_new_tokens = max_new_tokens so EOS cannot end them early): (T(long) - T(short)) / (long -
@@ -433,8 +434,11 @@ class Bench {
       const double per_token = s.median / static_cast<double>(o_.hf_new);
       print_row("hf_compare", fmt::format("batch {} beams {}", batch, beams), {per_token, s.min / o_.hf_new, s.max / o_.hf_new},
                 fmt::format("generate() {:.1f} ms for {} new tokens", s.median, o_.hf_new));
+      // The first prompt's (best) tokens, for scripts/gpu/table.py to set beside transformers' own.
+      auto first = lmdecode::generate(model_, prompts_of(batch, o_.hf_prompt, model_.config().vocab_size),
+                                      decode_config(o_.hf_new, beams, true)).hypotheses[0][0].tokens;
       rows.push_back({{"name", "hf_compare"}, {"batch", batch}, {"beams", beams}, {"context", o_.hf_prompt}, {"new_tokens", o_.hf_new},
-                      {"ms_per_step", per_token}, {"generate_ms", s.median}});
+                      {"ms_per_step", per_token}, {"generate_ms", s.median}, {"tokens", first}});
     }
     return rows;
   }

@@ -22,7 +22,7 @@ if [ "${1:-}" = "--prepare" ]; then
   exit 0
 fi
 device=cuda shape=qwen2.5-0.5b prompt=128 new=128
-if [ "${1:-}" = "--rehearse-on-cpu" ]; then device=cpu shape=tiny prompt=16 new=8; fi
+if [ "${1:-}" = "--rehearse-on-cpu" ]; then device=cpu shape=tiny prompt=32 new=32; fi
 out="${OUT:-/tmp/gpu-check}"
 mkdir -p "$out"
 build=/tmp/lmdecode-gpu-build

@@ -59,11 +59,12 @@ def main():
                 times = []
                 for _ in range(3):
                     start = time.perf_counter()
-                    model.generate(ids, attention_mask=mask, **kwargs)
+                    generated = model.generate(ids, attention_mask=mask, **kwargs)
                     synchronize()
                     times.append(time.perf_counter() - start)
                 ms = statistics.median(times) * 1000 / new
-                rows.append(dict(batch=batch, beams=beams, mode=mode, ms_per_step=ms, warmup_s=warmup))
+                rows.append(dict(batch=batch, beams=beams, mode=mode, ms_per_step=ms, warmup_s=warmup,
+                                 tokens=generated[0, prompt:].tolist()))
                 print(f"HF {mode:8s} batch {batch} beams {beams}: {ms:.2f} ms/step (warm-up {warmup:.1f} s)", flush=True)
             except Exception as e:  # report, keep timing the other modes
                 rows.append(dict(batch=batch, beams=beams, mode=mode, error=repr(e)[:300]))
