@@ -74,20 +74,19 @@ class Qwen2Model : public PretrainedModel {
       const Layer& l = layers_[i];
       auto x = rms_norm(hidden, l.input_norm);
       auto qkv = (l.qkv_bias.defined() ? at::addmm(l.qkv_bias, x, l.qkv_t) : at::mm(x, l.qkv_t))
-                     .view({rows, fed, heads + 2 * kv_heads, d});
-      auto qk = apply_rotary(qkv.narrow(2, 0, heads + kv_heads), cos, signed_sin);  // [rows, T, heads + kv_heads, d]
-      auto q = qk.narrow(2, 0, heads).view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
-      auto [keys, values] = cache.append(i, qk.narrow(2, heads, kv_heads).transpose(1, 2),
-                                         qkv.narrow(2, heads + kv_heads, kv_heads).transpose(1, 2));  // [rows, kv_heads, S, d]
+                     .view({rows, fed, heads + 2 * kv_heads, d})
+                     .split_with_sizes({heads + kv_heads, kv_heads}, 2);  // queries and keys, values
+      auto qk = apply_rotary(qkv[0], cos, signed_sin).split_with_sizes({heads, kv_heads}, 2);  // [rows, T, heads | kv_heads, d]
+      auto q = qk[0].view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
+      auto [keys, values] = cache.append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));  // [rows, kv_heads, S, d]
       auto attended = fused_ ? detail::fused_attention(q, keys, values, bias, scale)
                              : detail::masked_attention(at::matmul(q, keys.transpose(2, 3)).mul_(scale), grouped_blocked,
                                                         values, at::kFloat);  // [rows, kv_heads, group * T, d]
       attended = attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
       hidden.add_(at::mm(attended, l.o_t));
       x = rms_norm(hidden, l.post_norm);
-      auto gate_up = at::mm(x, l.gate_up_t);
-      const int64_t inner = gate_up.size(1) / 2;
-      hidden.add_(at::mm(at::silu(gate_up.narrow(1, 0, inner)).mul_(gate_up.narrow(1, inner, inner)), l.down_t));
+      auto gate_up = at::mm(x, l.gate_up_t).chunk(2, 1);
+      hidden.add_(at::mm(at::silu(gate_up[0]).mul_(gate_up[1]), l.down_t));
     }
     return rms_norm(hidden, final_norm_).view({rows, fed, c.hidden_size});
   }
@@ -124,8 +123,7 @@ class Qwen2Model : public PretrainedModel {
 
   /// HF apply_rotary_pos_emb on x [rows, T, heads, d]: x * cos + rotate_half(x) * sin.
   static at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& signed_sin) {
-    const int64_t half = x.size(-1) / 2;
-    auto swapped = at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    auto swapped = x.roll(x.size(-1) / 2, -1);  // the two halves swapped
     return (x * cos).add_(swapped.mul_(signed_sin));
   }
 
