@@ -15,7 +15,7 @@ flags=(-O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 torch=(-std=c++17 -I/usr/include/torch/csrc/api/include -ltorch_cpu -lc10)
 build() {  # target, extra flags...
   local target=$1; shift
-  [ "$out/$target" -nt "$root/tests/fuzz/$target.cpp" ] && [ "$out/$target" -nt "$root/include" ] && return
+  [ "$out/$target" -nt "$root/tests/fuzz/$target.cpp" ] && [ "$out/$target" -nt "$root/tests/fuzz/fuzz_json.hpp" ] && [ "$out/$target" -nt "$root/include" ] && return
   clang++ "${flags[@]}" "$root/tests/fuzz/$target.cpp" -o "$out/$target" "$@" -lfmt
 }
 build fuzz_safetensors "${torch[@]}"

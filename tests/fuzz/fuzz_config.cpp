@@ -3,23 +3,20 @@
 #include <cstdint>
 #include <string>
 
+#include "fuzz_json.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
 #include "lmdecode/io/model_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  nlohmann::json json;
+  const auto json = fuzz_json(data, size);
+  if (!json) return 0;
   try {
-    json = lmdecode::detail::parse_json(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz input");
-  } catch (const lmdecode::file_error&) {
-    return 0;
-  }
-  try {
-    lmdecode::generation_config_from_json(json);
+    lmdecode::generation_config_from_json(*json);
   } catch (const lmdecode::invalid_argument&) {
   } catch (const lmdecode::file_error&) {
   }
   try {
-    lmdecode::model_config_from_json(json);
+    lmdecode::model_config_from_json(*json);
   } catch (const lmdecode::invalid_argument&) {
   } catch (const lmdecode::file_error&) {
   }

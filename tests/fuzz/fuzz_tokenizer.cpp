@@ -3,17 +3,14 @@
 #include <cstdint>
 #include <string>
 
+#include "fuzz_json.hpp"
 #include "lmdecode/tokenizer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  nlohmann::json json;
+  const auto json = fuzz_json(data, size);
+  if (!json) return 0;
   try {
-    json = lmdecode::detail::parse_json(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz input");
-  } catch (const lmdecode::file_error&) {
-    return 0;
-  }
-  try {
-    lmdecode::Tokenizer tokenizer(json, "fuzz input");
+    lmdecode::Tokenizer tokenizer(*json, "fuzz input");
     for (const std::string text : {std::string("Hello, world! 你好 🙂 <|end|>"), std::string(reinterpret_cast<const char*>(data), size)}) {
       try {
         tokenizer.decode(tokenizer.encode(text));
