@@ -92,7 +92,7 @@ TEST_CASE("KVCache::reorder gives each row its parent's history, with repeated a
   }
 }
 
-TEST_CASE("KVCache reorders every layer, step after step, through its second buffer", "[cache]") {
+TEST_CASE("KVCache reorders every layer, step after step", "[cache]") {
   // 3 layers, 3 rows; each step appends one position and reorders, as beam search does.
   const int64_t layers = 3, rows = 3;
   KVCache cache(layers, rows, 2, 4, 8, at::TensorOptions().dtype(at::kFloat));
@@ -117,8 +117,8 @@ TEST_CASE("KVCache reorders every layer, step after step, through its second buf
       REQUIRE(at::equal(cache.values(l), expected_values[l]));
     }
   }
-  REQUIRE(cache.capacity_bytes() == 2 * one_buffer_bytes);  // the second buffer
-  cache.reorder(at::tensor({0, 1}, at::kLong));            // a new row count: the second buffer goes
+  REQUIRE(cache.capacity_bytes() == one_buffer_bytes);  // reordered in place: no second buffer kept
+  cache.reorder(at::tensor({0, 1}, at::kLong));
   REQUIRE(cache.capacity_bytes() == one_buffer_bytes / 3 * 2);
   REQUIRE(at::equal(cache.keys(2), expected_keys[2].narrow(0, 0, 2)));
 }

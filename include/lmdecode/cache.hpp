@@ -9,9 +9,8 @@
 //     `advance(T)` once all layers are written;
 //   - a beam decoder calls `reorder(row_index)` after each step so that every surviving beam takes its
 //     parent's history. Rows never share storage, so beams that later diverge cannot corrupt each other.
-//     One buffer for all layers lets a reorder be one gather, into a second buffer that then becomes
-//     the cache, instead of two gathers and copies per layer: on a GPU each is a kernel launch. The
-//     price is that second buffer, of the cache's size, while rows are being reordered.
+//     One buffer lets a reorder be a few large gathers (one per slice of layers) instead of two per
+//     layer: on a GPU each gather is a kernel launch.
 // The decoders only call reorder(); how rows are stored is this class's business, which leaves room for
 // a layout where a prompt's prefix is stored once for all its beams.
 //
@@ -44,27 +43,24 @@ class KVCache {
     detail::check(num_layers >= 1 && rows >= 1 && kv_heads >= 1 && head_dim >= 1 && capacity >= 0,
                   "KVCache needs positive sizes (layers {}, rows {}, kv_heads {}, head_dim {}, capacity {})",
                   num_layers, rows, kv_heads, head_dim, capacity);
-    current_ = Buffer(at::empty({num_layers, 2, rows, kv_heads, capacity, head_dim}, options));
+    set_storage(at::empty({num_layers, 2, rows, kv_heads, capacity, head_dim}, options));
   }
 
-  int64_t num_layers() const { return current_.storage.defined() ? current_.storage.size(0) : 0; }
+  int64_t num_layers() const { return storage_.defined() ? storage_.size(0) : 0; }
   int64_t rows() const { return rows_; }
   int64_t kv_heads() const { return kv_heads_; }
   int64_t head_dim() const { return head_dim_; }
   /// Positions stored per row (the same for every row: prompts are left padded).
   int64_t length() const { return length_; }
   /// Positions that fit before the buffers must grow.
-  int64_t capacity() const { return current_.storage.defined() ? current_.storage.size(4) : 0; }
-  at::Device device() const { return current_.storage.device(); }
-  at::ScalarType dtype() const { return current_.storage.scalar_type(); }
+  int64_t capacity() const { return storage_.defined() ? storage_.size(4) : 0; }
+  at::Device device() const { return storage_.device(); }
+  at::ScalarType dtype() const { return storage_.scalar_type(); }
 
   /// Bytes of the filled part: layers x 2 x rows x kv_heads x length x head_dim x element size.
   int64_t bytes() const { return filled_elements(length_) * element_size(); }
-  /// Bytes allocated: as bytes() with capacity in place of length, twice that once rows have been
-  /// reordered (the reorder's second buffer).
-  int64_t capacity_bytes() const {
-    return filled_elements(capacity()) * element_size() * (spare_.storage.defined() ? 2 : 1);
-  }
+  /// Bytes allocated: as bytes() with capacity in place of length.
+  int64_t capacity_bytes() const { return filled_elements(capacity()) * element_size(); }
 
   /// Writes `key`/`value` ([rows, kv_heads, T, head_dim]) for `layer` after the stored positions and
   /// returns views of all positions of that layer, stored and new: [rows, kv_heads, length + T, head_dim].
@@ -75,9 +71,9 @@ class KVCache {
     check_block("value", value);
     const int64_t end = length_ + key.size(2);
     if (end > capacity()) grow_to(std::max(end, 2 * capacity()));
-    current_.keys[layer].narrow(2, length_, key.size(2)).copy_(key);
-    current_.values[layer].narrow(2, length_, value.size(2)).copy_(value);
-    return {current_.keys[layer].narrow(2, 0, end), current_.values[layer].narrow(2, 0, end)};
+    keys_[layer].narrow(2, length_, key.size(2)).copy_(key);
+    values_[layer].narrow(2, length_, value.size(2)).copy_(value);
+    return {keys_[layer].narrow(2, 0, end), values_[layer].narrow(2, 0, end)};
   }
 
   /// Marks `steps` more positions as stored; call once per forward, after every layer's append().
@@ -94,24 +90,27 @@ class KVCache {
     detail::check(row_index.dim() == 1 && row_index.scalar_type() == at::kLong,
                   "KVCache::reorder needs a 1-D int64 index (got {}-D {})", row_index.dim(),
                   c10::toString(row_index.scalar_type()));
-    detail::check(!current_.storage.defined() || row_index.device() == device(),
+    detail::check(!storage_.defined() || row_index.device() == device(),
                   "KVCache::reorder: index on {} but the cache is on {}", row_index.device().str(), device().str());
     const int64_t new_rows = row_index.size(0);
-    if (!current_.storage.defined()) {  // a default-constructed cache holds nothing to move
+    if (!storage_.defined()) {  // a default-constructed cache holds nothing to move
       rows_ = new_rows;
       return;
     }
-    // The gather cannot write over the rows it reads, so it writes into a second buffer, which then
-    // becomes the cache: one gather a step and no copy back (on a GPU, one kernel launch), for a
-    // second buffer of the cache's size kept while rows are reordered (beam search).
-    if (!spare_.storage.defined() || spare_.storage.size(2) != new_rows || spare_.storage.size(4) != capacity())
-      spare_ = Buffer(at::empty({num_layers(), 2, new_rows, kv_heads_, capacity(), head_dim_}, current_.storage.options()));
+    // The gather reads rows that may be overwritten, so it goes through a temporary: one slice of
+    // layers at a time, which bounds the temporary to 1/kReorderSlices of the cache. (Gathering into
+    // a whole second buffer halves the reorder's time but doubles beam search's memory: measured
+    // and declined, benchmarks/RESULTS.md.)
+    auto target = new_rows == rows_ ? storage_ : at::empty({num_layers(), 2, new_rows, kv_heads_, capacity(), head_dim_}, storage_.options());
     // Rows lead in the gathered views: libtorch's CPU index_select is several times slower on dim 1.
-    auto rows_first = [&](const at::Tensor& storage) { return storage.flatten(0, 1).narrow(3, 0, length_).transpose(0, 1); };
-    auto to = rows_first(spare_.storage);  // [rows, layers * 2, kv_heads, length, head_dim]
-    at::index_select_out(to, rows_first(current_.storage), 0, row_index);
-    std::swap(current_, spare_);
-    if (new_rows != rows_) spare_ = Buffer();  // a row count seen once (the prefill's expansion into beams)
+    auto from = storage_.flatten(0, 1).narrow(3, 0, length_).transpose(0, 1);  // [rows, layers * 2, kv_heads, length, head_dim]
+    auto to = target.flatten(0, 1).narrow(3, 0, length_).transpose(0, 1);
+    const int64_t slabs = from.size(1), per_slice = (slabs + kReorderSlices - 1) / kReorderSlices;
+    for (int64_t first = 0; first < slabs; first += per_slice) {
+      const int64_t n = std::min(per_slice, slabs - first);
+      to.narrow(1, first, n).copy_(from.narrow(1, first, n).index_select(0, row_index));
+    }
+    if (new_rows != rows_) set_storage(target);
     rows_ = new_rows;
   }
 
@@ -133,30 +132,29 @@ class KVCache {
     out.kv_heads_ = kv_heads_;
     out.head_dim_ = head_dim_;
     out.length_ = length_;
-    out.current_ = Buffer(current_.storage.narrow(4, 0, length_).to(device, dtype, false, true).contiguous());
+    out.set_storage(storage_.narrow(4, 0, length_).to(device, dtype, false, true).contiguous());
     return out;
   }
 
   /// The stored keys / values of one layer: [rows, kv_heads, length, head_dim] views.
-  at::Tensor keys(int64_t layer) const { return current_.keys.at(layer).narrow(2, 0, length_); }
-  at::Tensor values(int64_t layer) const { return current_.values.at(layer).narrow(2, 0, length_); }
+  at::Tensor keys(int64_t layer) const { return keys_.at(layer).narrow(2, 0, length_); }
+  at::Tensor values(int64_t layer) const { return values_.at(layer).narrow(2, 0, length_); }
 
  private:
-  /// A [num_layers, 2, rows, kv_heads, capacity, head_dim] buffer and its per-layer key and value
-  /// views, kept so that a step does not rebuild them.
-  struct Buffer {
-    Buffer() = default;
-    explicit Buffer(at::Tensor all) : storage(std::move(all)) {
-      for (int64_t l = 0; l < storage.size(0); ++l) {
-        keys.push_back(storage[l][0]);
-        values.push_back(storage[l][1]);
-      }
-    }
-    at::Tensor storage;
-    std::vector<at::Tensor> keys, values;  // per layer: [rows, kv_heads, capacity, head_dim]
-  };
+  static constexpr int64_t kReorderSlices = 16;
 
-  int64_t element_size() const { return current_.storage.defined() ? static_cast<int64_t>(current_.storage.element_size()) : 0; }
+  /// Takes `storage` and the per-layer views into it (kept so that a step does not rebuild them).
+  void set_storage(at::Tensor storage) {
+    storage_ = std::move(storage);
+    keys_.clear();
+    values_.clear();
+    for (int64_t l = 0; l < storage_.size(0); ++l) {
+      keys_.push_back(storage_[l][0]);
+      values_.push_back(storage_[l][1]);
+    }
+  }
+
+  int64_t element_size() const { return storage_.defined() ? static_cast<int64_t>(storage_.element_size()) : 0; }
   int64_t filled_elements(int64_t positions) const {
     return num_layers() * 2 * rows_ * kv_heads_ * positions * head_dim_;
   }
@@ -173,14 +171,14 @@ class KVCache {
   }
 
   void grow_to(int64_t capacity) {
-    auto bigger = at::empty({num_layers(), 2, rows_, kv_heads_, capacity, head_dim_}, current_.storage.options());
-    bigger.narrow(4, 0, length_).copy_(current_.storage.narrow(4, 0, length_));
-    current_ = Buffer(bigger);
-    spare_ = Buffer();
+    auto bigger = at::empty({num_layers(), 2, rows_, kv_heads_, capacity, head_dim_}, storage_.options());
+    bigger.narrow(4, 0, length_).copy_(storage_.narrow(4, 0, length_));
+    set_storage(bigger);
   }
 
-  Buffer current_;  // the cache
-  Buffer spare_;    // where the next reorder gathers to (allocated by the first reorder)
+  at::Tensor storage_;              // [num_layers, 2, rows, kv_heads, capacity, head_dim]
+  std::vector<at::Tensor> keys_;    // per layer: storage_[layer][0], [rows, kv_heads, capacity, head_dim]
+  std::vector<at::Tensor> values_;  // per layer: storage_[layer][1]
   int64_t rows_ = 0;
   int64_t kv_heads_ = 0;
   int64_t head_dim_ = 0;
