@@ -9,7 +9,7 @@
 #                                                       to CHROOT_DIR/work/out/summary.txt)
 #
 # Needs root (debootstrap, chroot, mount) and Debian's mirror: about 2 minutes to make the chroot,
-# then about 10 for a run (the build is kept between runs).
+# then about 3 for a run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jail="${1:-/srv/lmdecode-sid}"
