@@ -115,9 +115,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
 
     // Every prompt becomes `beams` identical rows (row b * beams + k = beam k of prompt b); the
     // prefill still runs once per prompt (StepRunner).
-    detail::PaddedBatch expanded{prompts.input_ids.repeat_interleave(beams, 0),
-                                 prompts.attention_mask.repeat_interleave(beams, 0),
-                                 prompts.position_ids.repeat_interleave(beams, 0)};
+    const detail::PaddedBatch expanded = prompts.repeated(beams);
     auto processors = make_processors(config_, prompt_len, user_processors_);
     detail::StepRunner<Model> runner(model_, expanded, beams, max_new, config_.use_cache, config_.effective_pad_token_id());
     detail::StopSequenceMatcher stops(config_.stop_sequences, device);

@@ -19,6 +19,13 @@ struct PaddedBatch {
   at::Tensor input_ids;       // [B, L0] int64, left padded
   at::Tensor attention_mask;  // [B, L0] int64
   at::Tensor position_ids;    // [B, L0] int64: cumsum(mask) - 1, pads at 0
+
+  /// Each row `copies` times in a row (row b * copies + k is copy k of row b): a prompt's beams, or
+  /// its sampled sequences, as StepRunner expects them.
+  PaddedBatch repeated(int64_t copies) const {
+    return {input_ids.repeat_interleave(copies, 0), attention_mask.repeat_interleave(copies, 0),
+            position_ids.repeat_interleave(copies, 0)};
+  }
 };
 
 /// HF positions: each real token counts the real tokens before it; pads get 0.

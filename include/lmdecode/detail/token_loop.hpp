@@ -31,8 +31,7 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
   const auto start_time = std::chrono::steady_clock::now();
   // Each prompt runs num_return_sequences times (sampling); row p * n + i is its i-th sequence.
   const int64_t copies = config.num_return_sequences;
-  const PaddedBatch batch{prompts.input_ids.repeat_interleave(copies, 0), prompts.attention_mask.repeat_interleave(copies, 0),
-                          prompts.position_ids.repeat_interleave(copies, 0)};
+  const PaddedBatch batch = prompts.repeated(copies);
   const int64_t rows = batch.input_ids.size(0);
   const int64_t prompt_len = batch.input_ids.size(1);
   const int64_t max_new = checked_max_new_tokens(config, prompt_len);
