@@ -5,6 +5,7 @@
 #include <cmath>
 #include <thread>
 
+#include "lmdecode/detail/multinomial.hpp"
 #include "lmdecode/lmdecode.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
@@ -178,6 +179,22 @@ TEST_CASE("sampling is reproducible, top_k=1 is greedy, and draws follow the pro
     REQUIRE(first.hypotheses[1].size() == 2);
     REQUIRE(first.hypotheses[0][0].score >= first.hypotheses[0][1].score);
   }
+  SECTION("a sampled row with no token left is a clear error; NaN logits are the model's") {
+    auto table = abc_model();
+    auto sampling = abc_config();
+    sampling.do_sample = true;
+    sampling.seed = 1;
+    sampling.suppress_tokens = {A, B, EOS};  // every token: softmax of all -inf is NaN
+    REQUIRE_THROWS_AS(lmdecode::SamplingDecoder(table, sampling).generate({{A}}), lmdecode::invalid_argument);
+    REQUIRE_THROWS_WITH(lmdecode::SamplingDecoder(table, sampling).generate({{A}}), Contains("no token to draw by step 1"));
+    sampling.num_beams = 2;
+    REQUIRE_THROWS_WITH(lmdecode::generate(table, {{A}}, sampling), Contains("no token to draw"));
+    sampling.suppress_tokens.clear();
+    lmdecode_test::MisbehavingModel nan(lmdecode_test::MisbehavingModel::Fault::nan_logits);
+    REQUIRE_THROWS_AS(lmdecode::generate(nan, {{A}}, sampling), lmdecode::model_error);
+    sampling.num_beams = 1;
+    REQUIRE_THROWS_WITH(lmdecode::SamplingDecoder(nan, sampling).generate({{A}}), Contains("NaN logits"));
+  }
   SECTION("sample frequencies match the processed distribution (chi-square, seed 0)") {
     // After token a the model's distribution is (.5, .3, .2); temperature 0.5 squares it: (.25, .09, .04) / .38.
     auto table = abc_model();
@@ -203,6 +220,28 @@ TEST_CASE("sampling is reproducible, top_k=1 is greedy, and draws follow the pro
     auto top2 = lmdecode::SamplingDecoder(table, sampling).generate({{A}});
     for (const auto& h : top2.hypotheses[0]) REQUIRE(h.tokens[0] != EOS);
   }
+}
+
+TEST_CASE("sampling draws are torch.multinomial's for the same generator state", "[sampling]") {
+  // The decoders draw without torch.multinomial's host-side input check; the draws must stay its own.
+  for (const uint64_t seed : {0u, 1u, 77u}) {
+    auto scores = at::randn({6, 50}, at::detail::createCPUGenerator(seed + 100), at::kFloat) * 3;
+    scores.narrow(1, 0, 10).fill_(-inf);  // removed tokens, as after top-k
+    for (const int64_t n : {1, 8}) {
+      auto ours_generator = at::detail::createCPUGenerator(seed), torch_generator = at::detail::createCPUGenerator(seed);
+      for (int draw = 0; draw < 3; ++draw) {
+        auto ours = lmdecode::detail::draw_from_softmax(scores, n, ours_generator);
+        auto expected = at::multinomial(scores.softmax(-1), n, false, torch_generator);
+        INFO("seed " << seed << ", n " << n << ", draw " << draw);
+        REQUIRE(at::equal(ours.index, expected));
+        REQUIRE_FALSE(ours.invalid.item<bool>());
+      }
+    }
+  }
+  auto nothing_left = at::full({2, 5}, -inf);
+  nothing_left[0][3] = 0.0f;
+  auto generator = at::detail::createCPUGenerator(0);
+  REQUIRE(lmdecode::detail::draw_from_softmax(nothing_left, 1, generator).invalid.item<bool>());
 }
 
 TEST_CASE("stop sequences, max_time and the callback end rows with their own finish reason", "[stopping]") {

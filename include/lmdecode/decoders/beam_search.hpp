@@ -28,6 +28,7 @@
 #include "lmdecode/detail/decoder_base.hpp"
 #include "lmdecode/detail/generator.hpp"
 #include "lmdecode/detail/hypotheses.hpp"
+#include "lmdecode/detail/multinomial.hpp"
 #include "lmdecode/detail/padded_batch.hpp"
 #include "lmdecode/detail/step_runner.hpp"
 #include "lmdecode/detail/stop_sequences.hpp"
@@ -157,7 +158,9 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
       auto total = (logprobs + running_score.view({rows, 1})).view({batch, beams * vocab});
       at::Tensor cand_score, cand_index;  // [B, K]
       if (generator) {
-        cand_index = at::multinomial(total.softmax(-1), candidates, false, *generator);
+        auto draws = detail::draw_from_softmax(total, candidates, *generator);
+        runner.note_undrawable(draws.invalid);
+        cand_index = draws.index;
         cand_score = total.gather(1, cand_index);
       } else {
         std::tie(cand_score, cand_index) = total.topk(candidates, 1);
@@ -227,10 +230,9 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
           break;
         }
       }
-      const at::Tensor done = runner.checked_flags(prompt_done.all().logical_or(hit.all()));  // the one host read per step
-      if (done[0].item<bool>()) break;
+      if (runner.read_flag(prompt_done.all().logical_or(hit.all()))) break;  // the one host read per step
     }
-    runner.checked_flags(can_improve.any());  // NaN logits are an error, also after a callback stop
+    runner.read_flag(can_improve.any());  // NaN logits are an error, also after a callback stop
 
     const int64_t returned = config_.num_return_sequences;
     auto first = [&](const at::Tensor& t) { return t.narrow(1, 0, returned).reshape({batch * returned, -1}); };

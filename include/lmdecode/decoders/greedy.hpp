@@ -38,7 +38,7 @@ class GreedyDecoder : public detail::DecoderBase<GreedyDecoder<Model>, Model> {
   GenerationResult run(const detail::PaddedBatch& batch, const StepCallback& on_step) {
     // torch.argmax returns the first maximal index, as transformers relies on.
     return detail::run_token_loop(this->model_, this->config_, this->user_processors_, batch, on_step,
-                                  [](const at::Tensor& scores) { return scores.argmax(-1); });
+                                  [](const at::Tensor& scores) { return detail::Draws{scores.argmax(-1, true), {}}; });
   }
 };
 

@@ -15,6 +15,7 @@
 #include "lmdecode/config.hpp"
 #include "lmdecode/detail/decoder_base.hpp"
 #include "lmdecode/detail/generator.hpp"
+#include "lmdecode/detail/multinomial.hpp"
 #include "lmdecode/detail/token_loop.hpp"
 
 namespace lmdecode {
@@ -39,9 +40,7 @@ class SamplingDecoder : public detail::DecoderBase<SamplingDecoder<Model>, Model
   GenerationResult run(const detail::PaddedBatch& batch, const StepCallback& on_step) {
     auto generator = detail::make_generator(this->config_.seed, this->model_.device());
     return detail::run_token_loop(this->model_, this->config_, this->user_processors_, batch, on_step,
-                                  [&](const at::Tensor& scores) {
-                                    return at::multinomial(scores.softmax(-1), 1, false, generator).squeeze(1);
-                                  });
+                                  [&](const at::Tensor& scores) { return detail::draw_from_softmax(scores, 1, generator); });
   }
 };
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "lmdecode/detail/padded_batch.hpp"
 #include "lmdecode/config.hpp"
@@ -61,19 +62,31 @@ class StepRunner {
     vocab_ = logits.size(1);
     // HF casts to float32 before any decoding arithmetic, whatever the model dtype.
     auto scores = logits.to(at::kFloat);
-    // Remembered on the device; read with the decoder's own per-step host read (checked_flags).
+    // Remembered on the device; read with the decoder's own per-step host read (read_flag).
     auto bad = scores.isnan().any();
     non_finite_ = non_finite_.defined() ? non_finite_.logical_or(bad) : bad;
     ++steps_;
     return scores;
   }
 
-  /// Copies `flags` (a small bool tensor the decoder reads anyway) to the host together with the
-  /// "NaN logits seen" flag, and throws model_error if the model returned NaN: one host read.
-  at::Tensor checked_flags(const at::Tensor& flags) {
-    auto host = at::cat({flags.reshape({-1}), non_finite_.reshape({1})}).to(at::kCPU);
-    check<model_error>(!host[host.size(0) - 1].item<bool>(), "the model returned NaN logits (by step {})", steps_);
-    return host.narrow(0, 0, host.size(0) - 1);
+  /// Remembers that some row had no distribution to sample from (`invalid`, a bool scalar on the
+  /// device, from detail::draw_from_softmax); read with the next read_flag.
+  void note_undrawable(const at::Tensor& invalid) {
+    undrawable_ = undrawable_.defined() ? undrawable_.logical_or(invalid) : invalid;
+  }
+
+  /// Copies `flag` (a bool scalar the decoder needs on the host) to the host together with the
+  /// flags of what went wrong so far, and throws if something did: one device-to-host read.
+  bool read_flag(const at::Tensor& flag) {
+    std::vector<at::Tensor> flags{flag.reshape({1}), non_finite_.reshape({1})};
+    if (undrawable_.defined()) flags.push_back(undrawable_.reshape({1}));
+    auto host = at::cat(flags).to(at::kCPU);
+    const bool* values = host.data_ptr<bool>();  // no item(): a step waits on the device only for this copy
+    check<model_error>(!values[1], "the model returned NaN logits (by step {})", steps_);
+    check(flags.size() < 3 || !values[2],
+          "a sampled row had no token to draw by step {}: the logits processors removed every token, or a logit was +inf",
+          steps_);
+    return values[0];
   }
 
   /// Row i continues what row `row_index[i]` was (beam search).
@@ -90,6 +103,7 @@ class StepRunner {
   int64_t vocab_ = -1;  // fixed by the first step
   int64_t steps_ = 0;
   at::Tensor non_finite_;  // bool scalar on the device: any NaN in the logits so far
+  at::Tensor undrawable_;  // bool scalar on the device, once sampling: a row had nothing to draw
   at::Tensor mask_;       // [rows, L0 + max_new]
   at::Tensor positions_;  // [rows, L0 + max_new]
   std::optional<typename Model::Cache> cache_;

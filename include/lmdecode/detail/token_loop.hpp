@@ -11,6 +11,7 @@
 
 #include "lmdecode/config.hpp"
 #include "lmdecode/detail/hypotheses.hpp"
+#include "lmdecode/detail/multinomial.hpp"
 #include "lmdecode/detail/padded_batch.hpp"
 #include "lmdecode/detail/step_runner.hpp"
 #include "lmdecode/detail/stop_sequences.hpp"
@@ -21,8 +22,8 @@
 
 namespace lmdecode::detail {
 
-/// Picks each row's next token from its processed float32 scores [rows, vocab].
-using TokenChooser = std::function<at::Tensor(const at::Tensor& scores)>;
+/// Picks each row's next token ([rows, 1] `index`) from its processed float32 scores [rows, vocab].
+using TokenChooser = std::function<Draws(const at::Tensor& scores)>;
 
 template <CausalLM Model>
 GenerationResult run_token_loop(Model& model, const GenerationConfig& config, const LogitsProcessorList& user_processors,
@@ -67,7 +68,9 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
     auto history = sequence.narrow(1, 0, cur);
     at::Tensor scores = runner.next_logits(history);  // [rows, vocab] float32
     processors.apply(history, scores);
-    auto next = choose(scores);
+    auto [chosen, undrawable] = choose(scores);
+    if (undrawable.defined()) runner.note_undrawable(undrawable);
+    auto next = chosen.squeeze(1);
     logprobs.select(1, steps).copy_(scores.log_softmax(-1).gather(1, next.unsqueeze(1)).squeeze(1));
     if (can_end) next = at::where(unfinished, next, at::full_like(next, pad));  // finished rows emit pad
     sequence.select(1, cur).copy_(next);
@@ -102,11 +105,10 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
     }
     if (steps == max_new || out_of_time) break;
     if (on_step || can_end) {
-      const at::Tensor open = runner.checked_flags(unfinished.any());  // the one host read per step
-      if (!open[0].item<bool>()) break;
+      if (!runner.read_flag(unfinished.any())) break;  // the one host read per step
     }
   }
-  runner.checked_flags(unfinished.any());  // NaN logits are an error, also where no step read them
+  runner.read_flag(unfinished.any());  // NaN logits are an error, also where no step read them
   end_running(steps, FinishReason::length);
 
   auto kept = at::arange(steps, longs).unsqueeze(0) < length.unsqueeze(1);

@@ -1,0 +1,29 @@
+#pragma once
+// Sampling draws without reading the device. torch.multinomial(probs, n, replacement=false) checks
+// its input on the host before drawing: two device-to-host reads a call in libtorch 1.13, and in
+// 2.x a device-side assert, which on CUDA ends the process's CUDA context instead of throwing.
+// These draws do what its no-replacement path does after the check (one exponential draw per
+// probability, then arg max or top-n of probability / draw), so a generator in the same state gives
+// the same tokens; the check becomes a flag that the decoder reads with its own per-step read.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace lmdecode::detail {
+
+struct Draws {
+  at::Tensor index;    // [rows, n] int64, in decreasing order of probability / draw
+  at::Tensor invalid;  // bool scalar on the device: some row had no distribution to draw from
+};
+
+/// `n` indices per row of softmax(`scores`) ([rows, vocab] float32), without replacement. A row
+/// whose softmax is NaN (every score -inf, or a +inf or NaN score) sets `invalid`.
+inline Draws draw_from_softmax(const at::Tensor& scores, int64_t n, at::Generator& generator) {
+  auto probs = scores.softmax(-1);
+  auto keys = probs / at::empty_like(probs).exponential_(1, generator);
+  auto index = n == 1 ? keys.argmax(-1, true) : std::get<1>(keys.topk(n, -1));
+  return {index, probs.isnan().any()};
+}
+
+}  // namespace lmdecode::detail
