@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <set>
 #include <thread>
 
 #include "lmdecode/lmdecode.hpp"
@@ -324,28 +325,52 @@ TEST_CASE("OpCounter counts the operators called and those they call", "[ops]") 
   REQUIRE_THROWS_WITH(lmdecode::OpCounter(), Contains("only one OpCounter"));
 }
 
-TEST_CASE("every decoding step dispatches the same operators, however long the run", "[ops][models]") {
+TEST_CASE("every decoding step dispatches the same operators, none that waits on the device but one read", "[ops][models]") {
   // A step whose cost grew with its index (host work over the whole history, tensors rebuilt from
-  // the start) would show as more calls in the later steps.
+  // the start) would show as more calls in the later steps. On a GPU, an operator that reads device
+  // memory on the host (item, nonzero, ...) stalls the host until the device catches up: run here on
+  // the CPU, this finds them by name, with every processor and a stop sequence on.
   auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "qwen2-tiny");
   auto config = lmdecode::load_checkpoint_generation_config(lmdecode_test::reference_dir() / "qwen2-tiny", model->config());
+  REQUIRE_FALSE(config.eos_token_ids.empty());  // so every step reads its "anything left?" flag
+  config.repetition_penalty = 1.2;
+  config.no_repeat_ngram_size = 2;
+  config.bad_words_ids = {{5, 6}, {7}};
+  config.suppress_tokens = {3};
+  config.begin_suppress_tokens = {4};
+  config.stop_sequences = {{9, 9, 9}};  // cannot match under no_repeat_ngram_size 2: no row ends early
   const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};
-  auto check_steady = [](const std::vector<lmdecode::OpCounts>& c) {
-    const auto early = c[1] - c[0], late = c[2] - c[1];
+  const std::set<std::string> waits_for_device = {"aten::item",        "aten::_local_scalar_dense", "aten::nonzero",
+                                                  "aten::masked_select", "aten::_unique2",          "aten::unique_dim",
+                                                  "aten::unique_consecutive", "aten::equal",       "aten::is_nonzero",
+                                                  "aten::allclose",    "aten::_assert_async"};
+  auto check_steps = [&](const std::vector<lmdecode::OpCounts>& c) {
+    const auto early = c[1] - c[0], late = c[2] - c[1];  // 4 steps each
     CHECK(early.calls == late.calls);
     CHECK(early.calls_by_name == late.calls_by_name);
     CHECK(early.calls > 0);
+    for (const auto* names : {&late.calls_by_name, &late.nested_by_name})
+      for (const auto& [name, n] : *names) {
+        INFO(name << " called " << n << " times in 4 steps");
+        CHECK(waits_for_device.count(name) == 0);
+      }
+    if (lmdecode::OpCounter::kCountsTransfers) CHECK(late.to_host == 4);
   };
-  SECTION("greedy") { check_steady(lmdecode_test::counts_by_length(*model, config, prompts)); }
+  SECTION("greedy") { check_steps(lmdecode_test::counts_by_length(*model, config, prompts)); }
   SECTION("beam search") {
     config.num_beams = 3;
-    check_steady(lmdecode_test::counts_by_length(*model, config, prompts));
+    check_steps(lmdecode_test::counts_by_length(*model, config, prompts));
   }
-  SECTION("sampling with top-k and top-p") {
+  SECTION("sampling with every warper") {
     config.do_sample = true;
+    config.temperature = 0.7;
     config.top_k = 20;
     config.top_p = 0.9;
+    config.min_p = 0.01;
+    config.typical_p = 0.95;
     config.seed = 3;
-    check_steady(lmdecode_test::counts_by_length(*model, config, prompts));
+    check_steps(lmdecode_test::counts_by_length(*model, config, prompts));
+    config.num_beams = 2;  // beam sampling
+    check_steps(lmdecode_test::counts_by_length(*model, config, prompts));
   }
 }

@@ -7,18 +7,19 @@
 // Example:
 //   lmdecode::OpCounter counter;
 //   decoder.generate(prompts);
-//   auto counts = counter.take();  // counts.calls, counts.host_reads, counts.calls_by_name
+//   auto counts = counter.take();  // counts.calls, counts.host_reads, counts.to_host, counts.calls_by_name
 //
 // It uses a global RecordFunction callback, which slows every operator down while it is installed:
 // a diagnostic, not for production loops. One OpCounter may exist at a time.
 //
 // Copies are told apart by their arguments' devices, read through RecordFunction::inputs(), which
 // is only safe in builds with NDEBUG (as libtorch is built): without it the header's debug check
-// reads a flag that the release-built libtorch never sets. So host_reads and uploads are counted
-// where kCountsTransfers is true (release builds) and stay 0 elsewhere.
+// reads a flag that the release-built libtorch never sets. So host_reads, uploads and to_host are
+// counted where kCountsTransfers is true (release builds) and stay 0 elsewhere.
 
 #include <ATen/record_function.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -35,6 +36,8 @@ struct OpCounts {
   int64_t all_calls = 0;   // the same plus the operators those call in turn
   int64_t host_reads = 0;  // copies from device memory into host memory, item() of a device tensor (*)
   int64_t uploads = 0;     // copies from host memory into device memory (*)
+  int64_t to_host = 0;     // `to(kCPU)` calls from outside ATen, whatever device the tensor is on (*):
+                           // on a GPU each reads the device; on the CPU they show where a GPU run would
   std::map<std::string, int64_t> calls_by_name;   // the `calls`, by operator name
   std::map<std::string, int64_t> nested_by_name;  // the other calls, by operator name
   // (*) counted only where OpCounter::kCountsTransfers (builds with NDEBUG); 0 elsewhere
@@ -42,7 +45,7 @@ struct OpCounts {
   /// The counts of what happened between `earlier` and this.
   OpCounts operator-(const OpCounts& earlier) const {
     OpCounts d{calls - earlier.calls, all_calls - earlier.all_calls, host_reads - earlier.host_reads,
-               uploads - earlier.uploads, {}, {}};
+               uploads - earlier.uploads, to_host - earlier.to_host, {}, {}};
     auto subtract = [](const auto& later, const auto& before, auto& out) {
       for (const auto& [name, n] : later) {
         auto it = before.find(name);
@@ -87,19 +90,22 @@ class OpCounter {
 
   static bool on_device(const c10::IValue& v) { return v.isTensor() && !v.toTensor().device().is_cpu(); }
 
-  static void count_transfers(const std::string& name, c10::ArrayRef<const c10::IValue> inputs, OpCounts& counts) {
+  static void count_transfers(const std::string& name, c10::ArrayRef<const c10::IValue> inputs, bool outermost,
+                              OpCounts& counts) {
     const bool copy = name == "aten::copy_" && inputs.size() >= 2 && inputs[0].isTensor() && inputs[1].isTensor();  // (dst, src)
     if ((copy && !on_device(inputs[0]) && on_device(inputs[1])) ||
         (name == "aten::_local_scalar_dense" && !inputs.empty() && on_device(inputs[0])))
       ++counts.host_reads;
     if (copy && on_device(inputs[0]) && !on_device(inputs[1]) && inputs[1].toTensor().numel() > 0) ++counts.uploads;
+    auto host_device = [](const c10::IValue& v) { return v.isDevice() && v.toDevice().is_cpu(); };
+    if (outermost && name == "aten::to" && std::any_of(inputs.begin(), inputs.end(), host_device)) ++counts.to_host;
   }
 
   static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
     OpCounter* self = active_;
     if (self == nullptr || std::this_thread::get_id() != self->owner_) return nullptr;  // other threads' work
     const std::string name = fn.name();
-    if constexpr (kCountsTransfers) count_transfers(name, fn.inputs(), self->counts_);
+    if constexpr (kCountsTransfers) count_transfers(name, fn.inputs(), self->depth_ == 0, self->counts_);
     ++self->counts_.all_calls;
     if (self->depth_++ == 0) {
       ++self->counts_.calls;
