@@ -82,4 +82,8 @@ TEST_CASE("on CUDA a decoding step reads the device once and uploads nothing", "
     config.seed = 3;
     check(lmdecode_test::counts_by_length(*model, config, prompts));
   }
+  SECTION("streaming beam search") {
+    config.num_beams = 4;
+    check(lmdecode_test::counts_by_length(*model, config, prompts, [](lmdecode::StepEvent&) {}));
+  }
 }

@@ -373,4 +373,12 @@ TEST_CASE("every decoding step dispatches the same operators, none that waits on
     config.num_beams = 2;  // beam sampling
     check_steps(lmdecode_test::counts_by_length(*model, config, prompts));
   }
+  SECTION("streaming: the event's tokens come with the same read") {
+    int64_t events = 0;
+    auto count = [&](lmdecode::StepEvent& e) { events += static_cast<int64_t>(!e.tokens.empty()); };
+    check_steps(lmdecode_test::counts_by_length(*model, config, prompts, count));
+    config.num_beams = 3;
+    check_steps(lmdecode_test::counts_by_length(*model, config, prompts, count));
+    CHECK(events == 2 * (12 + 4 + 8 + 12));
+  }
 }

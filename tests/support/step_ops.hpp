@@ -13,10 +13,11 @@ namespace lmdecode_test {
 /// [8] - [4] and [12] - [8] are each 4 steps' worth.
 template <class Model>
 std::vector<lmdecode::OpCounts> counts_by_length(Model& model, lmdecode::GenerationConfig config,
-                                                 const std::vector<lmdecode::TokenIds>& prompts) {
+                                                 const std::vector<lmdecode::TokenIds>& prompts,
+                                                 const lmdecode::StepCallback& on_step = {}) {
   auto run = [&](int64_t new_tokens) {
     config.max_new_tokens = config.min_new_tokens = new_tokens;
-    lmdecode::generate(model, prompts, config);
+    lmdecode::generate(model, prompts, config, on_step);
   };
   run(12);  // warm-up: first calls may dispatch extra operators
   lmdecode::OpCounter counter;

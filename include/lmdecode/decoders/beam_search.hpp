@@ -217,8 +217,13 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
 
       auto prompt_done = can_improve.squeeze(1).logical_not();  // [B]
       if (stop_when_full) prompt_done.logical_or_(finished.done.all(1));
+      auto all_done = prompt_done.all().logical_or(hit.all());
+      bool done;
       if (on_step) {
-        auto e = event(running_seq, prompt_len, steps, prompt_done);
+        // The one host read per step: the best beams' tokens, which prompts are done, and all_done.
+        auto best = running_seq.select(1, 0).narrow(1, prompt_len, steps);
+        const std::vector<at::Tensor> host = runner.read({best, prompt_done, all_done});
+        auto e = event(host[0], host[1], steps);
         on_step(e);
         if (e.stop_requested) {
           // The running beams of open prompts end here and compete with the finished hypotheses.
@@ -229,8 +234,11 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
                          at::full({batch, beams}, code(FinishReason::callback), longs), at::full({batch, beams}, -1, longs));
           break;
         }
+        done = *host[2].data_ptr<int64_t>() != 0;
+      } else {
+        done = runner.read_flag(all_done);  // the one host read per step
       }
-      if (runner.read_flag(prompt_done.all().logical_or(hit.all()))) break;  // the one host read per step
+      if (done) break;
     }
     runner.read_flag(can_improve.any());  // NaN logits are an error, also after a callback stop
 
@@ -251,17 +259,18 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     return result;
   }
 
-  StepEvent event(const at::Tensor& running_seq, int64_t prompt_len, int64_t steps, const at::Tensor& prompt_done) const {
+  /// The event of a step from host copies of the best beams' tokens [B, steps] and prompt_done [B].
+  static StepEvent event(const at::Tensor& best_tokens, const at::Tensor& prompt_done, int64_t steps) {
     StepEvent e;
     e.step = steps - 1;
-    auto best = running_seq.select(1, 0).narrow(1, prompt_len, steps).to(at::kCPU).contiguous();
-    auto best_a = best.accessor<int64_t, 2>();
-    for (int64_t b = 0; b < best.size(0); ++b) e.tokens.emplace_back(best_a[b].data(), best_a[b].data() + steps);
-    auto finished = prompt_done.to(at::kCPU);
-    for (int64_t b = 0; b < finished.size(0); ++b) e.finished.push_back(finished[b].item<bool>());
+    auto best = best_tokens.accessor<int64_t, 2>();
+    auto done = prompt_done.accessor<int64_t, 1>();
+    for (int64_t b = 0; b < best.size(0); ++b) {
+      e.tokens.emplace_back(best[b].data(), best[b].data() + steps);
+      e.finished.push_back(done[b] != 0);
+    }
     return e;
   }
-
 };
 
 }  // namespace lmdecode

@@ -75,18 +75,38 @@ class StepRunner {
     undrawable_ = undrawable_.defined() ? undrawable_.logical_or(invalid) : invalid;
   }
 
-  /// Copies `flag` (a bool scalar the decoder needs on the host) to the host together with the
-  /// flags of what went wrong so far, and throws if something did: one device-to-host read.
-  bool read_flag(const at::Tensor& flag) {
-    std::vector<at::Tensor> flags{flag.reshape({1}), non_finite_.reshape({1})};
-    if (undrawable_.defined()) flags.push_back(undrawable_.reshape({1}));
-    auto host = at::cat(flags).to(at::kCPU);
-    const bool* values = host.data_ptr<bool>();  // no item(): a step waits on the device only for this copy
-    check<model_error>(!values[1], "the model returned NaN logits (by step {})", steps_);
-    check(flags.size() < 3 || !values[2],
+  /// Copies `values` (bool or int64 tensors on the device) to the host in one device-to-host read,
+  /// together with the flags of what went wrong so far, and throws if something did. Returns the
+  /// values in order, as int64 host tensors of their shapes.
+  std::vector<at::Tensor> read(const std::vector<at::Tensor>& values) {
+    std::vector<at::Tensor> parts;
+    int64_t total = 0;
+    for (const auto& v : values) {
+      parts.push_back(v.reshape({-1}));
+      total += v.numel();
+    }
+    parts.push_back(non_finite_.reshape({1}));
+    if (undrawable_.defined()) parts.push_back(undrawable_.reshape({1}));
+    auto host = at::cat(parts).to(at::kCPU).to(at::kLong);
+    // No item() from here on: host tensors only, so a step waits on the device for this copy alone.
+    const int64_t* flags = host.data_ptr<int64_t>() + total;
+    check<model_error>(flags[0] == 0, "the model returned NaN logits (by step {})", steps_);
+    check(!undrawable_.defined() || flags[1] == 0,
           "a sampled row had no token to draw by step {}: the logits processors removed every token, or a logit was +inf",
           steps_);
-    return values[0];
+    std::vector<at::Tensor> out;
+    int64_t offset = 0;
+    for (const auto& v : values) {
+      out.push_back(host.narrow(0, offset, v.numel()).view(v.sizes()));
+      offset += v.numel();
+    }
+    return out;
+  }
+
+  /// read() of one bool scalar.
+  bool read_flag(const at::Tensor& flag) {
+    const at::Tensor host = read({flag})[0];
+    return *host.data_ptr<int64_t>() != 0;
   }
 
   /// Row i continues what row `row_index[i]` was (beam search).

@@ -89,24 +89,31 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
     const bool out_of_time =
         config.max_time && std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count() > *config.max_time;
     if (out_of_time) end_running(steps, FinishReason::time);
+    bool open = true;  // some row still runs
     if (on_step) {
+      auto lengths = at::where(unfinished, at::full_like(length, steps), length);
+      // The one host read per step: the tokens, their kept lengths and which rows still run.
+      const std::vector<at::Tensor> host = runner.read({sequence.narrow(1, prompt_len, steps), lengths, unfinished});
+      auto tokens = host[0].accessor<int64_t, 2>();
+      auto kept_length = host[1].accessor<int64_t, 1>();
+      auto running = host[2].accessor<int64_t, 1>();
       StepEvent e;
       e.step = steps - 1;
-      auto tokens = sequence.narrow(1, prompt_len, steps).to(at::kCPU);
-      auto lengths = at::where(unfinished, at::full_like(length, steps), length).to(at::kCPU);
-      auto open = unfinished.to(at::kCPU);
+      open = false;
       for (int64_t r = 0; r < rows; ++r) {
-        auto row = tokens[r].narrow(0, 0, lengths[r].item<int64_t>()).contiguous();
-        e.tokens.emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
-        e.finished.push_back(!open[r].item<bool>());
+        e.tokens.emplace_back(tokens[r].data(), tokens[r].data() + kept_length[r]);
+        e.finished.push_back(running[r] == 0);
+        open = open || running[r] != 0;
       }
       on_step(e);
-      if (e.stop_requested) end_running(steps, FinishReason::callback);
+      if (e.stop_requested) {
+        end_running(steps, FinishReason::callback);
+        open = false;
+      }
+    } else if (can_end && steps < max_new && !out_of_time) {
+      open = runner.read_flag(unfinished.any());  // the one host read per step
     }
-    if (steps == max_new || out_of_time) break;
-    if (on_step || can_end) {
-      if (!runner.read_flag(unfinished.any())) break;  // the one host read per step
-    }
+    if (steps == max_new || out_of_time || !open) break;
   }
   runner.read_flag(unfinished.any());  // NaN logits are an error, also where no step read them
   end_running(steps, FinishReason::length);
