@@ -79,21 +79,7 @@ class StepRunner {
   /// together with the flags of what went wrong so far, and throws if something did. Returns the
   /// values in order, as int64 host tensors of their shapes.
   std::vector<at::Tensor> read(const std::vector<at::Tensor>& values) {
-    std::vector<at::Tensor> parts;
-    int64_t total = 0;
-    for (const auto& v : values) {
-      parts.push_back(v.reshape({-1}));
-      total += v.numel();
-    }
-    parts.push_back(non_finite_.reshape({1}));
-    if (undrawable_.defined()) parts.push_back(undrawable_.reshape({1}));
-    auto host = at::cat(parts).to(at::kCPU).to(at::kLong);
-    // No item() from here on: host tensors only, so a step waits on the device for this copy alone.
-    const int64_t* flags = host.data_ptr<int64_t>() + total;
-    check<model_error>(flags[0] == 0, "the model returned NaN logits (by step {})", steps_);
-    check(!undrawable_.defined() || flags[1] == 0,
-          "a sampled row had no token to draw by step {}: the logits processors removed every token, or a logit was +inf",
-          steps_);
+    auto host = copy_to_host(values).to(at::kLong);
     std::vector<at::Tensor> out;
     int64_t offset = 0;
     for (const auto& v : values) {
@@ -103,11 +89,8 @@ class StepRunner {
     return out;
   }
 
-  /// read() of one bool scalar.
-  bool read_flag(const at::Tensor& flag) {
-    const at::Tensor host = read({flag})[0];
-    return *host.data_ptr<int64_t>() != 0;
-  }
+  /// read() of one bool scalar, with no ATen call on the host copy.
+  bool read_flag(const at::Tensor& flag) { return host_value(copy_to_host({flag}), 0) != 0; }
 
   /// Row i continues what row `row_index[i]` was (beam search).
   void reorder(const at::Tensor& row_index) {
@@ -115,6 +98,30 @@ class StepRunner {
   }
 
  private:
+  /// One device-to-host copy of `values` (flattened, in order) followed by the error flags; throws
+  /// if one is set. No item() on it: a step waits on the device for this copy alone.
+  at::Tensor copy_to_host(const std::vector<at::Tensor>& values) const {
+    std::vector<at::Tensor> parts;
+    int64_t total = 0;
+    for (const auto& v : values) {
+      parts.push_back(v.reshape({-1}));
+      total += v.numel();
+    }
+    parts.push_back(non_finite_.reshape({1}));
+    if (undrawable_.defined()) parts.push_back(undrawable_.reshape({1}));
+    auto host = at::cat(parts).to(at::kCPU);
+    check<model_error>(host_value(host, total) == 0, "the model returned NaN logits (by step {})", steps_);
+    check(!undrawable_.defined() || host_value(host, total + 1) == 0,
+          "a sampled row had no token to draw by step {}: the logits processors removed every token, or a logit was +inf",
+          steps_);
+    return host;
+  }
+
+  /// Element i of a 1-D contiguous bool or int64 host tensor.
+  static int64_t host_value(const at::Tensor& host, int64_t i) {
+    return host.scalar_type() == at::kBool ? host.data_ptr<bool>()[i] : host.data_ptr<int64_t>()[i];
+  }
+
   Model& model_;
   int64_t rows_;
   int64_t copies_;  // identical consecutive rows per prompt
