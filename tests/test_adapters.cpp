@@ -6,6 +6,7 @@
 
 #include "lmdecode/adapters/torchscript.hpp"
 #include "support/golden_cases.hpp"
+#include "support/step_ops.hpp"
 #include "support/test_data.hpp"
 
 using Catch::Matchers::Contains;
@@ -71,6 +72,25 @@ TEST_CASE("a C++ module with HF's legacy past reproduces the golden gpt2-tiny ca
 TEST_CASE("a TorchScript module exported from Python reproduces the golden gpt2-tiny cases", "[adapters]") {
   auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string());
   run_gpt2_golden_cases(model);
+}
+
+TEST_CASE("a TorchScript module decodes with one read of the device a step", "[adapters][ops]") {
+  // Our side of the adapter (the past kept per row, reordered for beams) must not wait on the
+  // device; the exported GPT-2 must not either, or a GPU run would stall every step.
+  auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string());
+  const auto folder = lmdecode_test::reference_dir() / "gpt2-tiny";
+  auto config = lmdecode::load_checkpoint_generation_config(folder, lmdecode::load_pretrained(folder)->config());
+  REQUIRE_FALSE(config.eos_token_ids.empty());  // so every step reads its "anything left?" flag
+  const std::vector<lmdecode::TokenIds> prompts = {{17, 40, 5, 99, 31}, {12, 4}};
+  for (const int64_t beams : {1, 3}) {
+    config.num_beams = beams;
+    const auto c = lmdecode_test::counts_by_length(model, config, prompts);
+    const auto late = c[2] - c[1];  // 4 steps
+    INFO(beams << " beams");
+    CHECK(late.calls == (c[1] - c[0]).calls);
+    CHECK(lmdecode_test::device_waits(late) == std::vector<std::string>{});
+    if (lmdecode::OpCounter::kCountsTransfers) CHECK(late.to_host == 4);
+  }
 }
 
 TEST_CASE("the HF-style adapter rejects bad modules and files clearly", "[adapters][errors]") {

@@ -2,6 +2,8 @@
 // The operators one decoding step dispatches: the OpCounter difference between generate() runs of
 // different lengths (min_new_tokens = max_new_tokens, so none ends early), per extra step.
 
+#include <set>
+#include <string>
 #include <vector>
 
 #include "lmdecode/lmdecode.hpp"
@@ -27,6 +29,22 @@ std::vector<lmdecode::OpCounts> counts_by_length(Model& model, lmdecode::Generat
     out.push_back(counter.take());
   }
   return out;
+}
+
+/// The operators among `counts`' calls (ours and nested ones) that, on a GPU, read device memory on
+/// the host and so make it wait for the device: item() and the scalar conversions, and the operators
+/// whose output size depends on the data. Their names show on the CPU too.
+inline std::vector<std::string> device_waits(const lmdecode::OpCounts& counts) {
+  static const std::set<std::string> waiting = {
+      "aten::item",        "aten::_local_scalar_dense", "aten::Int",     "aten::Bool",
+      "aten::Float",       "aten::ScalarImplicit",      "aten::is_nonzero", "aten::equal",
+      "aten::allclose",    "aten::nonzero",             "aten::masked_select", "aten::_unique2",
+      "aten::unique_dim",  "aten::unique_consecutive",  "aten::_assert_async"};
+  std::vector<std::string> found;
+  for (const auto* names : {&counts.calls_by_name, &counts.nested_by_name})
+    for (const auto& [name, n] : *names)
+      if (waiting.count(name) != 0) found.push_back(name);
+  return found;
 }
 
 }  // namespace lmdecode_test
