@@ -1,7 +1,8 @@
 #pragma once
 // Sampling draws without reading the device. torch.multinomial(probs, n, replacement=false) checks
-// its input on the host before drawing: two device-to-host reads a call in libtorch 1.13, and in
-// 2.x a device-side assert, which on CUDA ends the process's CUDA context instead of throwing.
+// its input before drawing: two device-to-host reads a call in libtorch 1.13, and in recent 2.x
+// releases an `_assert_async`, on CUDA a device-side assert that ends the process's CUDA context
+// instead of throwing.
 // These draws do what its no-replacement path does after the check (one exponential draw per
 // probability, then arg max or top-n of probability / draw), so a generator in the same state gives
 // the same tokens; the check becomes a flag that the decoder reads with its own per-step read.
@@ -15,6 +16,7 @@ namespace lmdecode::detail {
 struct Draws {
   at::Tensor index;    // [rows, n] int64, in decreasing order of probability / draw
   at::Tensor invalid;  // bool scalar on the device: some row had no distribution to draw from
+                       // (undefined where nothing can be invalid, as for greedy's arg max)
 };
 
 /// `n` indices per row of softmax(`scores`) ([rows, vocab] float32), without replacement. A row
