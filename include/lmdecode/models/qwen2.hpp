@@ -77,12 +77,15 @@ class Qwen2Model : public PretrainedModel {
                      .view({rows, fed, heads + 2 * kv_heads, d})
                      .split_with_sizes({heads + kv_heads, kv_heads}, 2);  // queries and keys, values
       auto qk = apply_rotary(qkv[0], cos, signed_sin).split_with_sizes({heads, kv_heads}, 2);  // [rows, T, heads | kv_heads, d]
-      auto q = qk[0].view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
+      // One position a row (every decoding step): the grouped layouts are plain views, one call each.
+      auto q = fed == 1 ? qk[0].view({rows, kv_heads, group, d})
+                        : qk[0].view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
       auto [keys, values] = cache.append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));  // [rows, kv_heads, S, d]
       auto attended = fused_ ? detail::fused_attention(q, keys, values, bias, scale)
                              : detail::masked_attention(at::matmul(q, keys.transpose(2, 3)).mul_(scale), grouped_blocked,
                                                         values, at::kFloat);  // [rows, kv_heads, group * T, d]
-      attended = attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
+      attended = fed == 1 ? attended.reshape({rows, heads * d})
+                          : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
       hidden.add_(at::mm(attended, l.o_t));
       x = rms_norm(hidden, l.post_norm);
       auto gate_up = at::mm(x, l.gate_up_t).chunk(2, 1);
