@@ -84,12 +84,8 @@ TEST_CASE("a TorchScript module decodes with one read of the device a step", "[a
   const std::vector<lmdecode::TokenIds> prompts = {{17, 40, 5, 99, 31}, {12, 4}};
   for (const int64_t beams : {1, 3}) {
     config.num_beams = beams;
-    const auto c = lmdecode_test::counts_by_length(model, config, prompts);
-    const auto late = c[2] - c[1];  // 4 steps
     INFO(beams << " beams");
-    CHECK(late.calls == (c[1] - c[0]).calls);
-    CHECK(lmdecode_test::device_waits(late) == std::vector<std::string>{});
-    if (lmdecode::OpCounter::kCountsTransfers) CHECK(late.to_host == 4);
+    CHECK(lmdecode_test::step_problems(lmdecode_test::counts_by_length(model, config, prompts)) == "");
   }
 }
 

@@ -339,14 +339,7 @@ TEST_CASE("every decoding step dispatches the same operators, none that waits on
   config.begin_suppress_tokens = {4};
   config.stop_sequences = {{9, 9, 9}};  // cannot match under no_repeat_ngram_size 2: no row ends early
   const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};
-  auto check_steps = [&](const std::vector<lmdecode::OpCounts>& c) {
-    const auto early = c[1] - c[0], late = c[2] - c[1];  // 4 steps each
-    CHECK(early.calls == late.calls);
-    CHECK(early.calls_by_name == late.calls_by_name);
-    CHECK(early.calls > 0);
-    CHECK(lmdecode_test::device_waits(late) == std::vector<std::string>{});
-    if (lmdecode::OpCounter::kCountsTransfers) CHECK(late.to_host == 4);
-  };
+  auto check_steps = [](const std::vector<lmdecode::OpCounts>& c) { CHECK(lmdecode_test::step_problems(c) == ""); };
   SECTION("greedy") { check_steps(lmdecode_test::counts_by_length(*model, config, prompts)); }
   SECTION("beam search") {
     config.num_beams = 3;

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "lmdecode/lmdecode.hpp"
 #include "lmdecode/op_counter.hpp"
 
@@ -45,6 +48,22 @@ inline std::vector<std::string> device_waits(const lmdecode::OpCounts& counts) {
     for (const auto& [name, n] : *names)
       if (waiting.count(name) != 0) found.push_back(name);
   return found;
+}
+
+/// "" when the steps of counts_by_length's runs are steady and GPU-friendly, else what is wrong:
+/// the first and the last 4 steps dispatch the same operators (a step whose cost grew with its
+/// index would show as more calls later), none of them waits on the device (device_waits), and each
+/// step asks for host memory once (`to_host`, where OpCounter counts transfers).
+inline std::string step_problems(const std::vector<lmdecode::OpCounts>& c) {
+  const auto early = c[1] - c[0], late = c[2] - c[1];  // 4 steps each
+  if (late.calls <= 0) return "no calls counted";
+  if (early.calls != late.calls || early.calls_by_name != late.calls_by_name)
+    return fmt::format("the first 4 steps call other operators than the last 4 ({} vs {} calls)", early.calls, late.calls);
+  if (const auto waits = device_waits(late); !waits.empty())
+    return fmt::format("operators that wait on the device: {}", fmt::join(waits, ", "));
+  if (lmdecode::OpCounter::kCountsTransfers && late.to_host != 4)
+    return fmt::format("{} to(kCPU) calls in 4 steps, expected 4", late.to_host);
+  return "";
 }
 
 }  // namespace lmdecode_test
