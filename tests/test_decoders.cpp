@@ -288,6 +288,37 @@ TEST_CASE("beam search and sampling prefill each prompt once and give its cache 
   }
 }
 
+TEST_CASE("a step callback sees each step's tokens, also when beams take over other beams' histories", "[beam][greedy][models]") {
+  // With no EOS id nothing ends before the length limit, so what a step's event shows is what a run
+  // limited to that many new tokens returns: the best running beam is then the best hypothesis.
+  const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+  auto model = lmdecode::load_pretrained(folder);
+  auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+  config.eos_token_ids.clear();
+  const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};
+  auto best_of_run = [&](int64_t new_tokens) {
+    auto limited = config;
+    limited.max_new_tokens = new_tokens;
+    auto result = lmdecode::generate(*model, prompts, limited);
+    return std::vector<lmdecode::TokenIds>{result.hypotheses[0][0].tokens, result.hypotheses[1][0].tokens};
+  };
+  for (int64_t beams : {1, 3}) {
+    config.num_beams = beams;
+    config.max_new_tokens = 10;
+    std::vector<std::vector<lmdecode::TokenIds>> streamed;
+    lmdecode::generate(*model, prompts, config, [&](const lmdecode::StepEvent& e) { streamed.push_back(e.tokens); });
+    REQUIRE(streamed.size() == 10);
+    int64_t switches = 0;  // steps after which a prompt's best beam no longer extends the previous best
+    for (size_t t = 0; t < streamed.size(); ++t) {
+      INFO("beams " << beams << ", step " << t);
+      CHECK(streamed[t] == best_of_run(static_cast<int64_t>(t) + 1));
+      for (size_t b = 0; t > 0 && b < prompts.size(); ++b)
+        switches += !std::equal(streamed[t - 1][b].begin(), streamed[t - 1][b].end(), streamed[t][b].begin());
+    }
+    if (beams > 1) CHECK(switches > 0);  // so the host copy's reorder was exercised
+  }
+}
+
 TEST_CASE("two threads decoding on one shared model get the results each gets alone", "[threads]") {
   const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
   auto model = lmdecode::load_pretrained(folder);
@@ -321,6 +352,12 @@ TEST_CASE("OpCounter counts the operators called and those they call", "[ops]") 
   counts = counter.take();
   CHECK(counts.calls_by_name.at("aten::matmul") == 1);
   CHECK(counts.all_calls > counts.calls);  // matmul reshapes and calls mm
+  at::ones({2, 5}, at::kLong).to(at::kCPU);  // on a GPU this would be a read of the device
+  counts = counter.take();
+  if (lmdecode::OpCounter::kCountsTransfers) {
+    CHECK(counts.to_host == 1);
+    CHECK(counts.to_host_bytes == 2 * 5 * 8);
+  }
   REQUIRE_THROWS_WITH(lmdecode::OpCounter(), Contains("only one OpCounter"));
 }
 

@@ -7,14 +7,14 @@
 // Example:
 //   lmdecode::OpCounter counter;
 //   decoder.generate(prompts);
-//   auto counts = counter.take();  // counts.calls, counts.host_reads, counts.to_host, counts.calls_by_name
+//   auto counts = counter.take();  // counts.calls, counts.host_reads, counts.to_host, counts.calls_by_name, ...
 //
 // It uses a global RecordFunction callback, which slows every operator down while it is installed:
 // a diagnostic, not for production loops. One OpCounter may exist at a time.
 //
 // Copies are told apart by their arguments' devices, read through RecordFunction::inputs(), which
 // is only safe in builds with NDEBUG (as libtorch is built): without it the header's debug check
-// reads a flag that the release-built libtorch never sets. So host_reads, uploads and to_host are
+// reads a flag that the release-built libtorch never sets. So host_reads, uploads and to_host(_bytes) are
 // counted where kCountsTransfers is true (release builds) and stay 0 elsewhere.
 
 #include <ATen/record_function.h>
@@ -38,6 +38,7 @@ struct OpCounts {
   int64_t uploads = 0;     // copies from host memory into device memory (*)
   int64_t to_host = 0;     // `to(kCPU)` calls from outside ATen, whatever device the tensor is on (*):
                            // on a GPU each reads the device; on the CPU they show where a GPU run would
+  int64_t to_host_bytes = 0;  // the bytes those `to(kCPU)` calls copy (*)
   std::map<std::string, int64_t> calls_by_name;   // the `calls`, by operator name
   std::map<std::string, int64_t> nested_by_name;  // the other calls, by operator name
   // (*) counted only where OpCounter::kCountsTransfers (builds with NDEBUG); 0 elsewhere
@@ -45,7 +46,7 @@ struct OpCounts {
   /// The counts of what happened between `earlier` and this.
   OpCounts operator-(const OpCounts& earlier) const {
     OpCounts d{calls - earlier.calls, all_calls - earlier.all_calls, host_reads - earlier.host_reads,
-               uploads - earlier.uploads, to_host - earlier.to_host, {}, {}};
+               uploads - earlier.uploads, to_host - earlier.to_host, to_host_bytes - earlier.to_host_bytes, {}, {}};
     auto subtract = [](const auto& later, const auto& before, auto& out) {
       for (const auto& [name, n] : later) {
         auto it = before.find(name);
@@ -98,7 +99,11 @@ class OpCounter {
       ++counts.host_reads;
     if (copy && on_device(inputs[0]) && !on_device(inputs[1]) && inputs[1].toTensor().numel() > 0) ++counts.uploads;
     auto host_device = [](const c10::IValue& v) { return v.isDevice() && v.toDevice().is_cpu(); };
-    if (outermost && name == "aten::to" && std::any_of(inputs.begin(), inputs.end(), host_device)) ++counts.to_host;
+    if (outermost && name == "aten::to" && !inputs.empty() && inputs[0].isTensor() &&
+        std::any_of(inputs.begin(), inputs.end(), host_device)) {
+      ++counts.to_host;
+      counts.to_host_bytes += static_cast<int64_t>(inputs[0].toTensor().nbytes());
+    }
   }
 
   static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {

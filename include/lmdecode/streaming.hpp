@@ -20,8 +20,8 @@ struct StepEvent {
   bool stop_requested = false;
 };
 
-/// Called after every step. The tokens come to the host with the step's one device-to-host read,
-/// which then copies the whole history: decoders only gather them when a callback is set.
+/// Called after every step. The step's new tokens come to the host with the step's one
+/// device-to-host read; the decoder keeps the history on the host (only when a callback is set).
 using StepCallback = std::function<void(StepEvent&)>;
 
 }  // namespace lmdecode

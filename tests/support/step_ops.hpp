@@ -53,7 +53,8 @@ inline std::vector<std::string> device_waits(const lmdecode::OpCounts& counts) {
 /// "" when the steps of counts_by_length's runs are steady and GPU-friendly, else what is wrong:
 /// the first and the last 4 steps dispatch the same operators (a step whose cost grew with its
 /// index would show as more calls later), none of them waits on the device (device_waits), and each
-/// step asks for host memory once (`to_host`, where OpCounter counts transfers).
+/// step asks for host memory once (`to_host`, where OpCounter counts transfers), for as many bytes
+/// late as early (a read that carried the whole history would grow with the step).
 inline std::string step_problems(const std::vector<lmdecode::OpCounts>& c) {
   const auto early = c[1] - c[0], late = c[2] - c[1];  // 4 steps each
   if (late.calls <= 0) return "no calls counted";
@@ -63,6 +64,9 @@ inline std::string step_problems(const std::vector<lmdecode::OpCounts>& c) {
     return fmt::format("operators that wait on the device: {}", fmt::join(waits, ", "));
   if (lmdecode::OpCounter::kCountsTransfers && late.to_host != 4)
     return fmt::format("{} to(kCPU) calls in 4 steps, expected 4", late.to_host);
+  if (early.to_host_bytes != late.to_host_bytes)
+    return fmt::format("the reads of the first 4 steps copy {} bytes, of the last 4 {}: the read grows with the step",
+                       early.to_host_bytes, late.to_host_bytes);
   return "";
 }
 

@@ -32,6 +32,7 @@
 #include "lmdecode/detail/padded_batch.hpp"
 #include "lmdecode/detail/step_runner.hpp"
 #include "lmdecode/detail/stop_sequences.hpp"
+#include "lmdecode/detail/streamed_tokens.hpp"
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/model.hpp"
 #include "lmdecode/result.hpp"
@@ -124,6 +125,8 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     if (config_.do_sample) generator = detail::make_generator(config_.seed, device);
     auto eos = at::tensor(eos_ids, at::kLong).to(device);
     auto row_offset = (at::arange(batch, longs) * beams).unsqueeze(1);  // [B, 1]
+    std::optional<detail::StreamedTokens> streamed;  // the callback's tokens, kept on the host
+    if (on_step) streamed.emplace(rows);
 
     // Running beams: whole sequences (prompt included), per-token log-probs, cumulative scores.
     auto running_seq = at::full({batch, beams, max_len}, fill, longs);  // [B, nb, max_len]
@@ -185,14 +188,16 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
       const bool out_of_time = config_.max_time &&
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count() > *config_.max_time;
       if (out_of_time && cur + 1 < max_len) cand_reason.masked_fill_(hit.logical_not(), code(FinishReason::time));
-      if (cur + 1 >= max_len || out_of_time) hit.fill_(true);
+      const bool last_step = cur + 1 >= max_len || out_of_time;
 
-      // e. The next running beams: the best non-finishing candidates, from all K.
+      // e. The next running beams: the best candidates not ended by a token, from all K. (On the
+      // last step they go no further; they are what its step event shows.)
       auto [next_score, next_pick] = (cand_score + hit.to(at::kFloat) * kBlocked).topk(beams, 1);
       running_seq = cand_seq.gather(1, next_pick.unsqueeze(2).expand({batch, beams, max_len}));
       running_lp = cand_lp.gather(1, next_pick.unsqueeze(2).expand({batch, beams, max_new}));
       running_score = next_score;
       auto parent = cand_beam.gather(1, next_pick);  // [B, nb]
+      if (last_step) hit.fill_(true);  // the length limit or max_time ends every candidate
 
       // f. Finished hypotheses: only candidates ranked in the top nb can finish.
       auto new_done = hit.narrow(1, 0, beams);
@@ -204,7 +209,8 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
                      at::full({batch, beams}, generated, longs), cand_reason.narrow(1, 0, beams), cand_stop.narrow(1, 0, beams));
 
       // g. Each surviving beam takes its parent's keys and values.
-      runner.reorder((row_offset + parent).view({rows}));
+      auto parent_row = (row_offset + parent).view({rows});
+      runner.reorder(parent_row);
       ++steps;
 
       // h. Early-stop heuristic (HF _check_early_stop_heuristic), sticky per prompt.
@@ -217,13 +223,15 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
 
       auto prompt_done = can_improve.squeeze(1).logical_not();  // [B]
       if (stop_when_full) prompt_done.logical_or_(finished.done.all(1));
+      if (last_step) prompt_done.fill_(true);
       auto all_done = prompt_done.all().logical_or(hit.all());
       bool done;
       if (on_step) {
-        // The one host read per step: the best beams' tokens, which prompts are done, and all_done.
-        auto best = running_seq.select(1, 0).narrow(1, prompt_len, steps);
-        const std::vector<at::Tensor> host = runner.read({best, prompt_done, all_done});
-        auto e = event(host[0], host[1], steps);
+        // The one host read per step: the running beams' new tokens and parent rows, which prompts
+        // are done, and all_done.
+        const std::vector<at::Tensor> host = runner.read({running_seq.select(2, cur), parent_row, prompt_done, all_done});
+        streamed->append(host[0].data_ptr<int64_t>(), host[1].data_ptr<int64_t>());
+        auto e = event(*streamed, host[2], beams, steps);
         on_step(e);
         if (e.stop_requested) {
           // The running beams of open prompts end here and compete with the finished hypotheses.
@@ -234,7 +242,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
                          at::full({batch, beams}, code(FinishReason::callback), longs), at::full({batch, beams}, -1, longs));
           break;
         }
-        done = *host[2].data_ptr<int64_t>() != 0;
+        done = *host[3].data_ptr<int64_t>() != 0;
       } else {
         done = runner.read_flag(all_done);  // the one host read per step
       }
@@ -259,14 +267,14 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     return result;
   }
 
-  /// The event of a step from host copies of the best beams' tokens [B, steps] and prompt_done [B].
-  static StepEvent event(const at::Tensor& best_tokens, const at::Tensor& prompt_done, int64_t steps) {
+  /// The event of a step: each prompt's best running beam (its beam 0) and prompt_done [B] (host).
+  static StepEvent event(const detail::StreamedTokens& streamed, const at::Tensor& prompt_done, int64_t beams,
+                         int64_t steps) {
     StepEvent e;
     e.step = steps - 1;
-    auto best = best_tokens.accessor<int64_t, 2>();
     auto done = prompt_done.accessor<int64_t, 1>();
-    for (int64_t b = 0; b < best.size(0); ++b) {
-      e.tokens.emplace_back(best[b].data(), best[b].data() + steps);
+    for (int64_t b = 0; b < done.size(0); ++b) {
+      e.tokens.push_back(streamed.prefix(b * beams, steps));
       e.finished.push_back(done[b] != 0);
     }
     return e;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "lmdecode/config.hpp"
@@ -15,6 +16,7 @@
 #include "lmdecode/detail/padded_batch.hpp"
 #include "lmdecode/detail/step_runner.hpp"
 #include "lmdecode/detail/stop_sequences.hpp"
+#include "lmdecode/detail/streamed_tokens.hpp"
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/model.hpp"
 #include "lmdecode/result.hpp"
@@ -54,6 +56,8 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
   auto stop_index = at::full({rows}, -1, longs);
   auto length = at::full({rows}, max_new, longs);  // generated tokens kept per row
   auto eos = at::tensor(eos_ids, at::kLong).to(device);
+  std::optional<StreamedTokens> streamed;  // the callback's tokens, kept on the host
+  if (on_step) streamed.emplace(rows);
 
   // Ends every row still running now, `steps` tokens in, for `why`.
   auto end_running = [&](int64_t steps, FinishReason why) {
@@ -92,16 +96,16 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
     bool open = true;  // some row still runs
     if (on_step) {
       auto lengths = at::where(unfinished, at::full_like(length, steps), length);
-      // The one host read per step: the tokens, their kept lengths and which rows still run.
-      const std::vector<at::Tensor> host = runner.read({sequence.narrow(1, prompt_len, steps), lengths, unfinished});
-      auto tokens = host[0].accessor<int64_t, 2>();
+      // The one host read per step: this step's tokens, the kept lengths and which rows still run.
+      const std::vector<at::Tensor> host = runner.read({next, lengths, unfinished});
+      streamed->append(host[0].data_ptr<int64_t>());
       auto kept_length = host[1].accessor<int64_t, 1>();
       auto running = host[2].accessor<int64_t, 1>();
       StepEvent e;
       e.step = steps - 1;
       open = false;
       for (int64_t r = 0; r < rows; ++r) {
-        e.tokens.emplace_back(tokens[r].data(), tokens[r].data() + kept_length[r]);
+        e.tokens.push_back(streamed->prefix(r, kept_length[r]));
         e.finished.push_back(running[r] == 0);
         open = open || running[r] != 0;
       }
