@@ -396,10 +396,12 @@ class Bench {
     };
     const double extra = static_cast<double>(long_new - short_new);
     auto report = [&](const char* what, int64_t batch, int64_t beams, const lmdecode::OpCounts& d) {
-      fmt::print("  {:<18} {:<26} {:7.1f} calls/step ({:.1f} with nested ones), {:.2f} device-to-host reads/step\n", "ops", what,
-                 d.calls / extra, d.all_calls / extra, d.host_reads / extra);
+      fmt::print("  {:<18} {:<26} {:7.1f} calls/step ({:.1f} with nested ones), {:.2f} device-to-host reads/step, "
+                 "{:.0f} bytes through to(kCPU)/step (the result's included)\n",
+                 "ops", what, d.calls / extra, d.all_calls / extra, d.host_reads / extra, d.to_host_bytes / extra);
       rows.push_back({{"name", "ops"}, {"run", what}, {"batch", batch}, {"beams", beams}, {"calls_per_step", d.calls / extra},
-                      {"all_calls_per_step", d.all_calls / extra}, {"host_reads_per_step", d.host_reads / extra}});
+                      {"all_calls_per_step", d.all_calls / extra}, {"host_reads_per_step", d.host_reads / extra},
+                      {"to_host_bytes_per_step", d.to_host_bytes / extra}});
     };
     auto decode = [&](int64_t batch, int64_t beams) {
       return [this, batch, beams, prompt](int64_t new_tokens) {
