@@ -4,6 +4,11 @@
 
 #include <ATen/Context.h>
 
+#include <limits>
+
+#include "lmdecode/detail/generator.hpp"
+#include "lmdecode/detail/multinomial.hpp"
+
 #include "support/golden_cases.hpp"
 #include "support/step_ops.hpp"
 #include "support/test_data.hpp"
@@ -85,5 +90,56 @@ TEST_CASE("on CUDA a decoding step reads the device once and uploads nothing", "
   SECTION("streaming beam search") {
     config.num_beams = 4;
     check(lmdecode_test::counts_by_length(*model, config, prompts, [](lmdecode::StepEvent&) {}));
+  }
+}
+
+TEST_CASE("sampling on CUDA: torch.multinomial's draws, and a seed repeats its tokens, also around a nested generate()", "[.cuda]") {
+  if (!cuda_present()) return;
+  const at::Device cuda(at::kCUDA);
+  SECTION("draws equal torch.multinomial's for the same generator state") {
+    lmdecode::detail::GeneratorPool pool([cuda] { return at::globalContext().defaultGenerator(cuda).clone(); });
+    for (const uint64_t seed : {0u, 1u, 77u}) {
+      auto scores = (at::randn({6, 50}, at::detail::createCPUGenerator(seed + 100), at::kFloat) * 3).to(cuda);
+      scores.narrow(1, 0, 10).fill_(-std::numeric_limits<float>::infinity());
+      for (const int64_t n : {1, 8}) {
+        auto ours_generator = pool.lend(seed), torch_generator = pool.lend(seed);
+        for (int draw = 0; draw < 3; ++draw) {
+          auto ours = lmdecode::detail::draw_from_softmax(scores, n, ours_generator);
+          INFO("seed " << seed << ", n " << n << ", draw " << draw);
+          REQUIRE(at::equal(ours.index, at::multinomial(scores.softmax(-1), n, false, torch_generator)));
+          REQUIRE_FALSE(ours.invalid.item<bool>());
+        }
+      }
+    }
+  }
+  SECTION("decoders") {
+    const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+    auto model = lmdecode::load_pretrained(folder, {cuda, at::kFloat});
+    auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+    config.max_new_tokens = 12;
+    const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120}};
+    auto greedy = lmdecode::GreedyDecoder(*model, config).generate(prompts);
+    config.do_sample = true;
+    config.top_k = 0;
+    config.seed = 1234;
+    config.num_return_sequences = 2;
+    auto first = lmdecode::SamplingDecoder(*model, config).generate(prompts);
+    CHECK(at::equal(first.sequences, lmdecode::SamplingDecoder(*model, config).generate(prompts).sequences));
+    auto nested_config = config;
+    nested_config.seed = 5;
+    auto around_nested = lmdecode::SamplingDecoder(*model, config).generate(prompts, [&](lmdecode::StepEvent&) {
+      lmdecode::SamplingDecoder(*model, nested_config).generate({{3, 4}});
+    });
+    CHECK(at::equal(first.sequences, around_nested.sequences));
+    config.seed = 99;
+    CHECK_FALSE(at::equal(first.sequences, lmdecode::SamplingDecoder(*model, config).generate(prompts).sequences));
+    config.num_return_sequences = 1;
+    config.top_k = 1;
+    CHECK(at::equal(greedy.sequences, lmdecode::generate(*model, prompts, config).sequences));
+    config.top_k = 0;
+    config.num_beams = 3;
+    config.num_return_sequences = 2;
+    auto beams = lmdecode::generate(*model, prompts, config);
+    CHECK(at::equal(beams.sequences, lmdecode::generate(*model, prompts, config).sequences));
   }
 }

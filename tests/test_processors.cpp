@@ -5,6 +5,7 @@
 #include <cmath>
 #include <thread>
 
+#include "lmdecode/detail/generator.hpp"
 #include "lmdecode/detail/multinomial.hpp"
 #include "lmdecode/lmdecode.hpp"
 #include "support/table_model.hpp"
@@ -242,6 +243,38 @@ TEST_CASE("sampling draws are torch.multinomial's for the same generator state",
   nothing_left[0][3] = 0.0f;
   auto generator = at::detail::createCPUGenerator(0);
   REQUIRE(lmdecode::detail::draw_from_softmax(nothing_left, 1, generator).invalid.item<bool>());
+}
+
+TEST_CASE("a generator pool lends a generator to one holder at a time", "[sampling]") {
+  // Off the CPU a decoder's generator comes from such a pool; a generate() nested in a step callback
+  // must get another one, or it would reseed the outer call's draws.
+  int made = 0;
+  lmdecode::detail::GeneratorPool pool([&made] {
+    ++made;
+    return at::detail::createCPUGenerator();
+  });
+  auto draw = [](at::Generator& g) { return at::empty({8}).exponential_(1, g); };
+  auto reference = at::detail::createCPUGenerator(1);
+  const void* outer_impl = nullptr;
+  {
+    auto outer = pool.lend(1);
+    outer_impl = outer.unsafeGetGeneratorImpl();
+    REQUIRE(at::equal(draw(outer), draw(reference)));
+    {
+      auto nested = pool.lend(2);  // lent while `outer` is held
+      REQUIRE(made == 2);
+      auto two = at::detail::createCPUGenerator(2);
+      REQUIRE(at::equal(draw(nested), draw(two)));
+    }
+    REQUIRE(at::equal(draw(outer), draw(reference)));  // the nested lend left outer's state alone
+    auto again = pool.lend(3);  // nested's generator is free again
+    REQUIRE(made == 2);
+    REQUIRE(again.unsafeGetGeneratorImpl() != outer_impl);
+  }
+  auto after = pool.lend(1);  // every generator is back: no new one, and the seed starts it afresh
+  REQUIRE(made == 2);
+  auto fresh = at::detail::createCPUGenerator(1);
+  REQUIRE(at::equal(draw(after), draw(fresh)));
 }
 
 TEST_CASE("stop sequences, max_time and the callback end rows with their own finish reason", "[stopping]") {
