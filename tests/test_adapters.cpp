@@ -5,6 +5,7 @@
 #include <torch/nn/module.h>
 
 #include "lmdecode/adapters/torchscript.hpp"
+#include "support/cuda.hpp"
 #include "support/golden_cases.hpp"
 #include "support/step_ops.hpp"
 #include "support/test_data.hpp"
@@ -86,6 +87,20 @@ TEST_CASE("a TorchScript module decodes with one read of the device a step", "[a
     config.num_beams = beams;
     INFO(beams << " beams");
     CHECK(lmdecode_test::step_problems(lmdecode_test::counts_by_length(model, config, prompts)) == "");
+  }
+}
+
+TEST_CASE("a TorchScript module on CUDA reproduces the golden gpt2-tiny cases and reads the device once a step", "[.cuda]") {
+  if (!lmdecode_test::cuda_present()) return;
+  auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string(), at::kCUDA);
+  REQUIRE(model.device().is_cuda());
+  run_gpt2_golden_cases(model);
+  const auto folder = lmdecode_test::reference_dir() / "gpt2-tiny";
+  auto config = lmdecode::load_checkpoint_generation_config(folder, lmdecode::load_pretrained(folder)->config());
+  for (const int64_t beams : {1, 3}) {
+    config.num_beams = beams;
+    INFO(beams << " beams");
+    CHECK(lmdecode_test::device_traffic_problems(lmdecode_test::counts_by_length(model, config, {{17, 40, 5}, {12, 4}})) == "");
   }
 }
 

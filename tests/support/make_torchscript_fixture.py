@@ -63,7 +63,8 @@ class Gpt2Legacy(torch.nn.Module):
         e = self.wte.size(1)
         d = e // self.n_head
         cached = 0 if len(past_key_values) == 0 else past_key_values[0][0].size(2)
-        causal = torch.arange(cached + fed).unsqueeze(0) <= (torch.arange(fed) + cached).unsqueeze(1)
+        causal = torch.arange(cached + fed, device=input_ids.device).unsqueeze(0) <= (
+            torch.arange(fed, device=input_ids.device) + cached).unsqueeze(1)
         allowed = (attention_mask != 0)[:, None, None, :] & causal
         h = self.wte[input_ids] + self.wpe[position_ids]
         new_past: List[Tuple[torch.Tensor, torch.Tensor]] = []

@@ -70,4 +70,13 @@ inline std::string step_problems(const std::vector<lmdecode::OpCounts>& c) {
   return "";
 }
 
+/// On a GPU: "" when each step of counts_by_length's runs reads the device once and copies nothing
+/// to it, else what the steps do instead.
+inline std::string device_traffic_problems(const std::vector<lmdecode::OpCounts>& c) {
+  const auto steps = c[2] - c[0];  // 8 steps
+  if (steps.host_reads == 8 && steps.uploads == 0) return "";
+  return fmt::format("8 steps read the device {} times and upload to it {} times ({} calls a step)", steps.host_reads,
+                     steps.uploads, steps.calls / 8.0);
+}
+
 }  // namespace lmdecode_test
