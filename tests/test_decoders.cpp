@@ -357,7 +357,15 @@ TEST_CASE("OpCounter counts the operators called and those they call", "[ops]") 
   if (lmdecode::OpCounter::kCountsTransfers) {
     CHECK(counts.to_host == 1);
     CHECK(counts.to_host_bytes == 2 * 5 * 8);
+    CHECK(counts.made_without_device == std::map<std::string, int64_t>{{"aten::ones", 1}});
   }
+  // Only factories that name no device count: on a GPU they would make host tensors.
+  at::arange(4, at::kLong);
+  at::arange(1, 4, at::TensorOptions().dtype(at::kLong).device(a.device()));
+  at::zeros_like(a);
+  at::full({2}, 1.0, a.options());
+  if (lmdecode::OpCounter::kCountsTransfers)
+    CHECK(counter.take().made_without_device == std::map<std::string, int64_t>{{"aten::arange", 1}});
   REQUIRE_THROWS_WITH(lmdecode::OpCounter(), Contains("only one OpCounter"));
 }
 

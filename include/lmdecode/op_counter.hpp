@@ -14,9 +14,10 @@
 //
 // Copies are told apart by their arguments' devices, read through RecordFunction::inputs(), which
 // is only safe in builds with NDEBUG (as libtorch is built): without it the header's debug check
-// reads a flag that the release-built libtorch never sets. So host_reads, uploads and to_host(_bytes) are
-// counted where kCountsTransfers is true (release builds) and stay 0 elsewhere.
+// reads a flag that the release-built libtorch never sets. So host_reads, uploads, to_host(_bytes) and
+// made_without_device are counted where kCountsTransfers is true (release builds) and stay 0 elsewhere.
 
+#include <ATen/core/function_schema.h>
 #include <ATen/record_function.h>
 
 #include <algorithm>
@@ -41,12 +42,16 @@ struct OpCounts {
   int64_t to_host_bytes = 0;  // the bytes those `to(kCPU)` calls copy (*)
   std::map<std::string, int64_t> calls_by_name;   // the `calls`, by operator name
   std::map<std::string, int64_t> nested_by_name;  // the other calls, by operator name
+  // Factory `calls` (arange, zeros, full, ...: no tensor argument) that name no device, by operator
+  // name. The tensor lands on the CPU whatever device the model is on: next to a CUDA model that is
+  // an error or a copy, while a CPU run cannot tell (*).
+  std::map<std::string, int64_t> made_without_device;
   // (*) counted only where OpCounter::kCountsTransfers (builds with NDEBUG); 0 elsewhere
 
   /// The counts of what happened between `earlier` and this.
   OpCounts operator-(const OpCounts& earlier) const {
     OpCounts d{calls - earlier.calls, all_calls - earlier.all_calls, host_reads - earlier.host_reads,
-               uploads - earlier.uploads, to_host - earlier.to_host, to_host_bytes - earlier.to_host_bytes, {}, {}};
+               uploads - earlier.uploads, to_host - earlier.to_host, to_host_bytes - earlier.to_host_bytes, {}, {}, {}};
     auto subtract = [](const auto& later, const auto& before, auto& out) {
       for (const auto& [name, n] : later) {
         auto it = before.find(name);
@@ -55,6 +60,7 @@ struct OpCounts {
     };
     subtract(calls_by_name, earlier.calls_by_name, d.calls_by_name);
     subtract(nested_by_name, earlier.nested_by_name, d.nested_by_name);
+    subtract(made_without_device, earlier.made_without_device, d.made_without_device);
     return d;
   }
 };
@@ -91,6 +97,34 @@ class OpCounter {
 
   static bool on_device(const c10::IValue& v) { return v.isTensor() && !v.toTensor().device().is_cpu(); }
 
+  /// Where `fn`'s operator takes its `device` argument (-1: it takes none), read from its schema once.
+  int64_t device_argument(const at::RecordFunction& fn) {
+    const auto op = fn.operator_name();
+    if (!op) return -1;
+    const std::string key = op->name + "." + op->overload_name;
+    auto it = device_argument_.find(key);
+    if (it == device_argument_.end()) {
+      int64_t index = -1;
+      if (const auto schema = fn.operator_schema()) {
+        const auto& args = schema->arguments();
+        for (size_t i = 0; i < args.size(); ++i)
+          if (args[i].name() == "device") index = static_cast<int64_t>(i);
+      }
+      it = device_argument_.emplace(key, index).first;
+    }
+    return it->second;
+  }
+
+  /// A factory call (no tensor argument) whose device argument is None.
+  bool makes_without_device(const at::RecordFunction& fn, c10::ArrayRef<const c10::IValue> inputs) {
+    const bool has_tensor = std::any_of(inputs.begin(), inputs.end(), [](const c10::IValue& v) {
+      return v.isTensor() || v.isTensorList() || v.isOptionalTensorList();
+    });
+    if (has_tensor) return false;
+    const int64_t device = device_argument(fn);
+    return device >= 0 && device < static_cast<int64_t>(inputs.size()) && inputs[device].isNone();
+  }
+
   static void count_transfers(const std::string& name, c10::ArrayRef<const c10::IValue> inputs, bool outermost,
                               OpCounts& counts) {
     const bool copy = name == "aten::copy_" && inputs.size() >= 2 && inputs[0].isTensor() && inputs[1].isTensor();  // (dst, src)
@@ -110,7 +144,10 @@ class OpCounter {
     OpCounter* self = active_;
     if (self == nullptr || std::this_thread::get_id() != self->owner_) return nullptr;  // other threads' work
     const std::string name = fn.name();
-    if constexpr (kCountsTransfers) count_transfers(name, fn.inputs(), self->depth_ == 0, self->counts_);
+    if constexpr (kCountsTransfers) {
+      count_transfers(name, fn.inputs(), self->depth_ == 0, self->counts_);
+      if (self->depth_ == 0 && self->makes_without_device(fn, fn.inputs())) ++self->counts_.made_without_device[name];
+    }
     ++self->counts_.all_calls;
     if (self->depth_++ == 0) {
       ++self->counts_.calls;
@@ -126,6 +163,7 @@ class OpCounter {
   }
 
   static inline OpCounter* active_ = nullptr;
+  std::map<std::string, int64_t> device_argument_;  // by operator and overload name
   std::thread::id owner_;
   int64_t depth_ = 0;
   OpCounts counts_;

@@ -123,7 +123,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     detail::StopSequenceMatcher stops(config_.stop_sequences, device);
     std::optional<at::Generator> generator;
     if (config_.do_sample) generator = detail::make_generator(config_.seed, device);
-    auto eos = at::tensor(eos_ids, at::kLong).to(device);
+    auto eos = at::tensor(eos_ids, longs);
     auto row_offset = (at::arange(batch, longs) * beams).unsqueeze(1);  // [B, 1]
     std::optional<detail::StreamedTokens> streamed;  // the callback's tokens, kept on the host
     if (on_step) streamed.emplace(rows);

@@ -42,8 +42,9 @@ inline PaddedBatch pad_prompts(const std::vector<TokenIds>& prompts, int64_t pad
   }
   const auto rows = static_cast<int64_t>(prompts.size());
   const auto width = static_cast<int64_t>(longest);
-  auto ids = at::full({rows, width}, pad_token_id, at::kLong);
-  auto mask = at::zeros({rows, width}, at::kLong);
+  const auto host = at::TensorOptions().dtype(at::kLong).device(at::kCPU);  // filled here, then moved
+  auto ids = at::full({rows, width}, pad_token_id, host);
+  auto mask = at::zeros({rows, width}, host);
   auto ids_a = ids.accessor<int64_t, 2>();
   auto mask_a = mask.accessor<int64_t, 2>();
   for (int64_t r = 0; r < rows; ++r) {

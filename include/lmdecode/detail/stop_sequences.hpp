@@ -10,7 +10,7 @@ namespace lmdecode::detail {
 class StopSequenceMatcher {
  public:
   StopSequenceMatcher(const std::vector<std::vector<int64_t>>& sequences, at::Device device) {
-    for (const auto& s : sequences) sequences_.push_back(at::tensor(s, at::kLong).to(device));
+    for (const auto& s : sequences) sequences_.push_back(at::tensor(s, at::TensorOptions().dtype(at::kLong).device(device)));
   }
 
   bool empty() const { return sequences_.empty(); }

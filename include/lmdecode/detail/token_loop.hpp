@@ -55,7 +55,7 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
   auto reason = at::full({rows}, static_cast<int64_t>(FinishReason::length), longs);  // for rows that end early
   auto stop_index = at::full({rows}, -1, longs);
   auto length = at::full({rows}, max_new, longs);  // generated tokens kept per row
-  auto eos = at::tensor(eos_ids, at::kLong).to(device);
+  auto eos = at::tensor(eos_ids, longs);
   std::optional<StreamedTokens> streamed;  // the callback's tokens, kept on the host
   if (on_step) streamed.emplace(rows);
 

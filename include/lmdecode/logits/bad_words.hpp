@@ -42,7 +42,7 @@ class NoBadWords : public LogitsProcessor {
     if (prefixes_.size() != words_.size() || prefixes_[i].device() != device) {
       prefixes_.clear();
       for (const auto& w : words_)
-        prefixes_.push_back(at::tensor(std::vector<int64_t>(w.begin(), w.end() - 1), at::kLong).to(device));
+        prefixes_.push_back(at::tensor(std::vector<int64_t>(w.begin(), w.end() - 1), at::TensorOptions().dtype(at::kLong).device(device)));
     }
     return prefixes_[i];
   }

@@ -17,7 +17,7 @@ class MinNewTokens : public LogitsProcessor {
   void apply(const at::Tensor& input_ids, at::Tensor& scores) override {
     if (eos_.empty() || input_ids.size(1) - prompt_length_ >= min_new_tokens_) return;
     if (!eos_index_.defined() || eos_index_.device() != scores.device())
-      eos_index_ = at::tensor(eos_, at::kLong).to(scores.device());
+      eos_index_ = at::tensor(eos_, scores.options().dtype(at::kLong));
     scores.index_fill_(1, eos_index_, -std::numeric_limits<float>::infinity());
   }
 
