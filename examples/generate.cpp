@@ -95,8 +95,6 @@ at::ScalarType dtype_of(const std::string& name) {
 
 int run(const Flags& f) {
   const at::Device device = f.device == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
-  if (device.is_cuda() && !at::hasCUDA())
-    throw lmdecode::invalid_argument("--device cuda: this build of libtorch has no CUDA, or no GPU is visible");
   std::vector<lmdecode::TokenIds> prompts;
   for (const auto& p : f.prompts) prompts.push_back(parse_ids(p, "--prompt-ids"));
   // With a tokenizer.json in the folder, text prompts work and results are shown as text too.

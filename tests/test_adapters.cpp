@@ -127,4 +127,9 @@ TEST_CASE("the HF-style adapter rejects bad modules and files clearly", "[adapte
     std::ofstream(corrupt) << "not a zip archive";
     REQUIRE_THROWS_WITH(lmdecode::load_torchscript(corrupt.string()), Contains(corrupt.string()));
   }
+  SECTION("a GPU that this process does not have is named, not blamed on the file") {
+    const auto file = (lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string();
+    REQUIRE_THROWS_AS(lmdecode::load_torchscript(file, at::Device(at::kCUDA, 99)), lmdecode::invalid_argument);
+    REQUIRE_THROWS_WITH(lmdecode::load_torchscript(file, at::Device(at::kCUDA, 99)), Contains("device cuda:99"));
+  }
 }

@@ -120,6 +120,13 @@ TEST_CASE("load_pretrained names what is wrong with a checkpoint", "[models]") {
     REQUIRE_THROWS_WITH(lmdecode::load_pretrained(dir), Contains("MambaForCausalLM") && Contains("Qwen2ForCausalLM") &&
                                                              Contains("GPT2LMHeadModel"));
   }
+  SECTION("a GPU that this process does not have is named") {
+    const at::Device missing(at::kCUDA, 99);
+    REQUIRE_THROWS_AS(lmdecode::load_pretrained(source, {missing, at::kFloat}), lmdecode::invalid_argument);
+    REQUIRE_THROWS_WITH(lmdecode::load_pretrained(source, {missing, at::kFloat}), Contains("device cuda:99"));
+    if (!at::hasCUDA())
+      REQUIRE_THROWS_WITH(lmdecode::load_pretrained(source, {at::kCUDA, at::kFloat}), Contains("libtorch has no CUDA"));
+  }
   SECTION("a prompt longer than GPT-2's positions, a token outside the vocabulary, a bad dtype") {
     auto gpt2 = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny");
     lmdecode::GenerationConfig config;

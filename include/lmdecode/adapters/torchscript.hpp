@@ -13,6 +13,7 @@
 #include <string>
 
 #include "lmdecode/adapters/hf_style_model.hpp"
+#include "lmdecode/detail/device_check.hpp"
 
 namespace lmdecode {
 
@@ -71,6 +72,7 @@ inline HfStyleModel from_torchscript(torch::jit::Module module) {
 
 /// Loads a TorchScript file onto `device` and wraps it.
 inline HfStyleModel load_torchscript(const std::string& path, at::Device device = at::kCPU) {
+  detail::check_device_available(device);
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, device);

@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lmdecode/detail/device_check.hpp"
 #include "lmdecode/detail/json_fields.hpp"
 #include "lmdecode/error.hpp"
 
@@ -114,6 +115,7 @@ class SafetensorsFile {
     auto it = entries_.find(name);
     if (it == entries_.end()) throw file_error(fmt::format("{}: no tensor named \"{}\"", path().string(), name));
     const Entry& e = it->second;
+    detail::check_device_available(options.device);
     const void* bytes = file_.data() + data_start_ + e.begin;
     // Read through an aligned host copy: offsets in the file need not be aligned for the dtype.
     auto host = at::empty(e.shape, at::TensorOptions().dtype(e.dtype));
