@@ -220,6 +220,26 @@ TEST_CASE("decoders reject bad input and misbehaving models with clear errors", 
     config.pad_token_id = 0;
     REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(nan, config).generate({{A}}), Contains("NaN logits"));
   }
+  SECTION("a logits processor that replaces the scores by another shape, dtype or device") {
+    auto fails = [&](lmdecode::LogitsProcessorList::Function edit, const std::string& expected) {
+      lmdecode::LogitsProcessorList processors;
+      processors.add([](const at::Tensor&, at::Tensor& scores) { scores.mul_(1.0); });  // a good one first
+      processors.add(std::move(edit));
+      REQUIRE_THROWS_AS(lmdecode::GreedyDecoder(model, config, processors).generate({{A}}), lmdecode::invalid_argument);
+      const std::string which = "logits processor 2 of 2 turned the [";
+      REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(model, config, processors).generate({{A}}), Contains(which) && Contains(expected));
+      config.num_beams = 2;
+      REQUIRE_THROWS_WITH(lmdecode::BeamSearchDecoder(model, config, processors).generate({{A}}), Contains(which) && Contains(expected));
+      config.num_beams = 1;
+    };
+    fails([](const at::Tensor&, at::Tensor& s) { s = s.narrow(1, 0, 2); }, ", 2] Float on cpu");
+    fails([](const at::Tensor&, at::Tensor& s) { s = s.to(at::kDouble); }, ", 3] Double on cpu");
+    fails([](const at::Tensor&, at::Tensor& s) { s = at::empty_like(s, at::TensorOptions().device(at::kMeta)); }, ", 3] Float on meta");
+    lmdecode::LogitsProcessorList replacing;  // same shape, dtype and device: allowed
+    replacing.add([](const at::Tensor&, at::Tensor& s) { s = s.clone(); });
+    REQUIRE(at::equal(lmdecode::GreedyDecoder(model, config, replacing).generate({{A}}).sequences,
+                      lmdecode::GreedyDecoder(model, config).generate({{A}}).sequences));
+  }
   SECTION("inputs on another device than the model") {
     lmdecode::GreedyDecoder greedy(model, config);
     auto ids = at::zeros({1, 2}, at::TensorOptions().dtype(at::kLong).device(at::kMeta));

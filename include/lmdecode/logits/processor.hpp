@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "lmdecode/error.hpp"
+
 namespace lmdecode {
 
 /// One edit of the scores. `input_ids` is each row's whole history ([rows, cur]: left-padded prompt,
@@ -36,8 +38,19 @@ class LogitsProcessorList : public LogitsProcessor {
   bool empty() const { return processors_.empty(); }
   size_t size() const { return processors_.size(); }
 
+  /// Applies each member in turn. A member that replaced `scores` by a tensor of another shape, dtype
+  /// or device is an error: the decoder would read the wrong tokens, or mix devices.
   void apply(const at::Tensor& input_ids, at::Tensor& scores) override {
-    for (auto& p : processors_) p->apply(input_ids, scores);
+    const auto sizes = scores.sizes().vec();
+    const auto dtype = scores.scalar_type();
+    const auto device = scores.device();
+    for (size_t i = 0; i < processors_.size(); ++i) {
+      processors_[i]->apply(input_ids, scores);
+      detail::check(scores.sizes() == at::IntArrayRef(sizes) && scores.scalar_type() == dtype && scores.device() == device,
+                    "logits processor {} of {} turned the [{}] {} scores on {} into [{}] {} on {}: processors edit "
+                    "the scores in place", i + 1, processors_.size(), fmt::join(sizes, ", "), c10::toString(dtype),
+                    device.str(), fmt::join(scores.sizes(), ", "), c10::toString(scores.scalar_type()), scores.device().str());
+    }
   }
 
  private:
