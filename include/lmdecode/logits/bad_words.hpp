@@ -41,8 +41,8 @@ class NoBadWords : public LogitsProcessor {
   const at::Tensor& device_tensor(size_t i, at::Device device) {
     if (prefixes_.size() != words_.size() || prefixes_[i].device() != device) {
       prefixes_.clear();
-      for (const auto& w : words_)
-        prefixes_.push_back(at::tensor(std::vector<int64_t>(w.begin(), w.end() - 1), at::TensorOptions().dtype(at::kLong).device(device)));
+      const auto longs = at::TensorOptions().dtype(at::kLong).device(device);
+      for (const auto& w : words_) prefixes_.push_back(at::tensor(std::vector<int64_t>(w.begin(), w.end() - 1), longs));
     }
     return prefixes_[i];
   }

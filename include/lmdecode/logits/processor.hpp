@@ -46,10 +46,11 @@ class LogitsProcessorList : public LogitsProcessor {
     const auto device = scores.device();
     for (size_t i = 0; i < processors_.size(); ++i) {
       processors_[i]->apply(input_ids, scores);
-      detail::check(scores.sizes() == at::IntArrayRef(sizes) && scores.scalar_type() == dtype && scores.device() == device,
-                    "logits processor {} of {} turned the [{}] {} scores on {} into [{}] {} on {}: processors edit "
-                    "the scores in place", i + 1, processors_.size(), fmt::join(sizes, ", "), c10::toString(dtype),
-                    device.str(), fmt::join(scores.sizes(), ", "), c10::toString(scores.scalar_type()), scores.device().str());
+      detail::check(
+          scores.sizes() == at::IntArrayRef(sizes) && scores.scalar_type() == dtype && scores.device() == device,
+          "logits processor {} of {} turned the [{}] {} scores on {} into [{}] {} on {}: processors edit the scores "
+          "in place", i + 1, processors_.size(), fmt::join(sizes, ", "), c10::toString(dtype), device.str(),
+          fmt::join(scores.sizes(), ", "), c10::toString(scores.scalar_type()), scores.device().str());
     }
   }
 

@@ -17,7 +17,8 @@ class SuppressTokens : public LogitsProcessor {
 
   void apply(const at::Tensor& input_ids, at::Tensor& scores) override {
     if (tokens_.empty() || (only_at_length_ && input_ids.size(1) != *only_at_length_)) return;
-    if (!index_.defined() || index_.device() != scores.device()) index_ = at::tensor(tokens_, scores.options().dtype(at::kLong));
+    if (!index_.defined() || index_.device() != scores.device())
+      index_ = at::tensor(tokens_, scores.options().dtype(at::kLong));
     scores.index_fill_(1, index_, -std::numeric_limits<float>::infinity());
   }
 
@@ -35,7 +36,8 @@ class ForceTokens : public LogitsProcessor {
 
   void apply(const at::Tensor& input_ids, at::Tensor& scores) override {
     if (input_ids.size(1) != at_length_) return;
-    if (!index_.defined() || index_.device() != scores.device()) index_ = at::tensor(tokens_, scores.options().dtype(at::kLong));
+    if (!index_.defined() || index_.device() != scores.device())
+      index_ = at::tensor(tokens_, scores.options().dtype(at::kLong));
     scores.fill_(-std::numeric_limits<float>::infinity());
     scores.index_fill_(1, index_, 0.0);
   }
