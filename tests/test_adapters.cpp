@@ -75,6 +75,23 @@ TEST_CASE("a TorchScript module exported from Python reproduces the golden gpt2-
   run_gpt2_golden_cases(model);
 }
 
+TEST_CASE("a TorchScript module's device is its parameters', else its buffers'", "[adapters]") {
+  auto module_with = [](const std::string& name, bool parameter, bool buffer) {
+    torch::jit::Module m(name);
+    const auto on_meta = at::zeros({4}, at::TensorOptions().device(at::kMeta));
+    if (parameter) m.register_parameter("weight", at::zeros({4}), false);
+    if (buffer) m.register_buffer("table", on_meta);
+    m.define(R"(
+def forward(self, ids: Tensor, past: List[Tuple[Tensor, Tensor]], mask: Tensor, positions: Tensor):
+    return ids, past
+)");
+    return m;
+  };
+  CHECK(lmdecode::from_torchscript(module_with("ParameterAndBuffer", true, true)).device() == at::Device(at::kCPU));
+  CHECK(lmdecode::from_torchscript(module_with("OnlyBuffer", false, true)).device() == at::Device(at::kMeta));
+  CHECK(lmdecode::from_torchscript(module_with("Neither", false, false)).device() == at::Device(at::kCPU));
+}
+
 TEST_CASE("a TorchScript module decodes with one read of the device a step", "[adapters][ops]") {
   // Our side of the adapter (the past kept per row, reordered for beams) must not wait on the
   // device; the exported GPT-2 must not either, or a GPU run would stall every step.

@@ -10,6 +10,7 @@
 
 #include <torch/script.h>
 
+#include <optional>
 #include <string>
 
 #include "lmdecode/adapters/hf_style_model.hpp"
@@ -49,13 +50,20 @@ inline c10::IValue past_to_ivalue(const LegacyPast& past) {
 
 }  // namespace detail
 
-/// Wraps a loaded TorchScript module. Its device is that of its first parameter (CPU if none).
+/// Wraps a loaded TorchScript module. Its device is that of its first parameter, else of its first
+/// buffer (CPU if it has neither).
 inline HfStyleModel from_torchscript(torch::jit::Module module) {
   module.eval();
-  at::Device device = at::kCPU;
+  std::optional<at::Device> device;
   for (const auto& p : module.parameters()) {
     device = p.device();
     break;
+  }
+  if (!device) {
+    for (const auto& b : module.buffers()) {
+      device = b.device();
+      break;
+    }
   }
   auto shared = std::make_shared<torch::jit::Module>(std::move(module));
   return HfStyleModel(
@@ -67,7 +75,7 @@ inline HfStyleModel from_torchscript(torch::jit::Module module) {
         detail::check<model_error>(parts[0].isTensor(), "the TorchScript module's logits are not a tensor");
         return std::make_pair(parts[0].toTensor(), detail::past_from_ivalue(parts[1]));
       },
-      device);
+      device.value_or(at::kCPU));
 }
 
 /// Loads a TorchScript file onto `device` and wraps it.
