@@ -3,12 +3,10 @@
 // present (Catch2 v2 has no SKIP).
 #include <catch2/catch.hpp>
 
-#include <limits>
-
 #include "lmdecode/detail/generator.hpp"
-#include "lmdecode/detail/multinomial.hpp"
 #include "support/cuda.hpp"
 #include "support/golden_cases.hpp"
+#include "support/multinomial_draws.hpp"
 #include "support/step_ops.hpp"
 #include "support/test_data.hpp"
 
@@ -86,19 +84,7 @@ TEST_CASE("sampling on CUDA: torch.multinomial's draws, and a seed repeats its t
   const at::Device cuda(at::kCUDA);
   SECTION("draws equal torch.multinomial's for the same generator state") {
     lmdecode::detail::GeneratorPool pool([cuda] { return at::globalContext().defaultGenerator(cuda).clone(); });
-    for (const uint64_t seed : {0u, 1u, 77u}) {
-      auto scores = (at::randn({6, 50}, at::detail::createCPUGenerator(seed + 100), at::kFloat) * 3).to(cuda);
-      scores.narrow(1, 0, 10).fill_(-std::numeric_limits<float>::infinity());
-      for (const int64_t n : {1, 8}) {
-        auto ours_generator = pool.lend(seed), torch_generator = pool.lend(seed);
-        for (int draw = 0; draw < 3; ++draw) {
-          auto ours = lmdecode::detail::draw_from_softmax(scores, n, ours_generator);
-          INFO("seed " << seed << ", n " << n << ", draw " << draw);
-          REQUIRE(at::equal(ours.index, at::multinomial(scores.softmax(-1), n, false, torch_generator)));
-          REQUIRE_FALSE(ours.invalid.item<bool>());
-        }
-      }
-    }
+    lmdecode_test::require_draws_match_multinomial(cuda, [&pool](uint64_t seed) { return pool.lend(seed); });
   }
   SECTION("decoders") {
     const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";

@@ -8,6 +8,7 @@
 #include "lmdecode/detail/generator.hpp"
 #include "lmdecode/detail/multinomial.hpp"
 #include "lmdecode/lmdecode.hpp"
+#include "support/multinomial_draws.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
 
@@ -224,21 +225,7 @@ TEST_CASE("sampling is reproducible, top_k=1 is greedy, and draws follow the pro
 }
 
 TEST_CASE("sampling draws are torch.multinomial's for the same generator state", "[sampling]") {
-  // The decoders draw without torch.multinomial's host-side input check; the draws must stay its own.
-  for (const uint64_t seed : {0u, 1u, 77u}) {
-    auto scores = at::randn({6, 50}, at::detail::createCPUGenerator(seed + 100), at::kFloat) * 3;
-    scores.narrow(1, 0, 10).fill_(-inf);  // removed tokens, as after top-k
-    for (const int64_t n : {1, 8}) {
-      auto ours_generator = at::detail::createCPUGenerator(seed), torch_generator = at::detail::createCPUGenerator(seed);
-      for (int draw = 0; draw < 3; ++draw) {
-        auto ours = lmdecode::detail::draw_from_softmax(scores, n, ours_generator);
-        auto expected = at::multinomial(scores.softmax(-1), n, false, torch_generator);
-        INFO("seed " << seed << ", n " << n << ", draw " << draw);
-        REQUIRE(at::equal(ours.index, expected));
-        REQUIRE_FALSE(ours.invalid.item<bool>());
-      }
-    }
-  }
+  lmdecode_test::require_draws_match_multinomial(at::kCPU, [](uint64_t seed) { return at::detail::createCPUGenerator(seed); });
   auto nothing_left = at::full({2, 5}, -inf);
   nothing_left[0][3] = 0.0f;
   auto generator = at::detail::createCPUGenerator(0);

@@ -145,8 +145,9 @@ class OpCounter {
     if (self == nullptr || std::this_thread::get_id() != self->owner_) return nullptr;  // other threads' work
     const std::string name = fn.name();
     if constexpr (kCountsTransfers) {
-      count_transfers(name, fn.inputs(), self->depth_ == 0, self->counts_);
-      if (self->depth_ == 0 && self->makes_without_device(fn, fn.inputs())) ++self->counts_.made_without_device[name];
+      const auto inputs = fn.inputs();
+      count_transfers(name, inputs, self->depth_ == 0, self->counts_);
+      if (self->depth_ == 0 && self->makes_without_device(fn, inputs)) ++self->counts_.made_without_device[name];
     }
     ++self->counts_.all_calls;
     if (self->depth_++ == 0) {

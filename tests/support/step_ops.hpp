@@ -50,11 +50,12 @@ inline std::vector<std::string> device_waits(const lmdecode::OpCounts& counts) {
   return found;
 }
 
-/// "" when the steps of counts_by_length's runs are steady and GPU-friendly, else what is wrong:
-/// no tensor is made without naming a device (the whole run), the first and the last 4 steps dispatch the same operators (a step whose cost grew with its
-/// index would show as more calls later), none of them waits on the device (device_waits), and each
-/// step asks for host memory once (`to_host`, where OpCounter counts transfers), for as many bytes
-/// late as early (a read that carried the whole history would grow with the step).
+/// "" when the steps of counts_by_length's runs are steady and GPU-friendly, else what is wrong: no
+/// tensor is made without naming a device (in the whole run), the first and the last 4 steps
+/// dispatch the same operators (a step whose cost grew with its index would show as more calls
+/// later), none of them waits on the device (device_waits), and each step asks for host memory once
+/// (`to_host`, where OpCounter counts transfers), for as many bytes late as early (a read that
+/// carried the whole history would grow with the step).
 inline std::string step_problems(const std::vector<lmdecode::OpCounts>& c) {
   const auto early = c[1] - c[0], late = c[2] - c[1];  // 4 steps each
   if (late.calls <= 0) return "no calls counted";

@@ -54,17 +54,12 @@ inline c10::IValue past_to_ivalue(const LegacyPast& past) {
 /// buffer (CPU if it has neither).
 inline HfStyleModel from_torchscript(torch::jit::Module module) {
   module.eval();
-  std::optional<at::Device> device;
-  for (const auto& p : module.parameters()) {
-    device = p.device();
-    break;
-  }
-  if (!device) {
-    for (const auto& b : module.buffers()) {
-      device = b.device();
-      break;
-    }
-  }
+  auto first_device = [](const auto& tensors) -> std::optional<at::Device> {
+    for (const auto& t : tensors) return t.device();
+    return std::nullopt;
+  };
+  auto device = first_device(module.parameters());
+  if (!device) device = first_device(module.buffers());
   auto shared = std::make_shared<torch::jit::Module>(std::move(module));
   return HfStyleModel(
       [shared](const at::Tensor& ids, const LegacyPast& past, const at::Tensor& mask, const at::Tensor& pos) {
