@@ -70,17 +70,30 @@ TEST_CASE("a C++ module with HF's legacy past reproduces the golden gpt2-tiny ca
   run_gpt2_golden_cases(model);
 }
 
+TEST_CASE("a C++ module's device is its parameters', else its buffers'", "[adapters]") {
+  const auto on_meta = at::zeros({4}, at::TensorOptions().device(at::kMeta));
+  auto only_buffer = std::make_shared<WrongShapeModule>();
+  only_buffer->register_buffer("table", on_meta);
+  CHECK(lmdecode::HfStyleModel::from_module(only_buffer).device() == at::Device(at::kMeta));
+  auto both = std::make_shared<WrongShapeModule>();
+  both->register_parameter("weight", at::zeros({4}));
+  both->register_buffer("table", on_meta);
+  CHECK(lmdecode::HfStyleModel::from_module(both).device() == at::Device(at::kCPU));
+  CHECK(lmdecode::HfStyleModel::from_module(std::make_shared<WrongShapeModule>()).device() == at::Device(at::kCPU));
+}
+
 TEST_CASE("a TorchScript module exported from Python reproduces the golden gpt2-tiny cases", "[adapters]") {
   auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string());
   run_gpt2_golden_cases(model);
 }
 
-TEST_CASE("a TorchScript module's device is its parameters', else its buffers'", "[adapters]") {
-  auto module_with = [](const std::string& name, bool parameter, bool buffer) {
+TEST_CASE("a TorchScript module's device is its parameters', else its buffers', else its tensor attributes'", "[adapters]") {
+  auto module_with = [](const std::string& name, bool parameter, bool buffer, bool attribute = false) {
     torch::jit::Module m(name);
     const auto on_meta = at::zeros({4}, at::TensorOptions().device(at::kMeta));
     if (parameter) m.register_parameter("weight", at::zeros({4}), false);
     if (buffer) m.register_buffer("table", on_meta);
+    if (attribute) m.register_attribute("plain", c10::TensorType::get(), on_meta);
     m.define(R"(
 def forward(self, ids: Tensor, past: List[Tuple[Tensor, Tensor]], mask: Tensor, positions: Tensor):
     return ids, past
@@ -89,7 +102,13 @@ def forward(self, ids: Tensor, past: List[Tuple[Tensor, Tensor]], mask: Tensor, 
   };
   CHECK(lmdecode::from_torchscript(module_with("ParameterAndBuffer", true, true)).device() == at::Device(at::kCPU));
   CHECK(lmdecode::from_torchscript(module_with("OnlyBuffer", false, true)).device() == at::Device(at::kMeta));
+  CHECK(lmdecode::from_torchscript(module_with("OnlyAttribute", false, false, true)).device() == at::Device(at::kMeta));
+  CHECK(lmdecode::from_torchscript(module_with("ParameterAndAttribute", true, false, true)).device() == at::Device(at::kCPU));
   CHECK(lmdecode::from_torchscript(module_with("Neither", false, false)).device() == at::Device(at::kCPU));
+  // Weights held by a submodule count too.
+  auto outer = module_with("Outer", false, false);
+  outer.register_module("inner", module_with("Inner", false, false, true));
+  CHECK(lmdecode::from_torchscript(outer).device() == at::Device(at::kMeta));
 }
 
 TEST_CASE("a TorchScript module decodes with one read of the device a step", "[adapters][ops]") {

@@ -58,12 +58,13 @@ class HfStyleModel {
   HfStyleModel(ForwardFn forward, at::Device device) : forward_(std::move(forward)), device_(device) {}
 
   /// Wraps a C++ module (held by shared_ptr) with forward(ids, past, mask, positions) -> pair(logits, past).
-  /// Its device is that of its first parameter (CPU if it has none).
+  /// Its device is that of its first parameter, else of its first buffer (CPU if it has neither).
   template <class Module>
   static HfStyleModel from_module(std::shared_ptr<Module> module) {
     at::Device device = at::kCPU;
-    auto params = module->parameters();
+    const auto params = module->parameters(), buffers = module->buffers();
     if (!params.empty()) device = params.front().device();
+    else if (!buffers.empty()) device = buffers.front().device();
     return HfStyleModel(
         [module](const at::Tensor& ids, const LegacyPast& past, const at::Tensor& mask, const at::Tensor& pos) {
           return module->forward(ids, past, mask, pos);

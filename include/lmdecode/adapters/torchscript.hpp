@@ -51,7 +51,8 @@ inline c10::IValue past_to_ivalue(const LegacyPast& past) {
 }  // namespace detail
 
 /// Wraps a loaded TorchScript module. Its device is that of its first parameter, else of its first
-/// buffer (CPU if it has neither).
+/// buffer, else of its first plain tensor attribute (weights kept as `self.w = tensor` in Python),
+/// submodules included; CPU if it holds no tensor.
 inline HfStyleModel from_torchscript(torch::jit::Module module) {
   module.eval();
   auto first_device = [](const auto& tensors) -> std::optional<at::Device> {
@@ -60,6 +61,13 @@ inline HfStyleModel from_torchscript(torch::jit::Module module) {
   };
   auto device = first_device(module.parameters());
   if (!device) device = first_device(module.buffers());
+  if (!device) {
+    for (const auto& attribute : module.attributes()) {
+      if (!attribute.isTensor()) continue;
+      device = attribute.toTensor().device();
+      break;
+    }
+  }
   auto shared = std::make_shared<torch::jit::Module>(std::move(module));
   return HfStyleModel(
       [shared](const at::Tensor& ids, const LegacyPast& past, const at::Tensor& mask, const at::Tensor& pos) {
