@@ -18,6 +18,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,17 @@
 #include "lmdecode/model.hpp"
 
 namespace lmdecode {
+
+namespace detail {
+
+/// The device of the first tensor in `tensors` (a module's parameters or buffers), if any.
+template <class Tensors>
+std::optional<at::Device> first_device(const Tensors& tensors) {
+  for (const auto& t : tensors) return t.device();
+  return std::nullopt;
+}
+
+}  // namespace detail
 
 /// HF's legacy past: per layer a (key, value) pair.
 using LegacyPast = std::vector<std::pair<at::Tensor, at::Tensor>>;
@@ -61,15 +73,13 @@ class HfStyleModel {
   /// Its device is that of its first parameter, else of its first buffer (CPU if it has neither).
   template <class Module>
   static HfStyleModel from_module(std::shared_ptr<Module> module) {
-    at::Device device = at::kCPU;
-    const auto params = module->parameters(), buffers = module->buffers();
-    if (!params.empty()) device = params.front().device();
-    else if (!buffers.empty()) device = buffers.front().device();
+    auto device = detail::first_device(module->parameters());
+    if (!device) device = detail::first_device(module->buffers());
     return HfStyleModel(
         [module](const at::Tensor& ids, const LegacyPast& past, const at::Tensor& mask, const at::Tensor& pos) {
           return module->forward(ids, past, mask, pos);
         },
-        device);
+        device.value_or(at::kCPU));
   }
 
   at::Device device() const { return device_; }

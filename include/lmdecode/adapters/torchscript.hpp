@@ -55,12 +55,8 @@ inline c10::IValue past_to_ivalue(const LegacyPast& past) {
 /// submodules included; CPU if it holds no tensor.
 inline HfStyleModel from_torchscript(torch::jit::Module module) {
   module.eval();
-  auto first_device = [](const auto& tensors) -> std::optional<at::Device> {
-    for (const auto& t : tensors) return t.device();
-    return std::nullopt;
-  };
-  auto device = first_device(module.parameters());
-  if (!device) device = first_device(module.buffers());
+  auto device = detail::first_device(module.parameters());
+  if (!device) device = detail::first_device(module.buffers());
   if (!device) {
     for (const auto& attribute : module.attributes()) {
       if (!attribute.isTensor()) continue;
