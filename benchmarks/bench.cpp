@@ -6,7 +6,8 @@
 //                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW]
 //
 // Scenarios (each after a warm-up, `--repeats` times; median, min and max are printed):
-//   bare_forward      one cached forward step of 1 token at context 256, batch 1 and 4
+//   bare_forward      one cached forward step of 1 token at context 256, batch 1 and 4, and the
+//                     host's share of it: the time until forward() returns, before the device finishes
 //   greedy            greedy with cache, batch 1 and 8: ms per step and overhead vs the bare step
 //   beam              4 beams at context 256: ms per step, overhead vs the 4-row bare step, and the
 //                     time of a cache reorder and of log-softmax + top-k at that shape
@@ -193,18 +194,35 @@ class Bench {
   }
 
  private:
-  /// One cached 1-token forward at `context`, for `rows` rows.
-  Stats bare_step(int64_t rows, int64_t context) {
+  struct BareStep {
+    Stats step;   // until the device has finished the step
+    Stats issue;  // until forward() returns on the host, the device idle at the start
+  };
+
+  /// One cached 1-token forward at `context`, for `rows` rows. On a GPU, an `issue` time close to
+  /// the `step` time means the host's dispatch of the step's kernels, not the GPU, bounds it; on the
+  /// CPU the two are the same work.
+  BareStep bare_step(int64_t rows, int64_t context) {
     auto ids = at::full({rows, context}, 5, at::TensorOptions().dtype(at::kLong).device(o_.device));
     auto mask = at::ones({rows, context + 1}, ids.options());
     auto cache = model_.make_cache(rows, context + 1);
     model_.forward({ids, mask.narrow(1, 0, context), lmdecode::detail::positions_from_mask(mask.narrow(1, 0, context))}, cache);
     auto next = ids.narrow(1, 0, 1);
     auto pos = at::full({rows, 1}, context, ids.options());
-    return stats_of(time_runs(o_, [&] {
+    auto step = [&] {
       model_.forward({next, mask, pos}, cache);
       cache.crop(context);
-    }));
+    };
+    const auto synced = time_runs(o_, step);
+    std::vector<double> issued;
+    for (size_t i = 0; i < synced.size(); ++i) {
+      sync(o_.device);
+      const auto start = Clock::now();
+      step();
+      issued.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+    sync(o_.device);
+    return {stats_of(synced), stats_of(issued)};
   }
 
   lmdecode::GenerationConfig decode_config(int64_t new_tokens, int64_t beams, bool use_cache) const {
@@ -276,12 +294,12 @@ class Bench {
   json bare_forward_scenario() {
     json rows = json::array();
     for (int64_t batch : {1, 4}) {
-      auto s = bare_step(batch, 256);
-      print_row("bare_forward", fmt::format("batch {} context 256", batch), s, "");
+      auto [s, issue] = bare_step(batch, 256);
+      print_row("bare_forward", fmt::format("batch {} context 256", batch), s,
+                fmt::format("host issues it in {:.3f} ms ({:.0f}% of the step)", issue.median, 100 * issue.median / s.median));
       json r = figures(s);
-      r["name"] = "bare_forward";
-      r["batch"] = batch;
-      r["context"] = 256;
+      r.update({{"name", "bare_forward"}, {"batch", batch}, {"context", 256}, {"host_issue_ms", issue.median},
+                {"host_issue_share", issue.median / s.median}});
       rows.push_back(r);
     }
     return rows;

@@ -1,5 +1,6 @@
 """Prints ours vs transformers (default cache and static cache) from the bench's and the HF script's
-JSON files, and, given the bench's `ops` scenario too, the operators and host reads per step.
+JSON files, and, given the bench's `ops` and `bare_forward` scenarios too, the operators and host reads per
+step and how much of a bare step the host takes to issue.
 
     python3 table.py OURS_JSON HF_JSON [OPS_JSON]
 
@@ -13,9 +14,11 @@ import sys
 ours = {(r["batch"], r["beams"]): r for r in json.load(open(sys.argv[1]))["scenarios"] if r["name"] == "hf_compare"}
 hf = json.load(open(sys.argv[2]))
 theirs = {(r["batch"], r["beams"], r["mode"]): r for r in hf["rows"]}
-ops = {}
+ops, bare = {}, []
 if len(sys.argv) > 3:
-    ops = {(r["batch"], r["beams"]): r for r in json.load(open(sys.argv[3]))["scenarios"] if r["name"] == "ops" and r["run"] != "bare forward, batch 1"}
+    extra = json.load(open(sys.argv[3]))["scenarios"]
+    ops = {(r["batch"], r["beams"]): r for r in extra if r["name"] == "ops" and r["run"] != "bare forward, batch 1"}
+    bare = [r for r in extra if r["name"] == "bare_forward"]
 
 
 def same_tokens(a, b):
@@ -39,3 +42,6 @@ for key, name in [((1, 1), "greedy batch 1"), ((8, 1), "greedy batch 8"), ((1, 4
     reads = f"{ops[key]['host_reads_per_step']:.2f}" if key in ops else "n/a"
     print(f"| {name} | {fmt(mine)} | {fmt(d.get('ms_per_step'))} | {fmt(s.get('ms_per_step'))} | {ratio(d.get('ms_per_step'))} "
           f"| {ratio(s.get('ms_per_step'))} | {same_tokens(o.get('tokens'), d.get('tokens'))} | {calls} | {reads} |")
+for r in bare:
+    print(f"bare forward, batch {r['batch']}, context {r['context']}: {r['ms_per_step']:.2f} ms a step, of which the host "
+          f"issues it in {r['host_issue_ms']:.2f} ms ({100 * r['host_issue_share']:.0f}%: near 100% means launch-bound)")
