@@ -213,16 +213,18 @@ class Bench {
       model_.forward({next, mask, pos}, cache);
       cache.crop(context);
     };
-    const auto synced = time_runs(o_, step);
-    std::vector<double> issued;
-    for (size_t i = 0; i < synced.size(); ++i) {
+    auto ms_since = [](Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); };
+    step();  // warm-up
+    std::vector<double> finished, issued;
+    for (int i = 0; i < (o_.quick ? 1 : o_.repeats); ++i) {
       sync(o_.device);
       const auto start = Clock::now();
       step();
-      issued.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+      issued.push_back(ms_since(start));
+      sync(o_.device);
+      finished.push_back(ms_since(start));
     }
-    sync(o_.device);
-    return {stats_of(synced), stats_of(issued)};
+    return {stats_of(finished), stats_of(issued)};
   }
 
   lmdecode::GenerationConfig decode_config(int64_t new_tokens, int64_t beams, bool use_cache) const {
