@@ -79,8 +79,11 @@ void sync(const at::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-/// Runs `fn` once to warm up, then `repeats` times; returns the timings in ms.
-std::vector<double> time_runs(const Options& o, const std::function<void()>& fn) {
+double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+
+/// Runs `fn` once to warm up, then `repeats` times, each from an idle device; returns the times in ms
+/// until the device has finished each run and, in `issued` if given, until `fn` returned on the host.
+std::vector<double> time_runs(const Options& o, const std::function<void()>& fn, std::vector<double>* issued = nullptr) {
   fn();
   sync(o.device);
   std::vector<double> out;
@@ -88,8 +91,9 @@ std::vector<double> time_runs(const Options& o, const std::function<void()>& fn)
   for (int i = 0; i < n; ++i) {
     auto start = Clock::now();
     fn();
+    if (issued) issued->push_back(ms_since(start));
     sync(o.device);
-    out.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    out.push_back(ms_since(start));
   }
   return out;
 }
@@ -209,21 +213,11 @@ class Bench {
     model_.forward({ids, mask.narrow(1, 0, context), lmdecode::detail::positions_from_mask(mask.narrow(1, 0, context))}, cache);
     auto next = ids.narrow(1, 0, 1);
     auto pos = at::full({rows, 1}, context, ids.options());
-    auto step = [&] {
+    std::vector<double> issued;
+    auto finished = time_runs(o_, [&] {
       model_.forward({next, mask, pos}, cache);
       cache.crop(context);
-    };
-    auto ms_since = [](Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); };
-    step();  // warm-up
-    std::vector<double> finished, issued;
-    for (int i = 0; i < (o_.quick ? 1 : o_.repeats); ++i) {
-      sync(o_.device);
-      const auto start = Clock::now();
-      step();
-      issued.push_back(ms_since(start));
-      sync(o_.device);
-      finished.push_back(ms_since(start));
-    }
+    }, &issued);
     return {stats_of(finished), stats_of(issued)};
   }
 
@@ -273,7 +267,7 @@ class Bench {
       auto start = Clock::now();
       fn();
       sync(o_.device);
-      return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      return ms_since(start);
     };
     decode(config_long);  // warm-up
     bare_loop(batch * beams, prompt, long_new);
