@@ -140,6 +140,20 @@ TEST_CASE("a TorchScript module on CUDA reproduces the golden gpt2-tiny cases an
   }
 }
 
+TEST_CASE("the HF-style adapter's past takes its parents' rows, and rejects an index that names no row", "[adapters]") {
+  lmdecode::LegacyPastCache cache;
+  cache.reorder(at::tensor({0, 0}, at::kLong));  // nothing stored yet: nothing to gather
+  auto key = at::arange(3, at::kFloat).view({3, 1, 1, 1});
+  cache.replace({{key, -key}});
+  cache.reorder(at::tensor({2, 2, 0}, at::kLong));
+  REQUIRE(at::equal(cache.past()[0].first.flatten(), at::tensor({2.f, 2.f, 0.f})));
+  REQUIRE(at::equal(cache.past()[0].second.flatten(), at::tensor({-2.f, -2.f, -0.f})));
+  REQUIRE_THROWS_WITH(cache.reorder(at::tensor({1, 3}, at::kLong)),
+                      Catch::Contains("LegacyPastCache::reorder: index 3 at position 1 is not a row (rows: 3)"));
+  REQUIRE_THROWS_AS(cache.reorder(at::tensor({0}, at::kInt)), lmdecode::invalid_argument);
+  REQUIRE(at::equal(cache.past()[0].first.flatten(), at::tensor({2.f, 2.f, 0.f})));  // left as it was
+}
+
 TEST_CASE("the HF-style adapter rejects bad modules and files clearly", "[adapters][errors]") {
   lmdecode::GenerationConfig config;
   config.max_new_tokens = 2;

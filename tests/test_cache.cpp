@@ -89,6 +89,10 @@ TEST_CASE("KVCache::reorder gives each row its parent's history, with repeated a
   }
   SECTION("a bad index is rejected") {
     REQUIRE_THROWS_AS(cache.reorder(at::tensor({0, 1}, at::kInt)), lmdecode::invalid_argument);
+    REQUIRE_THROWS_WITH(cache.reorder(at::tensor({0, 4}, at::kLong)),
+                        Catch::Contains("index 4 at position 1 is not a row (rows: 4)"));
+    REQUIRE_THROWS_WITH(cache.reorder(at::tensor({-1}, at::kLong)), Catch::Contains("index -1 at position 0"));
+    REQUIRE(cache.rows() == 4);  // a rejected reorder leaves the cache as it was
   }
 }
 

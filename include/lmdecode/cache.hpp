@@ -25,9 +25,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "lmdecode/detail/row_index.hpp"
 #include "lmdecode/error.hpp"
 
 namespace lmdecode {
@@ -86,12 +88,11 @@ class KVCache {
 
   /// Row i of the result holds what row `row_index[i]` held. Parents may repeat or be dropped; the
   /// number of rows may change (e.g. expanding each prompt into its beams). Runs on the device.
+  /// Indices must lie in [0, rows()). That is checked for an index on the CPU; on a GPU the check
+  /// would cost a device-to-host read every beam step, so there a bad index is a device-side assert.
   void reorder(const at::Tensor& row_index) {
-    detail::check(row_index.dim() == 1 && row_index.scalar_type() == at::kLong,
-                  "KVCache::reorder needs a 1-D int64 index (got {}-D {})", row_index.dim(),
-                  c10::toString(row_index.scalar_type()));
-    detail::check(!storage_.defined() || row_index.device() == device(),
-                  "KVCache::reorder: index on {} but the cache is on {}", row_index.device().str(), device().str());
+    detail::check_row_index("KVCache", row_index, rows_,
+                            storage_.defined() ? std::optional(device()) : std::nullopt);
     const int64_t new_rows = row_index.size(0);
     if (!storage_.defined()) {  // a default-constructed cache holds nothing to move
       rows_ = new_rows;

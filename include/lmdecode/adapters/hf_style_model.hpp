@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "lmdecode/detail/row_index.hpp"
 #include "lmdecode/error.hpp"
 #include "lmdecode/model.hpp"
 
@@ -50,6 +51,8 @@ class LegacyPastCache {
 
   /// Row i takes what row `row_index[i]` held.
   void reorder(const at::Tensor& row_index) {
+    detail::check_row_index("LegacyPastCache", row_index, past_.empty() ? 0 : past_.front().first.size(0),
+                            past_.empty() ? std::nullopt : std::optional(past_.front().first.device()));
     for (auto& [key, value] : past_) {
       key = key.index_select(0, row_index);
       value = value.index_select(0, row_index);
