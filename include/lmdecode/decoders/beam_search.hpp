@@ -19,12 +19,12 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <optional>
 #include <vector>
 
 #include "lmdecode/config.hpp"
+#include "lmdecode/detail/deadline.hpp"
 #include "lmdecode/detail/decoder_base.hpp"
 #include "lmdecode/detail/generator.hpp"
 #include "lmdecode/detail/hypotheses.hpp"
@@ -95,7 +95,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
 
   GenerationResult run(const detail::PaddedBatch& prompts, const StepCallback& on_step) {
     c10::InferenceMode inference;
-    const auto start_time = std::chrono::steady_clock::now();
+    const detail::Deadline deadline(config_.max_time);
     const int64_t batch = prompts.input_ids.size(0);
     const int64_t beams = config_.num_beams;
     const int64_t rows = batch * beams;
@@ -185,8 +185,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
       cand_reason.masked_fill_(is_eos, code(FinishReason::eos));
       cand_reason.masked_fill_(is_stop, code(FinishReason::stop_sequence));
       cand_stop.masked_fill_(is_stop.logical_not(), -1);
-      const bool out_of_time = config_.max_time &&
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count() > *config_.max_time;
+      const bool out_of_time = deadline.passed();
       if (out_of_time && cur + 1 < max_len) cand_reason.masked_fill_(hit.logical_not(), code(FinishReason::time));
       const bool last_step = cur + 1 >= max_len || out_of_time;
 

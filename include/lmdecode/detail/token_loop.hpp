@@ -5,12 +5,12 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
-#include <chrono>
 #include <functional>
 #include <optional>
 #include <vector>
 
 #include "lmdecode/config.hpp"
+#include "lmdecode/detail/deadline.hpp"
 #include "lmdecode/detail/hypotheses.hpp"
 #include "lmdecode/detail/multinomial.hpp"
 #include "lmdecode/detail/padded_batch.hpp"
@@ -31,7 +31,7 @@ template <CausalLM Model>
 GenerationResult run_token_loop(Model& model, const GenerationConfig& config, const LogitsProcessorList& user_processors,
                                 const PaddedBatch& prompts, const StepCallback& on_step, const TokenChooser& choose) {
   c10::InferenceMode inference;
-  const auto start_time = std::chrono::steady_clock::now();
+  const Deadline deadline(config.max_time);
   // Each prompt runs num_return_sequences times (sampling); row p * n + i is its i-th sequence.
   const int64_t copies = config.num_return_sequences;
   const PaddedBatch batch = prompts.repeated(copies);
@@ -90,8 +90,7 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
       length.masked_fill_(ended, steps);
       unfinished.logical_and_(ended.logical_not());
     }
-    const bool out_of_time =
-        config.max_time && std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count() > *config.max_time;
+    const bool out_of_time = deadline.passed();
     if (out_of_time) end_running(steps, FinishReason::time);
     bool open = true;  // some row still runs
     if (on_step) {
