@@ -60,20 +60,26 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
   // any |x| < 32 added to it (HF_SEMANTICS §7).
   static constexpr double kBlocked = -1.0e9;
 
-  /// Hypotheses of every prompt, kept sorted by length-normalised score ([B, nb, ...] each).
+  /// Hypotheses of every prompt, kept sorted by length-normalised score ([B, nb, ...] each). seq and
+  /// lp are as wide as the steps so far, so that a step's work follows its length, not max_new_tokens.
   struct FinishedSet {
-    at::Tensor seq;     // [B, nb, max_len] prompt + tokens, `fill` after the end
-    at::Tensor lp;      // [B, nb, max_new] per-token log-probs
+    at::Tensor seq;     // [B, nb, prompt + steps] prompt + tokens, `fill` after the end
+    at::Tensor lp;      // [B, nb, steps] per-token log-probs, 0 after the end
     at::Tensor score;   // [B, nb] float32, -1e9 placeholders until filled
     at::Tensor done;    // [B, nb] bool: a real hypothesis
     at::Tensor len;     // [B, nb] generated tokens, the last one included
     at::Tensor reason;  // [B, nb] FinishReason
     at::Tensor stop;    // [B, nb] matched stop sequence or -1
+    int64_t fill;       // seq's value after a hypothesis' end
 
-    /// Keeps the best nb of the current hypotheses and `n` new ones (each field [B, n, ...]).
+    /// Keeps the best nb of the current hypotheses and `n` new ones (each field [B, n, ...]; new_seq
+    /// and new_lp may be wider than seq and lp, which then widen with `fill` and 0).
     void merge(const at::Tensor& new_seq, const at::Tensor& new_lp, const at::Tensor& new_score, const at::Tensor& new_done,
                const at::Tensor& new_len, const at::Tensor& new_reason, const at::Tensor& new_stop) {
       const int64_t beams = score.size(1);
+      auto widened = [](const at::Tensor& t, int64_t width, int64_t value) {
+        return t.size(2) == width ? t : at::constant_pad_nd(t, {0, width - t.size(2)}, value);
+      };
       auto [merged_score, pick] = at::cat({score, new_score}, 1).topk(beams, 1);
       auto gather = [&](const at::Tensor& old_part, const at::Tensor& new_part) {
         auto both = at::cat({old_part, new_part}, 1);
@@ -83,8 +89,8 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
         sizes[1] = beams;
         return both.gather(1, index.expand(sizes));
       };
-      seq = gather(seq, new_seq);
-      lp = gather(lp, new_lp);
+      seq = gather(widened(seq, new_seq.size(2), fill), new_seq);
+      lp = gather(widened(lp, new_lp.size(2), 0), new_lp);
       done = gather(done, new_done);
       len = gather(len, new_len);
       reason = gather(reason, new_reason);
@@ -128,26 +134,27 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     std::optional<detail::StreamedTokens> streamed;  // the callback's tokens, kept on the host
     if (on_step) streamed.emplace(rows);
 
-    // Running beams: whole sequences (prompt included), per-token log-probs, cumulative scores.
-    auto running_seq = at::full({batch, beams, max_len}, fill, longs);  // [B, nb, max_len]
-    running_seq.narrow(2, 0, prompt_len).copy_(expanded.input_ids.view({batch, beams, prompt_len}));
-    auto running_lp = at::zeros({batch, beams, max_new}, floats);    // [B, nb, max_new]
+    // Running beams: whole sequences (prompt included), per-token log-probs, cumulative scores. The
+    // first two grow by a column a step.
+    auto running_seq = expanded.input_ids.view({batch, beams, prompt_len});  // [B, nb, prompt + steps]
+    auto running_lp = at::zeros({batch, beams, 0}, floats);                   // [B, nb, steps]
     auto running_score = at::full({batch, beams}, kBlocked, floats);  // [B, nb]: only beam 0 is live at first
     running_score.select(1, 0).zero_();
-    FinishedSet finished{running_seq.clone(),
-                         at::zeros({batch, beams, max_new}, floats),
+    FinishedSet finished{running_seq,
+                         running_lp,
                          at::full({batch, beams}, kBlocked, floats),
                          at::zeros({batch, beams}, longs.dtype(at::kBool)),
                          at::zeros({batch, beams}, longs),
                          at::full({batch, beams}, code(FinishReason::length), longs),
-                         at::full({batch, beams}, -1, longs)};
+                         at::full({batch, beams}, -1, longs),
+                         fill};
     auto can_improve = at::ones({batch, 1}, longs.dtype(at::kBool));  // HF is_early_stop_heuristic_unsatisfied
 
     int64_t steps = 0;
     while (steps < max_new) {
       const int64_t cur = prompt_len + steps;
       const int64_t generated = steps + 1;  // tokens per candidate after this step, its last one included
-      auto history = running_seq.view({rows, max_len}).narrow(1, 0, cur);
+      auto history = running_seq.view({rows, cur});
       // a. Log-probs come before the processors (HF's order); no renormalisation after them.
       at::Tensor logprobs = runner.next_logits(history).log_softmax(-1);  // [rows, V]
       processors.apply(history, logprobs);
@@ -170,10 +177,11 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
       }
       auto cand_beam = cand_index.div(vocab, "floor");
       auto cand_token = cand_index.remainder(vocab);
-      auto cand_seq = running_seq.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, max_len})).clone();
-      cand_seq.select(2, cur).copy_(cand_token);
-      auto cand_lp = running_lp.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, max_new})).clone();
-      cand_lp.select(2, steps).copy_(logprobs.view({batch, beams * vocab}).gather(1, cand_index));
+      // Each candidate: its parent's sequence and log-probs, and one column more.
+      auto cand_seq = at::cat({running_seq.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, cur})),
+                               cand_token.unsqueeze(2)}, 2);  // [B, K, cur + 1]
+      auto cand_lp = at::cat({running_lp.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, steps})),
+                              logprobs.view({batch, beams * vocab}).gather(1, cand_index).unsqueeze(2)}, 2);  // [B, K, steps + 1]
 
       // d. Which candidates end here, and why: an EOS id, a stop sequence, the length limit, max_time.
       auto is_eos = eos_ids.empty() ? at::zeros_like(cand_token, at::kBool) : at::isin(cand_token, eos);
@@ -192,8 +200,8 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
       // e. The next running beams: the best candidates not ended by a token, from all K. (On the
       // last step they go no further; they are what its step event shows.)
       auto [next_score, next_pick] = (cand_score + hit.to(at::kFloat) * kBlocked).topk(beams, 1);
-      running_seq = cand_seq.gather(1, next_pick.unsqueeze(2).expand({batch, beams, max_len}));
-      running_lp = cand_lp.gather(1, next_pick.unsqueeze(2).expand({batch, beams, max_new}));
+      running_seq = cand_seq.gather(1, next_pick.unsqueeze(2).expand({batch, beams, cur + 1}));
+      running_lp = cand_lp.gather(1, next_pick.unsqueeze(2).expand({batch, beams, generated}));
       running_score = next_score;
       auto parent = cand_beam.gather(1, next_pick);  // [B, nb]
       if (last_step) hit.fill_(true);  // the length limit or max_time ends every candidate
@@ -256,7 +264,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     const int64_t longest = out_len.max().item<int64_t>();
     GenerationResult result;
     result.hypotheses = detail::group_by_prompt(
-        detail::collect_hypotheses(out_seq.narrow(1, prompt_len, max_new), first(finished.lp), out_len,
+        detail::collect_hypotheses(out_seq.narrow(1, prompt_len, steps), first(finished.lp), out_len,
                                    first(finished.score).view({-1}), first(finished.reason).view({-1}),
                                    first(finished.stop).view({-1})),
         returned);
