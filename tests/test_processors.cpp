@@ -86,6 +86,40 @@ TEST_CASE("penalties and bans edit scores as HF defines them", "[processors]") {
     REQUIRE(at::equal(first, row({-inf, 0.0f, 0.0f, 0.0f})));
     REQUIRE(at::equal(later, at::zeros({1, 4})));
   }
+  SECTION("config token ids the vocabulary lacks: ignored where HF ignores them, else an error naming the field") {
+    // Such an id must never reach index_fill_: on a GPU that is a device-side assert.
+    auto suppressed = at::zeros({1, 4});
+    lmdecode::SuppressTokens({1, 7, -1}).apply(no_history(), suppressed);
+    REQUIRE(at::equal(suppressed, row({0.0f, -inf, 0.0f, 0.0f})));
+    auto none_in_vocabulary = at::zeros({1, 4});
+    lmdecode::SuppressTokens({9}, /*only_at_length=*/1).apply(no_history(), none_in_vocabulary);
+    REQUIRE(at::equal(none_in_vocabulary, at::zeros({1, 4})));
+    auto eos_banned = at::zeros({1, 4});
+    lmdecode::MinNewTokens(/*prompt_length=*/1, /*min_new_tokens=*/1, {9, 3}).apply(no_history(), eos_banned);
+    REQUIRE(at::equal(eos_banned, row({0.0f, 0.0f, 0.0f, -inf})));
+    auto forced = at::zeros({1, 4});
+    REQUIRE_THROWS_WITH(lmdecode::ForceTokens({9}, 1, "forced_eos_token_id").apply(no_history(), forced),
+                        Contains("forced_eos_token_id 9 is not a token of this model (vocabulary 4)"));
+    auto banned = at::zeros({1, 4});
+    REQUIRE_THROWS_WITH(lmdecode::NoBadWords({{2}, {1, 9}}, {}).apply(no_history(), banned),
+                        Contains("bad_words_ids entry [1, 9] holds 9, not a token of this model (vocabulary 4)"));
+
+    // Through generate(): the same tokens as without the missing ids, or the error.
+    auto model = abc_model();
+    auto config = abc_config();
+    config.max_new_tokens = 3;
+    config.suppress_tokens = {A};
+    auto plain = lmdecode::GreedyDecoder(model, config).generate({{A}});
+    config.suppress_tokens = {A, 1000};
+    config.begin_suppress_tokens = {1000};
+    config.eos_token_ids = {EOS, 1000};
+    config.min_new_tokens = 1;
+    auto with_missing = lmdecode::GreedyDecoder(model, config).generate({{A}});
+    REQUIRE(with_missing.hypotheses[0][0].tokens == plain.hypotheses[0][0].tokens);
+    config.forced_eos_token_id = 1000;
+    config.num_beams = 2;
+    REQUIRE_THROWS_WITH(lmdecode::BeamSearchDecoder(model, config).generate({{A}}), Contains("forced_eos_token_id 1000"));
+  }
   SECTION("forced EOS replaces the last token at max_length") {
     auto model = abc_model();
     auto config = abc_config();

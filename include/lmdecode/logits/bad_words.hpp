@@ -4,13 +4,15 @@
 #include <limits>
 #include <vector>
 
+#include "lmdecode/detail/token_index.hpp"
+#include "lmdecode/error.hpp"
 #include "lmdecode/logits/processor.hpp"
 
 namespace lmdecode {
 
 /// HF NoBadWordsLogitsProcessor: a one-token entry is banned everywhere; for a longer one, its last
 /// token is banned wherever the row's newest tokens equal the rest. One-token entries equal to an EOS
-/// id are dropped, as HF does.
+/// id are dropped, as HF does. A token the vocabulary lacks is an error, as in HF.
 class NoBadWords : public LogitsProcessor {
  public:
   NoBadWords(std::vector<std::vector<int64_t>> bad_words_ids, const std::vector<int64_t>& eos_token_ids) {
@@ -21,6 +23,7 @@ class NoBadWords : public LogitsProcessor {
   }
 
   void apply(const at::Tensor& input_ids, at::Tensor& scores) override {
+    check_vocabulary(scores.size(1));
     const int64_t length = input_ids.size(1);
     for (size_t i = 0; i < words_.size(); ++i) {
       const auto& words = words_[i];
@@ -38,6 +41,16 @@ class NoBadWords : public LogitsProcessor {
   }
 
  private:
+  void check_vocabulary(int64_t vocab) {
+    if (vocab == checked_vocab_) return;
+    for (const auto& words : words_) {
+      const auto outside = detail::first_outside_vocabulary(words, vocab);
+      detail::check(!outside, "bad_words_ids entry [{}] holds {}, not a token of this model (vocabulary {})",
+                    fmt::join(words, ", "), outside.value_or(0), vocab);
+    }
+    checked_vocab_ = vocab;
+  }
+
   const at::Tensor& device_tensor(size_t i, at::Device device) {
     if (prefixes_.size() != words_.size() || prefixes_[i].device() != device) {
       prefixes_.clear();
@@ -49,6 +62,7 @@ class NoBadWords : public LogitsProcessor {
 
   std::vector<std::vector<int64_t>> words_;
   std::vector<at::Tensor> prefixes_;  // every entry but its last token, on the scores' device
+  int64_t checked_vocab_ = -1;        // the vocabulary every entry was found in
 };
 
 }  // namespace lmdecode

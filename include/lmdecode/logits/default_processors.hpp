@@ -23,10 +23,12 @@ inline LogitsProcessorList make_processors(const GenerationConfig& config, int64
   const int64_t min_new = config.resolved_min_new_tokens(prompt_length);
   if (min_new > 0 && !config.eos_token_ids.empty())
     list.add(std::make_shared<MinNewTokens>(prompt_length, min_new, config.eos_token_ids));
-  if (config.forced_bos_token_id) list.add(std::make_shared<ForceTokens>(std::vector<int64_t>{*config.forced_bos_token_id}, 1));
+  if (config.forced_bos_token_id)
+    list.add(std::make_shared<ForceTokens>(std::vector<int64_t>{*config.forced_bos_token_id}, 1, "forced_bos_token_id"));
   if (config.forced_eos_token_id) {
     const int64_t max_length = prompt_length + config.resolved_max_new_tokens(prompt_length);
-    list.add(std::make_shared<ForceTokens>(std::vector<int64_t>{*config.forced_eos_token_id}, max_length - 1));
+    list.add(std::make_shared<ForceTokens>(std::vector<int64_t>{*config.forced_eos_token_id}, max_length - 1,
+                                           "forced_eos_token_id"));
   }
   if (!config.suppress_tokens.empty()) list.add(std::make_shared<SuppressTokens>(config.suppress_tokens));
   if (!config.begin_suppress_tokens.empty())
