@@ -175,3 +175,35 @@ TEST_CASE("config.json reads both architectures with HF defaults", "[config]") {
       "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 16})")), Contains("multiple"));
   REQUIRE_THROWS_WITH(lmdecode::model_config_from_json(json::parse(R"({"vocab_size": 0})")), Contains("vocab_size"));
 }
+
+TEST_CASE("config.json settings the reference models do not implement are errors naming the key", "[config]") {
+  using nlohmann::json;
+  const auto qwen = json::parse(R"({"model_type": "qwen2", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 2,
+      "num_attention_heads": 2, "intermediate_size": 16})");
+  const auto gpt2 = json::parse(R"({"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_layer": 2, "n_head": 2,
+      "n_positions": 16})");
+  auto with = [](json base, const char* extra) {
+    base.update(json::parse(extra));
+    return base;
+  };
+  auto rejects = [](const json& config, const std::string& message) {
+    REQUIRE_THROWS_WITH(lmdecode::model_config_from_json(config), Contains(message));
+  };
+  rejects(with(qwen, R"({"hidden_act": "gelu"})"), R"(hidden_act "gelu" is not supported)");
+  rejects(with(qwen, R"({"attention_bias": true})"), "attention_bias true is not supported");
+  rejects(with(qwen, R"({"mlp_bias": true})"), "mlp_bias true is not supported");
+  rejects(with(qwen, R"({"layer_types": ["full_attention", "sliding_attention"]})"),
+          R"(layer 1 has "sliding_attention": only full attention)");
+  rejects(with(qwen, R"({"use_sliding_window": true, "sliding_window": 4, "max_window_layers": 1})"),
+          "use_sliding_window makes layers 1 to 1 slide (sliding_window 4)");
+  rejects(with(gpt2, R"({"scale_attn_by_inverse_layer_idx": true})"), "scale_attn_by_inverse_layer_idx true");
+  rejects(with(gpt2, R"({"scale_attn_weights": false})"), "scale_attn_weights false");
+  // What HF also decodes with full attention, SiLU and plain scaling.
+  for (const char* fine : {R"({"hidden_act": "swish", "attention_bias": false})",
+                           R"({"use_sliding_window": false, "sliding_window": 4, "max_window_layers": 0})",
+                           R"({"use_sliding_window": true, "sliding_window": 4})",  // max_window_layers 28 > 2 layers
+                           R"({"use_sliding_window": true, "sliding_window": null, "max_window_layers": 0})",
+                           R"({"layer_types": ["full_attention", "full_attention"]})"})
+    REQUIRE_NOTHROW(lmdecode::model_config_from_json(with(qwen, fine)));
+  REQUIRE_NOTHROW(lmdecode::model_config_from_json(with(gpt2, R"({"reorder_and_upcast_attn": true})")));  // HF's sdpa ignores it
+}

@@ -81,6 +81,19 @@ class JsonFields {
     return out;
   }
 
+  /// A list of strings (e.g. `layer_types`).
+  std::optional<std::vector<std::string>> string_list(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    const auto& v = object_.at(key);
+    if (!v.is_array()) type_error(key, "a list of strings", v);
+    std::vector<std::string> out;
+    for (const auto& item : v) {
+      if (!item.is_string()) type_error(key, "a list of strings", v);
+      out.push_back(item.get<std::string>());
+    }
+    return out;
+  }
+
   /// A list of lists of integers (HF's `bad_words_ids`).
   std::optional<std::vector<std::vector<int64_t>>> integer_lists(const char* key) const {
     if (!has(key)) return std::nullopt;

@@ -34,6 +34,23 @@ namespace detail {
 inline void require_positive(const JsonFields& f, const char* key, int64_t value) {
   check(value >= 1, "{}: \"{}\" must be >= 1 (got {})", f.source(), key, value);
 }
+
+/// Rejects sliding-window attention, which the reference models do not apply. As HF Qwen2 decides it:
+/// explicit `layer_types` name each layer's attention; without them, layers from `max_window_layers`
+/// (default 28) on slide when `use_sliding_window` is set with a `sliding_window`.
+inline void require_full_attention(const JsonFields& f, int64_t num_layers) {
+  if (auto types = f.string_list("layer_types")) {
+    for (size_t i = 0; i < types->size(); ++i)
+      check((*types)[i] == "full_attention", "{}: layer {} has \"{}\": only full attention is supported", f.source(), i,
+            (*types)[i]);
+    return;
+  }
+  if (!f.boolean("use_sliding_window").value_or(false) || !f.has("sliding_window")) return;
+  const int64_t first_sliding = f.integer("max_window_layers").value_or(28);
+  check(first_sliding >= num_layers,
+        "{}: use_sliding_window makes layers {} to {} slide (sliding_window {}): only full attention is supported",
+        f.source(), first_sliding, num_layers - 1, f.raw("sliding_window").dump());
+}
 }  // namespace detail
 
 /// Reads config.json. Missing required sizes and non-positive values are errors naming the key.
@@ -68,6 +85,10 @@ inline ModelConfig model_config_from_json(const nlohmann::json& json, const std:
     if (auto act = f.string("activation_function"))
       detail::check(*act == "gelu_new" || *act == "gelu_pytorch_tanh",
                     "{}: activation_function \"{}\" is not supported (gelu_new, gelu_pytorch_tanh)", source, *act);
+    // Other scalings of the attention scores than HF's default 1 / sqrt(head_dim).
+    detail::check(f.boolean("scale_attn_weights").value_or(true), "{}: scale_attn_weights false is not supported", source);
+    detail::check(!f.boolean("scale_attn_by_inverse_layer_idx").value_or(false),
+                  "{}: scale_attn_by_inverse_layer_idx true is not supported", source);
   } else {
     c.hidden_size = required({"hidden_size"});
     c.num_layers = required({"num_hidden_layers"});
@@ -91,6 +112,12 @@ inline ModelConfig model_config_from_json(const nlohmann::json& json, const std:
       detail::check(type == "default", "{}: rope_scaling type \"{}\" is not supported (default)", source, type);
     }
     detail::check(c.rope_theta > 0, "{}: rope_theta must be > 0 (got {})", source, c.rope_theta);
+    if (auto act = f.string("hidden_act"))
+      detail::check(*act == "silu" || *act == "swish", "{}: hidden_act \"{}\" is not supported (silu)", source, *act);
+    // Llama's biases on o_proj (attention_bias also biases q/k/v) and on the MLP projections.
+    for (const char* key : {"attention_bias", "mlp_bias"})
+      detail::check(!f.boolean(key).value_or(false), "{}: {} true is not supported", source, key);
+    detail::require_full_attention(f, c.num_layers);
   }
   detail::require_positive(f, "num_key_value_heads", c.num_kv_heads);
   detail::require_positive(f, "intermediate_size", c.intermediate_size);
