@@ -3,17 +3,50 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "lmdecode/config.hpp"
 #include "lmdecode/detail/json_fields.hpp"
 
 namespace lmdecode {
 
+namespace detail {
+
+/// transformers' generation options that change the tokens but that lmdecode does not implement, each
+/// with the value that leaves decoding as it is (null: only leaving it out or null does). Ignoring
+/// one set to anything else would decode differently from transformers without a word.
+inline void reject_unimplemented_generation_options(const JsonFields& f) {
+  const std::pair<const char*, nlohmann::json> options[] = {
+      // warpers and processors
+      {"epsilon_cutoff", 0.0}, {"eta_cutoff", 0.0}, {"top_h", nullptr}, {"renormalize_logits", false},
+      {"remove_invalid_values", false}, {"exponential_decay_length_penalty", nullptr}, {"sequence_bias", nullptr},
+      {"encoder_repetition_penalty", 1.0}, {"encoder_no_repeat_ngram_size", 0}, {"guidance_scale", 1.0},
+      {"watermarking_config", nullptr},
+      // stopping and prompt handling that need the tokenizer
+      {"stop_strings", nullptr}, {"token_healing", false},
+      // other decoding methods (contrastive search, DoLa, group and constrained beam search)
+      {"penalty_alpha", 0.0}, {"dola_layers", nullptr}, {"num_beam_groups", 1}, {"diversity_penalty", 0.0},
+      {"constraints", nullptr}, {"force_words_ids", nullptr}};
+  for (const auto& [key, neutral] : options) {
+    if (!f.has(key)) continue;
+    const auto& value = f.raw(key);
+    if (value == neutral || ((value.is_array() || value.is_object()) && value.empty())) continue;
+    throw invalid_argument(fmt::format(
+        "{}: \"{}\": {} changes decoding in transformers and is not implemented here; {} to decode without it",
+        f.source(), key, value.dump(),
+        neutral.is_null() ? std::string("remove it") : fmt::format("remove it or set it to {}", neutral.dump())));
+  }
+}
+
+}  // namespace detail
+
 /// Overlays the HF generation-config keys found in `json` on `base`. Unknown keys are ignored, null
-/// means "unset"; a key of the wrong type throws invalid_argument naming it. The result is validated.
+/// means "unset"; a key of the wrong type throws invalid_argument naming it, and so does an option
+/// that transformers would apply but lmdecode does not implement. The result is validated.
 inline GenerationConfig generation_config_from_json(const nlohmann::json& json, GenerationConfig base = {},
                                                     const std::string& source = "generation config") {
   detail::JsonFields f(json, source);
+  detail::reject_unimplemented_generation_options(f);
   if (auto v = f.integer("max_new_tokens")) base.max_new_tokens = *v;
   if (auto v = f.integer("max_length")) base.max_length = *v;
   if (auto v = f.integer("min_new_tokens")) base.min_new_tokens = *v;
