@@ -136,7 +136,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
 
     // Running beams: whole sequences (prompt included), per-token log-probs, cumulative scores. The
     // first two grow by a column a step.
-    auto running_seq = expanded.input_ids.view({batch, beams, prompt_len});  // [B, nb, prompt + steps]
+    auto running_seq = expanded.input_ids.reshape({batch, beams, prompt_len});  // [B, nb, prompt + steps]
     auto running_lp = at::zeros({batch, beams, 0}, floats);                   // [B, nb, steps]
     auto running_score = at::full({batch, beams}, kBlocked, floats);  // [B, nb]: only beam 0 is live at first
     running_score.select(1, 0).zero_();
