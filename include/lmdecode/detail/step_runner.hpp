@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lmdecode/detail/padded_batch.hpp"
+#include "lmdecode/detail/token_index.hpp"
 #include "lmdecode/config.hpp"
 #include "lmdecode/model.hpp"
 
@@ -57,7 +58,7 @@ class StepRunner {
       logits = logits.index_select(0, prompt_of_row);
     }
     if (vocab_ < 0)
-      check(pad_token_id_ < logits.size(1), "pad_token_id {} is not a token of this model (vocabulary {})",
+      check(is_token(pad_token_id_, logits.size(1)), "pad_token_id {} is not a token of this model (vocabulary {})",
             pad_token_id_, logits.size(1));
     vocab_ = logits.size(1);
     // HF casts to float32 before any decoding arithmetic, whatever the model dtype.

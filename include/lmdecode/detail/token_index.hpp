@@ -12,10 +12,13 @@
 
 namespace lmdecode::detail {
 
+/// Whether `id` is a token of a `vocab`-token model.
+inline bool is_token(int64_t id, int64_t vocab) { return id >= 0 && id < vocab; }
+
 /// The first of `ids` outside [0, vocab), if any.
 inline std::optional<int64_t> first_outside_vocabulary(const std::vector<int64_t>& ids, int64_t vocab) {
   for (int64_t id : ids)
-    if (id < 0 || id >= vocab) return id;
+    if (!is_token(id, vocab)) return id;
   return std::nullopt;
 }
 
@@ -32,7 +35,7 @@ class TokenIndex {
     if (vocab != vocab_ || device_ != scores.device()) {
       std::vector<int64_t> kept;
       for (int64_t id : ids_)
-        if (id >= 0 && id < vocab) kept.push_back(id);
+        if (is_token(id, vocab)) kept.push_back(id);
       index_ = kept.empty() ? at::Tensor() : at::tensor(kept, scores.options().dtype(at::kLong));
       vocab_ = vocab;
       device_ = scores.device();
