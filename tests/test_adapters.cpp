@@ -83,7 +83,10 @@ TEST_CASE("a C++ module's device is its parameters', else its buffers'", "[adapt
 }
 
 TEST_CASE("a TorchScript module exported from Python reproduces the golden gpt2-tiny cases", "[adapters]") {
-  auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string());
+  // With its vocabulary size given, as a GPU user should (see the CUDA case below).
+  const int64_t vocab = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny")->config().vocab_size;
+  auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string(), at::kCPU, vocab);
+  REQUIRE(model.vocab_size() == vocab);
   run_gpt2_golden_cases(model);
 }
 
@@ -128,7 +131,8 @@ TEST_CASE("a TorchScript module decodes with one read of the device a step", "[a
 
 TEST_CASE("a TorchScript module on CUDA reproduces the golden gpt2-tiny cases and reads the device once a step", "[.cuda]") {
   if (!lmdecode_test::cuda_present()) return;
-  auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string(), at::kCUDA);
+  const int64_t vocab = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny")->config().vocab_size;
+  auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string(), at::kCUDA, vocab);
   REQUIRE(model.device().is_cuda());
   run_gpt2_golden_cases(model);
   const auto folder = lmdecode_test::reference_dir() / "gpt2-tiny";
@@ -170,6 +174,26 @@ TEST_CASE("the HF-style adapter rejects bad modules and files clearly", "[adapte
         },
         at::kCPU);
     REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(model, config).generate({{1, 2}}), Contains("past_key_values layer 0"));
+  }
+  SECTION("with a vocab_size: a prompt id outside it, before the module runs; logits over another vocabulary") {
+    int calls = 0;
+    auto forward = [&calls](const at::Tensor& ids, const lmdecode::LegacyPast&, const at::Tensor& mask,
+                            const at::Tensor&) {
+      ++calls;
+      const auto grown = at::zeros({ids.size(0), 1, mask.size(1), 4});
+      return std::make_pair(at::zeros({ids.size(0), ids.size(1), 5}), lmdecode::LegacyPast{{grown, grown}});
+    };
+    lmdecode::HfStyleModel five(forward, at::kCPU, 5);
+    REQUIRE_THROWS_AS(lmdecode::GreedyDecoder(five, config).generate({{1, 2}, {4, 5}}), lmdecode::invalid_argument);
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(five, config).generate({{1, 2}, {4, 5}}),
+                        Contains("input_ids hold token 5 outside the vocabulary [0, 5)"));
+    REQUIRE(calls == 0);
+    REQUIRE(lmdecode::GreedyDecoder(five, config).generate({{1, 2}, {4}}).hypotheses.size() == 2);  // pads are 0 here
+    lmdecode::HfStyleModel six(forward, at::kCPU, 6);
+    REQUIRE_THROWS_AS(lmdecode::GreedyDecoder(six, config).generate({{1, 2}}), lmdecode::model_error);
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(six, config).generate({{1, 2}}),
+                        Contains("the module returned logits over 5 tokens, but its vocab_size is 6"));
+    REQUIRE_THROWS_AS(lmdecode::HfStyleModel(forward, at::kCPU, 0), lmdecode::invalid_argument);
   }
   SECTION("a missing or corrupt TorchScript file") {
     REQUIRE_THROWS_AS(lmdecode::load_torchscript("/nonexistent/model.pt"), lmdecode::file_error);

@@ -65,5 +65,15 @@ inline void check_logits(const at::Tensor& logits, int64_t rows, int64_t vocab, 
                      logits.device().str(), device.str());
 }
 
+/// Checks that the prompt's ids (pads included) are tokens of a `vocab`-token model, with one host
+/// read. Later steps feed tokens the decoder chose from the logits, so only the prefill needs it. On a
+/// GPU an id outside the embedding is a device-side assert that leaves the CUDA context unusable.
+inline void check_prompt_in_vocabulary(const at::Tensor& input_ids, int64_t vocab) {
+  auto range = at::stack({input_ids.min(), input_ids.max()}).to(at::kCPU);
+  const int64_t low = range[0].item<int64_t>(), high = range[1].item<int64_t>();
+  check(low >= 0 && high < vocab, "input_ids hold token {} outside the vocabulary [0, {}) (a prompt token, or the pad id of the left padding)",
+        low < 0 ? low : high, vocab);
+}
+
 }  // namespace detail
 }  // namespace lmdecode

@@ -70,31 +70,41 @@ class HfStyleModel {
   using ForwardFn = std::function<std::pair<at::Tensor, LegacyPast>(const at::Tensor&, const LegacyPast&,
                                                                    const at::Tensor&, const at::Tensor&)>;
 
-  HfStyleModel(ForwardFn forward, at::Device device) : forward_(std::move(forward)), device_(device) {}
+  /// `vocab_size`, when given, is checked against the prompt's ids before the module sees them (an id
+  /// outside a GPU module's embedding is a device-side assert) and against the logits the module returns.
+  HfStyleModel(ForwardFn forward, at::Device device, std::optional<int64_t> vocab_size = std::nullopt)
+      : forward_(std::move(forward)), device_(device), vocab_size_(vocab_size) {
+    detail::check(!vocab_size || *vocab_size >= 1, "vocab_size must be at least 1 (got {})", vocab_size.value_or(0));
+  }
 
   /// Wraps a C++ module (held by shared_ptr) with forward(ids, past, mask, positions) -> pair(logits, past).
   /// Its device is that of its first parameter, else of its first buffer (CPU if it has neither).
   template <class Module>
-  static HfStyleModel from_module(std::shared_ptr<Module> module) {
+  static HfStyleModel from_module(std::shared_ptr<Module> module, std::optional<int64_t> vocab_size = std::nullopt) {
     auto device = detail::first_device(module->parameters());
     if (!device) device = detail::first_device(module->buffers());
     return HfStyleModel(
         [module](const at::Tensor& ids, const LegacyPast& past, const at::Tensor& mask, const at::Tensor& pos) {
           return module->forward(ids, past, mask, pos);
         },
-        device.value_or(at::kCPU));
+        device.value_or(at::kCPU), vocab_size);
   }
 
   at::Device device() const { return device_; }
+  std::optional<int64_t> vocab_size() const { return vocab_size_; }
   LegacyPastCache make_cache(int64_t /*rows*/, int64_t /*capacity*/) const { return {}; }
 
   at::Tensor forward(const ForwardBatch& batch, LegacyPastCache& cache) {
     const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
+    if (vocab_size_ && cache.length() == 0) detail::check_prompt_in_vocabulary(batch.input_ids, *vocab_size_);
     auto [logits, past] = forward_(batch.input_ids, cache.past(), batch.attention_mask, batch.position_ids);
     detail::check<model_error>(logits.defined() && logits.dim() == 3 && logits.size(0) == rows && logits.size(1) == fed,
                                "the module returned logits of shape [{}], expected [{}, {}, vocab]",
                                logits.defined() ? fmt::format("{}", fmt::join(logits.sizes(), ", ")) : "undefined",
                                rows, fed);
+    detail::check<model_error>(!vocab_size_ || logits.size(2) == *vocab_size_,
+                               "the module returned logits over {} tokens, but its vocab_size is {}", logits.size(2),
+                               vocab_size_.value_or(0));
     check_past(past, rows, cache.length() + fed);
     cache.replace(std::move(past));
     return batch.all_logits ? logits : logits.select(1, fed - 1);
@@ -114,6 +124,7 @@ class HfStyleModel {
 
   ForwardFn forward_;
   at::Device device_;
+  std::optional<int64_t> vocab_size_;
 };
 
 }  // namespace lmdecode

@@ -52,8 +52,8 @@ inline c10::IValue past_to_ivalue(const LegacyPast& past) {
 
 /// Wraps a loaded TorchScript module. Its device is that of its first parameter, else of its first
 /// buffer, else of its first plain tensor attribute (weights kept as `self.w = tensor` in Python),
-/// submodules included; CPU if it holds no tensor.
-inline HfStyleModel from_torchscript(torch::jit::Module module) {
+/// submodules included; CPU if it holds no tensor. `vocab_size`: as in HfStyleModel's constructor.
+inline HfStyleModel from_torchscript(torch::jit::Module module, std::optional<int64_t> vocab_size = std::nullopt) {
   module.eval();
   auto device = detail::first_device(module.parameters());
   if (!device) device = detail::first_device(module.buffers());
@@ -74,11 +74,12 @@ inline HfStyleModel from_torchscript(torch::jit::Module module) {
         detail::check<model_error>(parts[0].isTensor(), "the TorchScript module's logits are not a tensor");
         return std::make_pair(parts[0].toTensor(), detail::past_from_ivalue(parts[1]));
       },
-      device.value_or(at::kCPU));
+      device.value_or(at::kCPU), vocab_size);
 }
 
 /// Loads a TorchScript file onto `device` and wraps it.
-inline HfStyleModel load_torchscript(const std::string& path, at::Device device = at::kCPU) {
+inline HfStyleModel load_torchscript(const std::string& path, at::Device device = at::kCPU,
+                                     std::optional<int64_t> vocab_size = std::nullopt) {
   detail::check_device_available(device);
   torch::jit::Module module;
   try {
@@ -86,7 +87,7 @@ inline HfStyleModel load_torchscript(const std::string& path, at::Device device 
   } catch (const c10::Error& e) {
     throw file_error(fmt::format("cannot load TorchScript file {}: {}", path, e.what_without_backtrace()));
   }
-  return from_torchscript(std::move(module));
+  return from_torchscript(std::move(module), vocab_size);
 }
 
 }  // namespace lmdecode

@@ -74,13 +74,7 @@ class PretrainedModel {
     const int64_t last = cache.length() + ids.size(1);
     detail::check(last <= config_.max_position_embeddings || config_.model_type != "gpt2",
                   "sequence length {} exceeds the model's {} positions", last, config_.max_position_embeddings);
-    if (cache.length() == 0) {  // the prompt; later steps feed tokens the decoder chose from the logits
-      auto range = at::stack({ids.min(), ids.max()}).to(at::kCPU);  // one host read
-      const int64_t vocab = config_.vocab_size;
-      detail::check(range[0].item<int64_t>() >= 0 && range[1].item<int64_t>() < vocab,
-                    "input_ids hold token {} outside the vocabulary [0, {})",
-                    range[0].item<int64_t>() < 0 ? range[0].item<int64_t>() : range[1].item<int64_t>(), vocab);
-    }
+    if (cache.length() == 0) detail::check_prompt_in_vocabulary(ids, config_.vocab_size);
   }
 
   ModelConfig config_;
