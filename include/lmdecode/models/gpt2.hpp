@@ -28,15 +28,15 @@ class Gpt2Model : public PretrainedModel {
       Layer l;
       l.ln1_w = weights.take(p + "ln_1.weight", {e});
       l.ln1_b = weights.take(p + "ln_1.bias", {e});
-      l.attn_w = weights.take(p + "attn.c_attn.weight", {e, 3 * e});
+      l.attn_w = column_major(weights.take(p + "attn.c_attn.weight", {e, 3 * e}));
       l.attn_b = weights.take(p + "attn.c_attn.bias", {3 * e});
-      l.proj_w = weights.take(p + "attn.c_proj.weight", {e, e});
+      l.proj_w = column_major(weights.take(p + "attn.c_proj.weight", {e, e}));
       l.proj_b = weights.take(p + "attn.c_proj.bias", {e});
       l.ln2_w = weights.take(p + "ln_2.weight", {e});
       l.ln2_b = weights.take(p + "ln_2.bias", {e});
-      l.fc_w = weights.take(p + "mlp.c_fc.weight", {e, inner});
+      l.fc_w = column_major(weights.take(p + "mlp.c_fc.weight", {e, inner}));
       l.fc_b = weights.take(p + "mlp.c_fc.bias", {inner});
-      l.out_w = weights.take(p + "mlp.c_proj.weight", {inner, e});
+      l.out_w = column_major(weights.take(p + "mlp.c_proj.weight", {inner, e}));
       l.out_b = weights.take(p + "mlp.c_proj.bias", {e});
       layers_.push_back(std::move(l));
     }
@@ -79,7 +79,13 @@ class Gpt2Model : public PretrainedModel {
     return at::layer_norm(x, {x.size(-1)}, weight, bias, config().norm_eps);
   }
 
-  /// HF Conv1D: x @ weight + bias with weight stored [in, out].
+  /// A Conv1D weight [in, out] laid out as nn.Linear's ([out, in] in memory), as Qwen2's are. Seen with
+  /// libtorch 1.13 on a CPU without AVX-512: a bfloat16 matmul whose second operand is row-major
+  /// accumulates in bfloat16 (error growing with `in`, 10 ulps in gpt2-tiny's logits), the transposed
+  /// one in float32. Float32 and float64 results do not change.
+  static at::Tensor column_major(const at::Tensor& weight) { return weight.t().contiguous().t(); }
+
+  /// HF Conv1D: x @ weight + bias with weight [in, out].
   static at::Tensor conv1d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
     auto sizes = x.sizes().vec();
     sizes.back() = weight.size(1);
