@@ -44,6 +44,10 @@ struct WrongShapeModule : torch::nn::Module {
   }
 };
 
+int64_t gpt2_tiny_vocab_size() {
+  return lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny")->config().vocab_size;
+}
+
 template <class Model>
 void run_gpt2_golden_cases(Model& model) {
   const auto folder = lmdecode_test::reference_dir() / "gpt2-tiny";
@@ -84,7 +88,7 @@ TEST_CASE("a C++ module's device is its parameters', else its buffers'", "[adapt
 
 TEST_CASE("a TorchScript module exported from Python reproduces the golden gpt2-tiny cases", "[adapters]") {
   // With its vocabulary size given, as a GPU user should (see the CUDA case below).
-  const int64_t vocab = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny")->config().vocab_size;
+  const int64_t vocab = gpt2_tiny_vocab_size();
   auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string(), at::kCPU, vocab);
   REQUIRE(model.vocab_size() == vocab);
   run_gpt2_golden_cases(model);
@@ -131,7 +135,7 @@ TEST_CASE("a TorchScript module decodes with one read of the device a step", "[a
 
 TEST_CASE("a TorchScript module on CUDA reproduces the golden gpt2-tiny cases and reads the device once a step", "[.cuda]") {
   if (!lmdecode_test::cuda_present()) return;
-  const int64_t vocab = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny")->config().vocab_size;
+  const int64_t vocab = gpt2_tiny_vocab_size();
   auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string(), at::kCUDA, vocab);
   REQUIRE(model.device().is_cuda());
   run_gpt2_golden_cases(model);
