@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <fstream>
 
 #include "lmdecode/lmdecode.hpp"
@@ -108,6 +110,24 @@ TEST_CASE("the reference models run in float32, bfloat16 and float16", "[models]
       REQUIRE((logits.to(at::kDouble) - expected).abs().max().item<double>() < (dtype == at::kFloat ? 1e-4 : 0.5));
     }
   }
+}
+
+TEST_CASE("bfloat16 attention over a long context is rounded once, as a float32 product is", "[models]") {
+  // One query's near-uniform weights times 4096 values: libtorch 1.13's CPU bf16 matmul, without
+  // AVX-512, came out 5% off here (benchmarks/RESULTS.md).
+  const int64_t positions = 4096;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(7);
+  auto scores = (at::randn({1, 2, 1, positions}, generator) * 0.1).to(at::kBFloat16);
+  auto values = at::randn({1, 2, positions, 64}, generator).to(at::kBFloat16);
+  auto blocked = at::zeros({1, 1, 1, positions}, at::kBool);
+  // transformers: softmax in float32, weights rounded to bf16, then weights @ values.
+  auto exact = at::matmul(scores.softmax(-1, at::kFloat).to(at::kBFloat16).to(at::kDouble), values.to(at::kDouble));
+  auto attended = lmdecode::detail::masked_attention(scores.clone(), blocked, values, at::kFloat);
+  REQUIRE(attended.scalar_type() == at::kBFloat16);
+  const double largest = exact.abs().max().item<double>();
+  // Rounded once, each result is within half a bf16 ulp of its exact value; a bound of one ulp of
+  // the largest result (2^-8 of it) leaves room for the float32 sum's order.
+  CHECK((attended.to(at::kDouble) - exact).abs().max().item<double>() <= largest / 256);
 }
 
 TEST_CASE("load_pretrained names what is wrong with a checkpoint", "[models]") {

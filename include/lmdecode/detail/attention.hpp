@@ -34,7 +34,13 @@ inline at::Tensor masked_attention(at::Tensor scores, const at::Tensor& blocked,
                                    at::ScalarType softmax_dtype) {
   scores.masked_fill_(blocked, mask_value(scores.scalar_type()));
   auto weights = scores.softmax(-1, softmax_dtype);
-  if (weights.scalar_type() != values.scalar_type()) weights = weights.to(values.scalar_type());
+  const auto dtype = values.scalar_type();
+  if (weights.scalar_type() != dtype) weights = weights.to(dtype);
+  // A CPU half-precision matmul may accumulate in half precision along the context (libtorch 1.13
+  // without AVX-512: 5% off at 4096 positions, benchmarks/RESULTS.md). The same rounded weights
+  // times the values in float32, rounded once, is what a GPU's float32-accumulating GEMM gives.
+  if (values.is_cpu() && (dtype == at::kBFloat16 || dtype == at::kHalf))
+    return at::matmul(weights.to(at::kFloat), values.to(at::kFloat)).to(dtype);
   return at::matmul(weights, values);
 }
 
