@@ -125,8 +125,8 @@ TEST_CASE("bfloat16 attention over a long context is rounded once, as a float32 
   auto attended = lmdecode::detail::masked_attention(scores.clone(), blocked, values, at::kFloat);
   REQUIRE(attended.scalar_type() == at::kBFloat16);
   const double largest = exact.abs().max().item<double>();
-  // Rounded once, each result is within half a bf16 ulp of its exact value; a bound of one ulp of
-  // the largest result (2^-8 of it) leaves room for the float32 sum's order.
+  // Rounded once, each result is within half a bf16 ulp of its exact value. The bound, 2^-8 of the
+  // largest result, is between half an ulp and one ulp of it.
   CHECK((attended.to(at::kDouble) - exact).abs().max().item<double>() <= largest / 256);
 }
 
