@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstdint>
 
+#include "lmdecode/detail/token_index.hpp"
 #include "lmdecode/error.hpp"
 
 namespace lmdecode {
@@ -71,9 +72,9 @@ inline void check_logits(const at::Tensor& logits, int64_t rows, int64_t vocab, 
 inline void check_prompt_in_vocabulary(const at::Tensor& input_ids, int64_t vocab) {
   auto range = at::stack({input_ids.min(), input_ids.max()}).to(at::kCPU);
   const int64_t low = range[0].item<int64_t>(), high = range[1].item<int64_t>();
-  check(low >= 0 && high < vocab,
+  check(is_token(low, vocab) && is_token(high, vocab),
         "input_ids hold token {} outside the vocabulary [0, {}) (a prompt token, or the pad id of the left padding)",
-        low < 0 ? low : high, vocab);
+        is_token(low, vocab) ? high : low, vocab);
 }
 
 }  // namespace detail
