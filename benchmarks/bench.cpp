@@ -162,7 +162,7 @@ std::unique_ptr<lmdecode::PretrainedModel> random_model(const lmdecode::ModelCon
     w[p + "mlp.up_proj.weight"] = normal({c.intermediate_size, h});
     w[p + "mlp.down_proj.weight"] = normal({h, c.intermediate_size});
   }
-  return std::make_unique<lmdecode::Qwen2Model>(c, lmdecode::detail::WeightStore(std::move(w), "random " + o.preset),
+  return std::make_unique<lmdecode::Qwen2Model>(c, lmdecode::CheckpointWeights(std::move(w), "random " + o.preset),
                                                 o.device, o.dtype);
 }
 

@@ -11,9 +11,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include <lmdecode/chat.hpp>
+#include <lmdecode/text/chat.hpp>
 #include <lmdecode/lmdecode.hpp>
-#include <lmdecode/tokenizer.hpp>
+#include <lmdecode/text/tokenizer.hpp>
 
 int main(int argc, char** argv) {
   CLI::App app{"lmdecode-chat: one ChatML turn with a checkpoint folder holding tokenizer.json", "lmdecode-chat"};

@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
     config.max_new_tokens = 24;
     const std::vector<lmdecode::TokenIds> prompts = {{208, 141, 227, 125, 139}, {17, 240, 5}};
-    fmt::print("eos    [{}], pad {}\n\n", fmt::join(config.eos_token_ids, ", "), config.effective_pad_token_id());
+    fmt::print("eos    [{}], pad {}\n\n", fmt::join(config.eos_token_ids, ", "), config.resolved_pad_token_id());
 
     fmt::print("greedy, streamed (prompt 0):");
     auto start = std::chrono::steady_clock::now();

@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <lmdecode/lmdecode.hpp>
-#include <lmdecode/tokenizer.hpp>
+#include <lmdecode/text/tokenizer.hpp>
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <lmdecode/tokenizer.hpp>
+#include <lmdecode/text/tokenizer.hpp>
 
 int main(int argc, char** argv) {
   CLI::App app{"lmdecode-tokenize: encode or decode lines with a Hugging Face tokenizer.json", "lmdecode-tokenize"};

@@ -2,14 +2,19 @@
 // through our decoders and reports every mismatch.
 //
 //   lmdecode-conformance --cases FILE --models DIR [--dtype f64|f32|all] [--device cpu|cuda]
+//                        [--expect-cases N]
 //
 // Tokens must match exactly; scores and log-probs within 1e-5*|ref| + 1e-6 (f64) or
-// 1e-4*|ref| + 1e-5 (f32). Ends with "N passed, N failed" (cases); exits 0 only if none failed.
+// 1e-4*|ref| + 1e-5 (f32). Ends with "N passed, N failed" (cases); exits 0 only if none failed
+// and, with --expect-cases, exactly N cases ran. A case whose "check" is empty or names an unknown
+// dtype fails.
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "support/golden_cases.hpp"
 
@@ -18,7 +23,7 @@ namespace {
 int usage(const std::string& why) {
   std::fprintf(stderr,
                "lmdecode-conformance: %s\nusage: lmdecode-conformance --cases FILE --models DIR "
-               "[--dtype f64|f32|all] [--device cpu|cuda]\n",
+               "[--dtype f64|f32|all] [--device cpu|cuda] [--expect-cases N]\n",
                why.c_str());
   return 2;
 }
@@ -27,6 +32,7 @@ int usage(const std::string& why) {
 
 int main(int argc, char** argv) {
   std::string cases_path, models_dir, dtype_filter = "all", device_name = "cpu";
+  long expected_cases = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) return usage(arg == "--help" ? "help" : "missing value after " + arg);
@@ -35,6 +41,7 @@ int main(int argc, char** argv) {
     else if (arg == "--models") models_dir = value;
     else if (arg == "--dtype") dtype_filter = value;
     else if (arg == "--device") device_name = value;
+    else if (arg == "--expect-cases") expected_cases = std::strtol(value.c_str(), nullptr, 10);
     else return usage("unknown argument " + arg);
   }
   if (cases_path.empty() || models_dir.empty()) return usage("--cases and --models are required");
@@ -53,7 +60,7 @@ int main(int argc, char** argv) {
       auto& slot = models[name + "/" + dtype];
       if (!slot.model) {
         const auto folder = std::filesystem::path(models_dir) / name;
-        slot.model = lmdecode::load_pretrained(folder, {device, dtype == "f64" ? at::kDouble : at::kFloat});
+        slot.model = lmdecode::load_pretrained(folder, {device, lmdecode_test::golden_dtype(dtype)});
         slot.defaults = lmdecode::load_checkpoint_generation_config(folder, slot.model->config());
       }
       return slot;
@@ -63,8 +70,15 @@ int main(int argc, char** argv) {
     for (size_t index = 0; index < cases.size(); ++index) {
       const auto& c = cases[index];
       bool ok = true, ran = false;
-      for (const auto& dtype_json : c.at("check")) {
-        const std::string dtype = dtype_json;
+      std::vector<std::string> dtypes;
+      try {
+        dtypes = lmdecode_test::golden_checks(c);
+      } catch (const std::invalid_argument& e) {
+        fmt::print("FAIL case {}: {}\n", index, e.what());
+        ++failed;
+        continue;
+      }
+      for (const auto& dtype : dtypes) {
         if (dtype_filter != "all" && dtype != dtype_filter) continue;
         ran = true;
         auto& loaded = model_for(c.at("model"), dtype);
@@ -78,6 +92,10 @@ int main(int argc, char** argv) {
       if (ran) (ok ? passed : failed)++;
     }
     fmt::print("{} passed, {} failed\n", passed, failed);
+    if (expected_cases >= 0 && passed + failed != expected_cases) {
+      fmt::print("expected {} cases to run, {} ran\n", expected_cases, passed + failed);
+      return 1;
+    }
     return failed == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lmdecode-conformance: %s\n", e.what());

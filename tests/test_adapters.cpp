@@ -21,14 +21,14 @@ struct LegacyGpt2Module : torch::nn::Module {
     register_buffer("anchor", at::zeros({1}));  // gives the module a device to report
   }
 
-  std::pair<at::Tensor, lmdecode::LegacyPast> forward(const at::Tensor& ids, const lmdecode::LegacyPast& past,
+  std::pair<at::Tensor, lmdecode::HfStylePast> forward(const at::Tensor& ids, const lmdecode::HfStylePast& past,
                                                       const at::Tensor& mask, const at::Tensor& positions) {
     const int64_t cached = past.empty() ? 0 : past[0].first.size(2);
     auto cache = model_->make_cache(ids.size(0), cached + ids.size(1));
     for (size_t l = 0; l < past.size(); ++l) cache.append(static_cast<int64_t>(l), past[l].first, past[l].second);
     cache.advance(cached);
     auto logits = model_->forward({ids, mask, positions, true}, cache);
-    lmdecode::LegacyPast grown;
+    lmdecode::HfStylePast grown;
     for (int64_t l = 0; l < cache.num_layers(); ++l) grown.emplace_back(cache.keys(l).clone(), cache.values(l).clone());
     return {logits, grown};
   }
@@ -38,7 +38,7 @@ struct LegacyGpt2Module : torch::nn::Module {
 
 /// Returns logits with a wrong shape.
 struct WrongShapeModule : torch::nn::Module {
-  std::pair<at::Tensor, lmdecode::LegacyPast> forward(const at::Tensor& ids, const lmdecode::LegacyPast&,
+  std::pair<at::Tensor, lmdecode::HfStylePast> forward(const at::Tensor& ids, const lmdecode::HfStylePast&,
                                                       const at::Tensor&, const at::Tensor&) {
     return {at::zeros({ids.size(0), 7}), {}};
   }
@@ -134,7 +134,7 @@ TEST_CASE("a TorchScript module decodes with one read of the device a step", "[a
 }
 
 TEST_CASE("a TorchScript module on CUDA reproduces the golden gpt2-tiny cases and reads the device once a step", "[.cuda]") {
-  if (!lmdecode_test::cuda_present()) return;
+  lmdecode_test::require_cuda();
   const int64_t vocab = gpt2_tiny_vocab_size();
   auto model = lmdecode::load_torchscript((lmdecode_test::data_dir() / "gpt2-tiny-legacy.pt").string(), at::kCUDA, vocab);
   REQUIRE(model.device().is_cuda());
@@ -149,7 +149,7 @@ TEST_CASE("a TorchScript module on CUDA reproduces the golden gpt2-tiny cases an
 }
 
 TEST_CASE("the HF-style adapter's past takes its parents' rows, and rejects an index that names no row", "[adapters]") {
-  lmdecode::LegacyPastCache cache;
+  lmdecode::HfStyleCache cache;
   cache.reorder(at::tensor({0, 0}, at::kLong));  // nothing stored yet: nothing to gather
   auto key = at::arange(3, at::kFloat).view({3, 1, 1, 1});
   cache.replace({{key, -key}});
@@ -157,7 +157,7 @@ TEST_CASE("the HF-style adapter's past takes its parents' rows, and rejects an i
   REQUIRE(at::equal(cache.past()[0].first.flatten(), at::tensor({2.f, 2.f, 0.f})));
   REQUIRE(at::equal(cache.past()[0].second.flatten(), at::tensor({-2.f, -2.f, -0.f})));
   REQUIRE_THROWS_WITH(cache.reorder(at::tensor({1, 3}, at::kLong)),
-                      Catch::Contains("LegacyPastCache::reorder: index 3 at position 1 is not a row (rows: 3)"));
+                      Catch::Contains("HfStyleCache::reorder: index 3 at position 1 is not a row (rows: 3)"));
   REQUIRE_THROWS_AS(cache.reorder(at::tensor({0}, at::kInt)), lmdecode::invalid_argument);
   REQUIRE(at::equal(cache.past()[0].first.flatten(), at::tensor({2.f, 2.f, 0.f})));  // left as it was
 }
@@ -172,20 +172,20 @@ TEST_CASE("the HF-style adapter rejects bad modules and files clearly", "[adapte
   }
   SECTION("a past of the wrong length") {
     lmdecode::HfStyleModel model(
-        [](const at::Tensor& ids, const lmdecode::LegacyPast&, const at::Tensor&, const at::Tensor&) {
+        [](const at::Tensor& ids, const lmdecode::HfStylePast&, const at::Tensor&, const at::Tensor&) {
           return std::make_pair(at::zeros({ids.size(0), ids.size(1), 5}),
-                                lmdecode::LegacyPast{{at::zeros({ids.size(0), 1, 9, 4}), at::zeros({ids.size(0), 1, 9, 4})}});
+                                lmdecode::HfStylePast{{at::zeros({ids.size(0), 1, 9, 4}), at::zeros({ids.size(0), 1, 9, 4})}});
         },
         at::kCPU);
     REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(model, config).generate({{1, 2}}), Contains("past_key_values layer 0"));
   }
   SECTION("with a vocab_size: a prompt id outside it, before the module runs; logits over another vocabulary") {
     int calls = 0;
-    auto forward = [&calls](const at::Tensor& ids, const lmdecode::LegacyPast&, const at::Tensor& mask,
+    auto forward = [&calls](const at::Tensor& ids, const lmdecode::HfStylePast&, const at::Tensor& mask,
                             const at::Tensor&) {
       ++calls;
       const auto grown = at::zeros({ids.size(0), 1, mask.size(1), 4});
-      return std::make_pair(at::zeros({ids.size(0), ids.size(1), 5}), lmdecode::LegacyPast{{grown, grown}});
+      return std::make_pair(at::zeros({ids.size(0), ids.size(1), 5}), lmdecode::HfStylePast{{grown, grown}});
     };
     lmdecode::HfStyleModel five(forward, at::kCPU, 5);
     REQUIRE_THROWS_AS(lmdecode::GreedyDecoder(five, config).generate({{1, 2}, {4, 5}}), lmdecode::invalid_argument);

@@ -54,7 +54,7 @@ TEST_CASE("the reference models match transformers' float64 logits", "[models]")
 
       auto batch = full_logits(*model, ref.batch_ids, ref.batch_mask);
       REQUIRE(at::isfinite(batch).all().item<bool>());  // finite even in fully masked pad rows
-      // transformers' own float64 Qwen2 rows with left padding are NaN (HF_SEMANTICS §6): compare the others.
+      // transformers' own float64 Qwen2 rows with left padding are NaN (DECODING_RULES.md §6): compare the others.
       auto comparable = ref.batch_mask * at::isfinite(ref.batch_logits).all(-1).all(-1, true);
       REQUIRE(comparable.sum().item<int64_t>() >= ref.prompt.size(1));
       REQUIRE(max_error_at_real_positions(batch, ref.batch_logits, comparable) < tolerance);

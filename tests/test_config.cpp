@@ -96,9 +96,9 @@ TEST_CASE("GenerationConfig resolves lengths the way transformers does", "[confi
   c.min_length = 10;
   c.min_new_tokens = 2;
   REQUIRE(c.resolved_min_new_tokens(7) == 3);
-  REQUIRE(c.effective_pad_token_id() == 0);
+  REQUIRE(c.resolved_pad_token_id() == 0);
   c.eos_token_ids = {151645, 151643};
-  REQUIRE(c.effective_pad_token_id() == 151645);  // HF: pad := eos[0]
+  REQUIRE(c.resolved_pad_token_id() == 151645);  // HF: pad := eos[0]
 }
 
 TEST_CASE("generation_config.json loads HF keys, ignores unknown ones and names wrongly typed ones", "[config]") {

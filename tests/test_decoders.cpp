@@ -4,7 +4,6 @@
 #include <thread>
 
 #include "lmdecode/lmdecode.hpp"
-#include "support/step_ops.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
 
@@ -170,6 +169,31 @@ TEST_CASE("BeamSearchDecoder follows HF's early-stopping modes and length penalt
   }
 }
 
+TEST_CASE("beam search keeps max(2, 1 + #EOS) x num_beams candidates, so EOS ids cannot crowd out the running beams", "[beam]") {
+  // Tokens a, b and two EOS ids x, y; prompt [a], 2 beams: K = 3 x 2 = 6 candidates a step. Step 2's
+  // four best candidates all end (a x .08, a y .07, b x .0675, b y .0645); only the fifth and sixth
+  // (a a .0625, a b .0375) can run on. With length penalty 2 and early_stopping "never" the search
+  // reaches step 3, where a a x and a a y beat every shorter hypothesis (a x: -0.631, a y: -0.665).
+  // Had it kept 2 x num_beams = 4 candidates, no running beam would have survived step 2.
+  constexpr int64_t a = 0, x = 2, y = 3;  // and b = 1
+  TableModel model({{.25, .15, .32, .28}, {.07, .05, .45, .43}, {.25, .25, .25, .25}, {.25, .25, .25, .25}});
+  GenerationConfig config;
+  config.eos_token_ids = {x, y};
+  config.pad_token_id = x;
+  config.num_beams = 2;
+  config.num_return_sequences = 2;
+  config.max_new_tokens = 3;
+  config.length_penalty = 2.0;
+  config.early_stopping = EarlyStopping::never;
+  auto r = lmdecode::BeamSearchDecoder(model, config).generate({{a}});
+  REQUIRE(r.steps == 3);
+  REQUIRE(r.hypotheses[0].size() == 2);
+  REQUIRE(r.hypotheses[0][0].tokens == std::vector<int64_t>{a, a, x});
+  REQUIRE(r.hypotheses[0][0].score == Approx(lp({.25, .25, .32}) / 9).margin(1e-6));
+  REQUIRE(r.hypotheses[0][1].tokens == std::vector<int64_t>{a, a, y});
+  REQUIRE(r.hypotheses[0][1].score == Approx(lp({.25, .25, .28}) / 9).margin(1e-6));
+}
+
 TEST_CASE("decoders reject bad input and misbehaving models with clear errors", "[errors]") {
   auto model = abc_model();
   auto config = abc_config();
@@ -259,10 +283,12 @@ TEST_CASE("greedy with and without the cache agree on the real checkpoints", "[g
       config.use_cache = false;
       auto recomputed = lmdecode::GreedyDecoder(*model, config).generate(prompts);
       REQUIRE(at::equal(cached.sequences, recomputed.sequences));
-      for (size_t p = 0; p < prompts.size(); ++p)
+      for (size_t p = 0; p < prompts.size(); ++p) {
+        REQUIRE(cached.hypotheses[p][0].token_logprobs.size() == recomputed.hypotheses[p][0].token_logprobs.size());
         for (size_t j = 0; j < cached.hypotheses[p][0].token_logprobs.size(); ++j)
           REQUIRE(cached.hypotheses[p][0].token_logprobs[j] ==
                   Approx(recomputed.hypotheses[p][0].token_logprobs[j]).margin(1e-4));
+      }
       config.num_beams = 3;
       auto beam_recomputed = lmdecode::BeamSearchDecoder(*model, config).generate(prompts);
       config.use_cache = true;
@@ -278,7 +304,7 @@ TEST_CASE("beam search and sampling prefill each prompt once and give its cache 
   auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
   config.max_new_tokens = 10;
   config.min_new_tokens = 10;  // every step feeds every row
-  const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};  // the second left padded
+  const auto prompts = lmdecode_test::prompts_5_and_2();  // the second left padded
   RowRecordingModel recorder{*model, {}};
   auto check_rows = [&](int64_t copies) {
     REQUIRE(recorder.rows_fed.size() == 10);
@@ -315,7 +341,7 @@ TEST_CASE("a step callback sees each step's tokens, also when beams take over ot
   auto model = lmdecode::load_pretrained(folder);
   auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
   config.eos_token_ids.clear();
-  const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};
+  const auto prompts = lmdecode_test::prompts_5_and_2();
   auto best_of_run = [&](int64_t new_tokens) {
     auto limited = config;
     limited.max_new_tokens = new_tokens;
@@ -346,7 +372,8 @@ TEST_CASE("two threads decoding on one shared model get the results each gets al
   config.max_new_tokens = 20;
   auto beam_config = config;
   beam_config.num_beams = 3;
-  const std::vector<lmdecode::TokenIds> first = {{17, 240, 5, 99, 31}, {120}}, second = {{44, 45, 46}, {7, 8}};
+  const auto first = lmdecode_test::prompts_5_and_1();
+  const std::vector<lmdecode::TokenIds> second = {{44, 45, 46}, {7, 8}};
   auto greedy_alone = lmdecode::GreedyDecoder(*model, config).generate(first).sequences;
   auto beam_alone = lmdecode::BeamSearchDecoder(*model, beam_config).generate(second).sequences;
   for (int round = 0; round < 5; ++round) {
@@ -357,77 +384,5 @@ TEST_CASE("two threads decoding on one shared model get the results each gets al
     b.join();
     REQUIRE(at::equal(greedy_threaded, greedy_alone));
     REQUIRE(at::equal(beam_threaded, beam_alone));
-  }
-}
-
-TEST_CASE("OpCounter counts the operators called and those they call", "[ops]") {
-  auto a = at::ones({3}), b = at::ones({3});
-  lmdecode::OpCounter counter;
-  auto c = a + b;
-  auto counts = counter.take();
-  CHECK(counts.calls == 1);
-  CHECK(counts.calls_by_name == std::map<std::string, int64_t>{{"aten::add", 1}});
-  CHECK(counts.host_reads == 0);
-  at::matmul(a.view({1, 3}), b.view({3, 1}));
-  counts = counter.take();
-  CHECK(counts.calls_by_name.at("aten::matmul") == 1);
-  CHECK(counts.all_calls > counts.calls);  // matmul reshapes and calls mm
-  at::ones({2, 5}, at::kLong).to(at::kCPU);  // on a GPU this would be a read of the device
-  counts = counter.take();
-  if (lmdecode::OpCounter::kCountsTransfers) {
-    CHECK(counts.to_host == 1);
-    CHECK(counts.to_host_bytes == 2 * 5 * 8);
-    CHECK(counts.made_without_device == std::map<std::string, int64_t>{{"aten::ones", 1}});
-  }
-  // Only factories that name no device count: on a GPU they would make host tensors.
-  at::arange(4, at::kLong);
-  at::arange(1, 4, at::TensorOptions().dtype(at::kLong).device(a.device()));
-  at::zeros_like(a);
-  at::full({2}, 1.0, a.options());
-  if (lmdecode::OpCounter::kCountsTransfers)
-    CHECK(counter.take().made_without_device == std::map<std::string, int64_t>{{"aten::arange", 1}});
-  REQUIRE_THROWS_WITH(lmdecode::OpCounter(), Contains("only one OpCounter"));
-}
-
-TEST_CASE("every decoding step dispatches the same operators, none that waits on the device but one read", "[ops][models]") {
-  // A step whose cost grew with its index (host work over the whole history, tensors rebuilt from
-  // the start) would show as more calls in the later steps. On a GPU, an operator that reads device
-  // memory on the host (item, nonzero, ...) stalls the host until the device catches up: run here on
-  // the CPU, this finds them by name, with every processor and a stop sequence on.
-  auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "qwen2-tiny");
-  auto config = lmdecode::load_checkpoint_generation_config(lmdecode_test::reference_dir() / "qwen2-tiny", model->config());
-  REQUIRE_FALSE(config.eos_token_ids.empty());  // so every step reads its "anything left?" flag
-  config.repetition_penalty = 1.2;
-  config.no_repeat_ngram_size = 2;
-  config.bad_words_ids = {{5, 6}, {7}};
-  config.suppress_tokens = {3};
-  config.begin_suppress_tokens = {4};
-  config.stop_sequences = {{9, 9, 9}};  // cannot match under no_repeat_ngram_size 2: no row ends early
-  const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 31}, {120, 4}};
-  auto check_steps = [](const std::vector<lmdecode::OpCounts>& c) { CHECK(lmdecode_test::step_problems(c) == ""); };
-  SECTION("greedy") { check_steps(lmdecode_test::counts_by_length(*model, config, prompts)); }
-  SECTION("beam search") {
-    config.num_beams = 3;
-    check_steps(lmdecode_test::counts_by_length(*model, config, prompts));
-  }
-  SECTION("sampling with every warper") {
-    config.do_sample = true;
-    config.temperature = 0.7;
-    config.top_k = 20;
-    config.top_p = 0.9;
-    config.min_p = 0.01;
-    config.typical_p = 0.95;
-    config.seed = 3;
-    check_steps(lmdecode_test::counts_by_length(*model, config, prompts));
-    config.num_beams = 2;  // beam sampling
-    check_steps(lmdecode_test::counts_by_length(*model, config, prompts));
-  }
-  SECTION("streaming: the event's tokens come with the same read") {
-    int64_t events = 0;
-    auto count = [&](lmdecode::StepEvent& e) { events += static_cast<int64_t>(!e.tokens.empty()); };
-    check_steps(lmdecode_test::counts_by_length(*model, config, prompts, count));
-    config.num_beams = 3;
-    check_steps(lmdecode_test::counts_by_length(*model, config, prompts, count));
-    CHECK(events == 2 * (12 + 4 + 8 + 12));
   }
 }

@@ -2,14 +2,14 @@
 // (fetched by scripts/fetch-qwen-tokenizer.sh), ChatML, and lmdecode-chat end to end.
 #include <catch2/catch.hpp>
 
-#include <array>
 #include <cstdio>
 #include <fstream>
 
-#include "lmdecode/chat.hpp"
+#include "lmdecode/text/chat.hpp"
 #include "lmdecode/lmdecode.hpp"
-#include "lmdecode/tokenizer.hpp"
+#include "lmdecode/text/tokenizer.hpp"
 #include "support/safetensors_writer.hpp"
+#include "support/run_command.hpp"
 #include "support/test_data.hpp"
 
 using Catch::Matchers::Contains;
@@ -149,14 +149,10 @@ TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and st
       {"model.layers.0.mlp.down_proj.weight", at::randn({hidden, inner}) * 0.1}};
   lmdecode_test::write_safetensors(dir / "model.safetensors", w);
 
-  const std::string command = fmt::format("echo 'What is a KV cache?' | {} --model {} 2>&1", LMDECODE_CHAT_BIN, dir.string());
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buffer{};
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) out.append(buffer.data(), n);
-  const int status = pclose(pipe);
+  const auto [status, out] =
+      lmdecode_test::run_command(fmt::format("echo 'What is a KV cache?' | {} --model {}", LMDECODE_CHAT_BIN, dir.string()));
   INFO(out);
-  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE(status == 0);
   REQUIRE_THAT(out, Contains("new tokens, eos]"));  // ended by <|im_end|>, which the text does not show
   REQUIRE_THAT(out, !Contains("<|im_end|>"));
 }

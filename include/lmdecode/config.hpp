@@ -76,7 +76,7 @@ struct GenerationConfig {
   bool use_cache = true;
 
   /// The pad id actually used: `pad_token_id`, else the first EOS id, else 0.
-  int64_t effective_pad_token_id() const {
+  int64_t resolved_pad_token_id() const {
     if (pad_token_id) return *pad_token_id;
     return eos_token_ids.empty() ? 0 : eos_token_ids.front();
   }

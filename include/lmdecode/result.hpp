@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lmdecode/token_ids.hpp"
+
 namespace lmdecode {
 
 /// Why a returned sequence ended.
@@ -32,7 +34,7 @@ inline std::string_view to_string(FinishReason reason) {
 
 /// One returned sequence.
 struct Hypothesis {
-  std::vector<int64_t> tokens;        ///< new tokens only, the final EOS included
+  TokenIds tokens;                    ///< new tokens only, the final EOS included
   std::vector<double> token_logprobs; ///< log-prob of each new token under the processed scores
   /// Greedy: sum of token_logprobs. Beam: HF `sequences_scores`, sum / (tokens.size() ** length_penalty).
   double score = 0.0;

@@ -5,7 +5,7 @@
 #include <functional>
 #include <vector>
 
-#include "lmdecode/detail/padded_batch.hpp"
+#include "lmdecode/token_ids.hpp"
 
 namespace lmdecode {
 

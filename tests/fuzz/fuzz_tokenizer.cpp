@@ -4,7 +4,7 @@
 #include <string>
 
 #include "fuzz_json.hpp"
-#include "lmdecode/tokenizer.hpp"
+#include "lmdecode/text/tokenizer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto json = fuzz_json(data, size);

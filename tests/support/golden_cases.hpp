@@ -3,6 +3,7 @@
 // decoders and describing the first difference. Shared by lmdecode-conformance and the tests.
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,13 @@
 
 namespace lmdecode_test {
 
+/// The model dtype of a golden block's name: "f64" or "f32"; anything else is an error.
+inline at::ScalarType golden_dtype(const std::string& name) {
+  if (name == "f64") return at::kDouble;
+  if (name == "f32") return at::kFloat;
+  throw std::invalid_argument(fmt::format("unknown golden dtype \"{}\" (f64 or f32)", name));
+}
+
 struct Tolerance {
   double relative;
   double absolute;
@@ -22,7 +30,7 @@ struct Tolerance {
 
 /// The README's tolerances for scores and log-probs.
 inline Tolerance golden_tolerance(const std::string& dtype) {
-  return dtype == "f64" ? Tolerance{1e-5, 1e-6} : Tolerance{1e-4, 1e-5};
+  return golden_dtype(dtype) == at::kDouble ? Tolerance{1e-5, 1e-6} : Tolerance{1e-4, 1e-5};
 }
 
 /// "" when `ours` reproduces the reference block `ref` (tokens exactly, scores within `tol`), else what differs.
@@ -45,14 +53,27 @@ inline std::string compare_with_reference(const lmdecode::GenerationResult& ours
   std::vector<const lmdecode::Hypothesis*> flat;
   for (const auto& per_prompt : ours.hypotheses)
     for (const auto& h : per_prompt) flat.push_back(&h);
+  if (ref.contains("finish_reasons")) {
+    const auto& reasons = ref.at("finish_reasons");
+    if (reasons.size() != flat.size())
+      return fmt::format("{} hypotheses returned, reference has {} finish reasons", flat.size(), reasons.size());
+    for (size_t r = 0; r < flat.size(); ++r)
+      if (lmdecode::to_string(flat[r]->finish_reason) != reasons[r].get<std::string>())
+        return fmt::format("row {} finished with {}, reference with {}", r, lmdecode::to_string(flat[r]->finish_reason),
+                           reasons[r].get<std::string>());
+  }
   if (beam) {
     const auto& scores = ref.at("sequences_scores");
+    if (scores.size() != flat.size())
+      return fmt::format("{} hypotheses returned, reference has {} sequences_scores", flat.size(), scores.size());
     for (size_t r = 0; r < scores.size(); ++r)
       if (!tol.close(flat[r]->score, scores[r].get<double>()))
         return fmt::format("row {} score {:.9g} vs {:.9g}", r, flat[r]->score, scores[r].get<double>());
     return "";
   }
   const auto& logprobs = ref.at("token_logprobs");
+  if (logprobs.size() != flat.size())
+    return fmt::format("{} hypotheses returned, reference has {} rows of token_logprobs", flat.size(), logprobs.size());
   for (size_t r = 0; r < logprobs.size(); ++r) {
     const auto& row = logprobs[r];
     if (row.size() != flat[r]->token_logprobs.size())
@@ -63,6 +84,20 @@ inline std::string compare_with_reference(const lmdecode::GenerationResult& ours
                            row[j].get<double>());
   }
   return "";
+}
+
+/// The dtypes a golden case must be reproduced in (its "check"): at least one, each known and with
+/// its block present.
+inline std::vector<std::string> golden_checks(const nlohmann::json& golden_case) {
+  std::vector<std::string> dtypes;
+  for (const auto& d : golden_case.at("check")) {
+    const std::string name = d.get<std::string>();
+    golden_dtype(name);
+    if (!golden_case.contains(name)) throw std::invalid_argument(fmt::format("\"check\" lists {} but the case has no {} block", name, name));
+    dtypes.push_back(name);
+  }
+  if (dtypes.empty()) throw std::invalid_argument("the case's \"check\" is empty: it would test nothing");
+  return dtypes;
 }
 
 /// Runs `golden_case` on `model` with the checkpoint's generation defaults `defaults` overlaid by

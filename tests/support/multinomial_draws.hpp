@@ -9,7 +9,7 @@
 #include <functional>
 #include <limits>
 
-#include "lmdecode/detail/multinomial.hpp"
+#include "lmdecode/decoders/detail/sampling_draws.hpp"
 
 namespace lmdecode_test {
 

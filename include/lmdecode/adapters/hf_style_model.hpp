@@ -2,12 +2,12 @@
 // HfStyleModel: adapts a module whose forward has Hugging Face's legacy shape,
 //     forward(input_ids, past_key_values, attention_mask, position_ids) -> (logits, past_key_values)
 // with the past as one (key, value) pair per layer, each [rows, kv_heads, cached, head_dim], and
-// logits [rows, T, vocab]. The adapter keeps the past per row (LegacyPastCache) and reorders it
+// logits [rows, T, vocab]. The adapter keeps the past per row (HfStyleCache) and reorders it
 // for beams with index_select, so children of one beam never share mutable state.
 //
 // Example (a C++ module; see adapters/torchscript.hpp for TorchScript):
 //   struct MyLM : torch::nn::Module {
-//     std::pair<at::Tensor, lmdecode::LegacyPast> forward(const at::Tensor& ids, const lmdecode::LegacyPast& past,
+//     std::pair<at::Tensor, lmdecode::HfStylePast> forward(const at::Tensor& ids, const lmdecode::HfStylePast& past,
 //                                                         const at::Tensor& mask, const at::Tensor& pos);
 //   };
 //   auto lm = std::make_shared<MyLM>();
@@ -40,18 +40,18 @@ std::optional<at::Device> first_device(const Tensors& tensors) {
 }  // namespace detail
 
 /// HF's legacy past: per layer a (key, value) pair.
-using LegacyPast = std::vector<std::pair<at::Tensor, at::Tensor>>;
+using HfStylePast = std::vector<std::pair<at::Tensor, at::Tensor>>;
 
 /// The per-row past of an HF-style module, reorderable for beam search.
-class LegacyPastCache {
+class HfStyleCache {
  public:
   int64_t length() const { return past_.empty() ? 0 : past_.front().first.size(2); }
-  const LegacyPast& past() const { return past_; }
-  void replace(LegacyPast past) { past_ = std::move(past); }
+  const HfStylePast& past() const { return past_; }
+  void replace(HfStylePast past) { past_ = std::move(past); }
 
   /// Row i takes what row `row_index[i]` held.
   void reorder(const at::Tensor& row_index) {
-    detail::check_row_index("LegacyPastCache", row_index, past_.empty() ? 0 : past_.front().first.size(0),
+    detail::check_row_index("HfStyleCache", row_index, past_.empty() ? 0 : past_.front().first.size(0),
                             past_.empty() ? std::nullopt : std::optional(past_.front().first.device()));
     for (auto& [key, value] : past_) {
       key = key.index_select(0, row_index);
@@ -60,14 +60,14 @@ class LegacyPastCache {
   }
 
  private:
-  LegacyPast past_;
+  HfStylePast past_;
 };
 
 class HfStyleModel {
  public:
-  using Cache = LegacyPastCache;
+  using Cache = HfStyleCache;
   /// (input_ids, past, attention_mask, position_ids) -> (logits [rows, T, vocab], new past).
-  using ForwardFn = std::function<std::pair<at::Tensor, LegacyPast>(const at::Tensor&, const LegacyPast&,
+  using ForwardFn = std::function<std::pair<at::Tensor, HfStylePast>(const at::Tensor&, const HfStylePast&,
                                                                    const at::Tensor&, const at::Tensor&)>;
 
   /// `vocab_size`, when given, is checked against the prompt's ids before the module sees them (an id
@@ -84,7 +84,7 @@ class HfStyleModel {
     auto device = detail::first_device(module->parameters());
     if (!device) device = detail::first_device(module->buffers());
     return HfStyleModel(
-        [module](const at::Tensor& ids, const LegacyPast& past, const at::Tensor& mask, const at::Tensor& pos) {
+        [module](const at::Tensor& ids, const HfStylePast& past, const at::Tensor& mask, const at::Tensor& pos) {
           return module->forward(ids, past, mask, pos);
         },
         device.value_or(at::kCPU), vocab_size);
@@ -92,9 +92,9 @@ class HfStyleModel {
 
   at::Device device() const { return device_; }
   std::optional<int64_t> vocab_size() const { return vocab_size_; }
-  LegacyPastCache make_cache(int64_t /*rows*/, int64_t /*capacity*/) const { return {}; }
+  HfStyleCache make_cache(int64_t /*rows*/, int64_t /*capacity*/) const { return {}; }
 
-  at::Tensor forward(const ForwardBatch& batch, LegacyPastCache& cache) {
+  at::Tensor forward(const ForwardBatch& batch, HfStyleCache& cache) {
     const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
     if (vocab_size_ && cache.length() == 0) detail::check_prompt_in_vocabulary(batch.input_ids, *vocab_size_);
     auto [logits, past] = forward_(batch.input_ids, cache.past(), batch.attention_mask, batch.position_ids);
@@ -111,7 +111,7 @@ class HfStyleModel {
   }
 
  private:
-  void check_past(const LegacyPast& past, int64_t rows, int64_t length) const {
+  void check_past(const HfStylePast& past, int64_t rows, int64_t length) const {
     detail::check<model_error>(!past.empty(), "the module returned an empty past_key_values");
     for (size_t l = 0; l < past.size(); ++l)
       for (const auto* t : {&past[l].first, &past[l].second})

@@ -20,7 +20,7 @@ namespace lmdecode {
 
 namespace detail {
 
-inline LegacyPast past_from_ivalue(const c10::IValue& value) {
+inline HfStylePast past_from_ivalue(const c10::IValue& value) {
   std::vector<c10::IValue> layers;
   if (value.isList()) {
     for (const auto& v : value.toListRef()) layers.push_back(v);
@@ -30,7 +30,7 @@ inline LegacyPast past_from_ivalue(const c10::IValue& value) {
     throw model_error(fmt::format("past_key_values must be a list or tuple of (key, value) pairs, got {}",
                                   value.tagKind()));
   }
-  LegacyPast past;
+  HfStylePast past;
   for (size_t l = 0; l < layers.size(); ++l) {
     const auto& pair = layers[l];
     check<model_error>(pair.isTuple() && pair.toTupleRef().elements().size() == 2,
@@ -42,7 +42,7 @@ inline LegacyPast past_from_ivalue(const c10::IValue& value) {
   return past;
 }
 
-inline c10::IValue past_to_ivalue(const LegacyPast& past) {
+inline c10::IValue past_to_ivalue(const HfStylePast& past) {
   c10::impl::GenericList list(c10::TupleType::create({c10::TensorType::get(), c10::TensorType::get()}));
   for (const auto& [k, v] : past) list.push_back(c10::ivalue::Tuple::create({k, v}));
   return list;
@@ -66,7 +66,7 @@ inline HfStyleModel from_torchscript(torch::jit::Module module, std::optional<in
   }
   auto shared = std::make_shared<torch::jit::Module>(std::move(module));
   return HfStyleModel(
-      [shared](const at::Tensor& ids, const LegacyPast& past, const at::Tensor& mask, const at::Tensor& pos) {
+      [shared](const at::Tensor& ids, const HfStylePast& past, const at::Tensor& mask, const at::Tensor& pos) {
         auto out = shared->forward({ids, detail::past_to_ivalue(past), mask, pos});
         detail::check<model_error>(out.isTuple() && out.toTupleRef().elements().size() == 2,
                                    "the TorchScript module must return (logits, past_key_values), got {}", out.tagKind());

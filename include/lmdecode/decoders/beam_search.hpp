@@ -1,5 +1,5 @@
 #pragma once
-// BeamSearchDecoder: transformers 5.x `_beam_search` (HF_SEMANTICS §3), vectorised over prompts x
+// BeamSearchDecoder: transformers 5.x `_beam_search` (DECODING_RULES.md §3), vectorised over prompts x
 // beams on the model's device. Each step: one batched forward for all rows, log-softmax, the
 // processors, top-K candidates (drawn instead with do_sample: beam sampling), the next running
 // beams, the finished-hypothesis merge and a cache reorder, all as tensor ops; the only host read is
@@ -24,16 +24,13 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
-#include "lmdecode/detail/deadline.hpp"
-#include "lmdecode/detail/decoder_base.hpp"
-#include "lmdecode/detail/generator.hpp"
-#include "lmdecode/detail/hypotheses.hpp"
-#include "lmdecode/detail/multinomial.hpp"
-#include "lmdecode/detail/padded_batch.hpp"
-#include "lmdecode/detail/step_runner.hpp"
-#include "lmdecode/detail/stop_sequences.hpp"
-#include "lmdecode/detail/streamed_tokens.hpp"
-#include "lmdecode/logits/default_processors.hpp"
+#include "lmdecode/decoders/detail/beam_hypotheses.hpp"
+#include "lmdecode/decoders/detail/decoder_base.hpp"
+#include "lmdecode/decoders/detail/decoding_loop.hpp"
+#include "lmdecode/decoders/detail/hypotheses.hpp"
+#include "lmdecode/decoders/detail/padded_batch.hpp"
+#include "lmdecode/decoders/detail/random_generator.hpp"
+#include "lmdecode/decoders/detail/sampling_draws.hpp"
 #include "lmdecode/model.hpp"
 #include "lmdecode/result.hpp"
 #include "lmdecode/streaming.hpp"
@@ -47,6 +44,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
   using Base::config_;
   using Base::model_;
   using Base::user_processors_;
+  using Loop = detail::DecodingLoop<Model>;
 
  public:
   /// `processors` run after the ones `config` enables, on float32 log-probs.
@@ -56,235 +54,193 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
   }
 
  private:
-  // -1e9 marks "cannot be chosen" exactly as transformers does; it is exact in float32 and absorbs
-  // any |x| < 32 added to it (HF_SEMANTICS §7).
-  static constexpr double kBlocked = -1.0e9;
-
-  /// Hypotheses of every prompt, kept sorted by length-normalised score ([B, nb, ...] each). seq and
-  /// lp are as wide as the steps so far, so that a step's work follows its length, not max_new_tokens.
-  struct FinishedSet {
-    at::Tensor seq;     // [B, nb, prompt + steps] prompt + tokens, `fill` after the end
-    at::Tensor lp;      // [B, nb, steps] per-token log-probs, 0 after the end
-    at::Tensor score;   // [B, nb] float32, -1e9 placeholders until filled
-    at::Tensor done;    // [B, nb] bool: a real hypothesis
-    at::Tensor len;     // [B, nb] generated tokens, the last one included
-    at::Tensor reason;  // [B, nb] FinishReason
-    at::Tensor stop;    // [B, nb] matched stop sequence or -1
-    int64_t fill;       // seq's value after a hypothesis' end
-
-    /// Keeps the best nb of the current hypotheses and `n` new ones (each field [B, n, ...]; new_seq
-    /// and new_lp may be wider than seq and lp, which then widen with `fill` and 0).
-    void merge(const at::Tensor& new_seq, const at::Tensor& new_lp, const at::Tensor& new_score, const at::Tensor& new_done,
-               const at::Tensor& new_len, const at::Tensor& new_reason, const at::Tensor& new_stop) {
-      const int64_t beams = score.size(1);
-      auto widened = [](const at::Tensor& t, int64_t width, int64_t value) {
-        return t.size(2) == width ? t : at::constant_pad_nd(t, {0, width - t.size(2)}, value);
-      };
-      auto [merged_score, pick] = at::cat({score, new_score}, 1).topk(beams, 1);
-      auto gather = [&](const at::Tensor& old_part, const at::Tensor& new_part) {
-        auto both = at::cat({old_part, new_part}, 1);
-        auto index = pick;
-        for (int64_t d = 2; d < both.dim(); ++d) index = index.unsqueeze(d);
-        auto sizes = both.sizes().vec();
-        sizes[1] = beams;
-        return both.gather(1, index.expand(sizes));
-      };
-      seq = gather(widened(seq, new_seq.size(2), fill), new_seq);
-      lp = gather(widened(lp, new_lp.size(2), 0), new_lp);
-      done = gather(done, new_done);
-      len = gather(len, new_len);
-      reason = gather(reason, new_reason);
-      stop = gather(stop, new_stop);
-      score = merged_score;
-    }
+  /// What one generate() call carries from step to step.
+  struct Search {
+    int64_t batch, beams, rows, num_candidates, max_new, max_len;
+    detail::RunningBeams running;
+    detail::FinishedHypotheses finished;
+    at::Tensor can_improve;  // [B, 1] bool: HF is_early_stop_heuristic_unsatisfied, sticky per prompt
+    at::Tensor row_offset;   // [B, 1] int64: the first row of each prompt, b * nb
+    std::optional<at::Generator> generator;  // beam sampling only
   };
 
   GenerationResult run(const detail::PaddedBatch& prompts, const StepCallback& on_step) {
     c10::InferenceMode inference;
-    const detail::Deadline deadline(config_.max_time);
-    const int64_t batch = prompts.input_ids.size(0);
+    // Every prompt becomes `beams` identical rows (row b * beams + k = beam k of prompt b); the
+    // prefill still runs once per prompt (StepRunner).
+    Loop loop(model_, config_, user_processors_, prompts, config_.num_beams, on_step);
+    Search s = start(loop, prompts.input_ids.size(0));
+    int64_t steps = 0;
+    while (steps < loop.max_new_tokens()) {
+      const int64_t cur = loop.prompt_length() + steps;
+      // a. Log-probs, then the processors, each beam on its own history (no renormalisation after).
+      at::Tensor logprobs = loop.next_scores(s.running.seq.view({s.rows, cur}), /*log_probs=*/true);  // [rows, V]
+      // b-c. The K best continuations of each prompt's beams by cumulative score (K draws with do_sample).
+      const detail::Candidates c = candidates(s, loop, logprobs, steps);
+      // d. Which candidates end here, and why: an EOS id, a stop sequence, the length limit, max_time.
+      auto ends = loop.classify_ends(c.token, c.seq, steps + 1);
+      const bool out_of_time = loop.out_of_time();
+      auto reason = end_reasons(ends, out_of_time && cur + 1 < s.max_len);
+      const bool last_step = cur + 1 >= s.max_len || out_of_time;
+      // e. The next running beams: the best candidates not ended by a token, from all K.
+      auto parent = advance_running(s, c, ends.ended);
+      if (last_step) ends.ended.fill_(true);  // the length limit or max_time ends every candidate
+      // f. Finished hypotheses: only the candidates ranked in the top nb can finish.
+      add_finished(s, c, ends, reason, steps + 1);
+      // g. Each surviving beam takes its parent's keys and values.
+      auto parent_row = (s.row_offset + parent).view({s.rows});
+      loop.runner().reorder(parent_row);
+      ++steps;
+      // h. The early-stop heuristic, then the step's one device read: is every prompt done?
+      auto prompt_done = update_early_stop(s, steps, last_step);
+      auto all_done = prompt_done.all().logical_or(ends.ended.all());
+      if (!loop.streaming()) {
+        if (loop.read_flag(all_done)) break;
+        continue;
+      }
+      const detail::StepRead read =
+          loop.read_step(steps, {s.running.seq.select(2, cur), parent_row, {}, prompt_done.logical_not(), s.beams}, all_done);
+      if (read.stop_requested) end_on_callback(s, prompt_done, steps);
+      if (read.stop_requested || read.flag) break;
+    }
+    loop.finish();
+    return result(loop, s, steps);
+  }
+
+  /// The first step's state: only beam 0 of each prompt is live; no hypothesis has finished.
+  Search start(Loop& loop, int64_t batch) const {
     const int64_t beams = config_.num_beams;
-    const int64_t rows = batch * beams;
-    const int64_t prompt_len = prompts.input_ids.size(1);
-    const int64_t max_new = detail::checked_max_new_tokens(config_, prompt_len);
-    const int64_t max_len = prompt_len + max_new;
     const auto& eos_ids = config_.eos_token_ids;
-    const int64_t candidates = std::max<int64_t>(2, 1 + static_cast<int64_t>(eos_ids.size())) * beams;
-    const double length_penalty = config_.length_penalty;
-    const bool stop_when_full = config_.early_stopping == EarlyStopping::on_full;
+    const auto longs = loop.longs(), floats = loop.floats();
+    Search s;
+    s.batch = batch;
+    s.beams = beams;
+    s.rows = batch * beams;
+    s.num_candidates = std::max<int64_t>(2, 1 + static_cast<int64_t>(eos_ids.size())) * beams;
+    s.max_new = loop.max_new_tokens();
+    s.max_len = loop.prompt_length() + s.max_new;
+    if (config_.do_sample) s.generator = detail::make_generator(config_.seed, longs.device());
+    s.row_offset = (at::arange(batch, longs) * beams).unsqueeze(1);
+    s.running.seq = loop.batch().input_ids.reshape({batch, beams, loop.prompt_length()});
+    s.running.lp = at::zeros({batch, beams, 0}, floats);
+    s.running.score = at::full({batch, beams}, detail::kBlocked, floats);
+    s.running.score.select(1, 0).zero_();
     // HF's fill: pad if it is truthy, else the first EOS, else -1 (Python `or` on the pad id).
     const int64_t fill = (config_.pad_token_id && *config_.pad_token_id != 0) ? *config_.pad_token_id
                          : !eos_ids.empty()                                    ? eos_ids.front()
                                                                                : -1;
-    const auto device = prompts.input_ids.device();
-    const auto longs = prompts.input_ids.options();
-    const auto floats = at::TensorOptions().dtype(at::kFloat).device(device);
-    auto code = [](FinishReason r) { return static_cast<int64_t>(r); };
-
-    // Every prompt becomes `beams` identical rows (row b * beams + k = beam k of prompt b); the
-    // prefill still runs once per prompt (StepRunner).
-    const detail::PaddedBatch expanded = prompts.repeated(beams);
-    auto processors = make_processors(config_, prompt_len, user_processors_);
-    detail::StepRunner<Model> runner(model_, expanded, beams, max_new, config_.use_cache, config_.effective_pad_token_id());
-    detail::StopSequenceMatcher stops(config_.stop_sequences, device);
-    std::optional<at::Generator> generator;
-    if (config_.do_sample) generator = detail::make_generator(config_.seed, device);
-    auto eos = at::tensor(eos_ids, longs);
-    auto row_offset = (at::arange(batch, longs) * beams).unsqueeze(1);  // [B, 1]
-    std::optional<detail::StreamedTokens> streamed;  // the callback's tokens, kept on the host
-    if (on_step) streamed.emplace(rows);
-
-    // Running beams: whole sequences (prompt included), per-token log-probs, cumulative scores. The
-    // first two grow by a column a step.
-    auto running_seq = expanded.input_ids.reshape({batch, beams, prompt_len});  // [B, nb, prompt + steps]
-    auto running_lp = at::zeros({batch, beams, 0}, floats);                   // [B, nb, steps]
-    auto running_score = at::full({batch, beams}, kBlocked, floats);  // [B, nb]: only beam 0 is live at first
-    running_score.select(1, 0).zero_();
-    FinishedSet finished{running_seq,
-                         running_lp,
-                         at::full({batch, beams}, kBlocked, floats),
-                         at::zeros({batch, beams}, longs.dtype(at::kBool)),
-                         at::zeros({batch, beams}, longs),
-                         at::full({batch, beams}, code(FinishReason::length), longs),
-                         at::full({batch, beams}, -1, longs),
-                         fill};
-    auto can_improve = at::ones({batch, 1}, longs.dtype(at::kBool));  // HF is_early_stop_heuristic_unsatisfied
-
-    int64_t steps = 0;
-    while (steps < max_new) {
-      const int64_t cur = prompt_len + steps;
-      const int64_t generated = steps + 1;  // tokens per candidate after this step, its last one included
-      auto history = running_seq.view({rows, cur});
-      // a. Log-probs come before the processors (HF's order); no renormalisation after them.
-      at::Tensor logprobs = runner.next_logits(history).log_softmax(-1);  // [rows, V]
-      processors.apply(history, logprobs);
-      const int64_t vocab = logprobs.size(1);
-      detail::check(candidates <= beams * vocab,
-                    "beam search keeps {} candidates a step but only {} beams x {} tokens exist: lower num_beams",
-                    candidates, beams, vocab);
-
-      // b-c. K continuations of all beams of each prompt by cumulative (unnormalised) score: the
-      // top K, or with do_sample K draws without replacement (HF beam sampling).
-      auto total = (logprobs + running_score.view({rows, 1})).view({batch, beams * vocab});
-      at::Tensor cand_score, cand_index;  // [B, K]
-      if (generator) {
-        auto draws = detail::draw_from_softmax(total, candidates, *generator);
-        runner.note_undrawable(draws.invalid);
-        cand_index = draws.index;
-        cand_score = total.gather(1, cand_index);
-      } else {
-        std::tie(cand_score, cand_index) = total.topk(candidates, 1);
-      }
-      auto cand_beam = cand_index.div(vocab, "floor");
-      auto cand_token = cand_index.remainder(vocab);
-      // Each candidate: its parent's sequence and log-probs, and one column more.
-      auto cand_seq = at::cat({running_seq.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, cur})),
-                               cand_token.unsqueeze(2)}, 2);  // [B, K, cur + 1]
-      auto cand_lp = at::cat({running_lp.gather(1, cand_beam.unsqueeze(2).expand({batch, candidates, steps})),
-                              logprobs.view({batch, beams * vocab}).gather(1, cand_index).unsqueeze(2)}, 2);  // [B, K, steps + 1]
-
-      // d. Which candidates end here, and why: an EOS id, a stop sequence, the length limit, max_time.
-      auto is_eos = eos_ids.empty() ? at::zeros_like(cand_token, at::kBool) : at::isin(cand_token, eos);
-      auto cand_stop = stops.empty() ? at::full_like(cand_token, -1)
-                                     : stops.match(cand_seq.narrow(2, prompt_len, generated));
-      auto is_stop = is_eos.logical_not().logical_and(cand_stop >= 0);
-      auto hit = is_eos.logical_or(is_stop);
-      auto cand_reason = at::full_like(cand_token, code(FinishReason::length));
-      cand_reason.masked_fill_(is_eos, code(FinishReason::eos));
-      cand_reason.masked_fill_(is_stop, code(FinishReason::stop_sequence));
-      cand_stop.masked_fill_(is_stop.logical_not(), -1);
-      const bool out_of_time = deadline.passed();
-      if (out_of_time && cur + 1 < max_len) cand_reason.masked_fill_(hit.logical_not(), code(FinishReason::time));
-      const bool last_step = cur + 1 >= max_len || out_of_time;
-
-      // e. The next running beams: the best candidates not ended by a token, from all K. (On the
-      // last step they go no further; they are what its step event shows.)
-      auto [next_score, next_pick] = (cand_score + hit.to(at::kFloat) * kBlocked).topk(beams, 1);
-      running_seq = cand_seq.gather(1, next_pick.unsqueeze(2).expand({batch, beams, cur + 1}));
-      running_lp = cand_lp.gather(1, next_pick.unsqueeze(2).expand({batch, beams, generated}));
-      running_score = next_score;
-      auto parent = cand_beam.gather(1, next_pick);  // [B, nb]
-      if (last_step) hit.fill_(true);  // the length limit or max_time ends every candidate
-
-      // f. Finished hypotheses: only candidates ranked in the top nb can finish.
-      auto new_done = hit.narrow(1, 0, beams);
-      auto normalised = cand_score.narrow(1, 0, beams) / std::pow(static_cast<double>(generated), length_penalty);
-      if (stop_when_full) normalised = normalised + finished.done.all(1, true).to(at::kFloat) * kBlocked;  // prompt is full
-      normalised = normalised + can_improve.logical_not().to(at::kFloat) * kBlocked;
-      normalised = normalised + new_done.logical_not().to(at::kFloat) * kBlocked;
-      finished.merge(cand_seq.narrow(1, 0, beams), cand_lp.narrow(1, 0, beams), normalised, new_done,
-                     at::full({batch, beams}, generated, longs), cand_reason.narrow(1, 0, beams), cand_stop.narrow(1, 0, beams));
-
-      // g. Each surviving beam takes its parent's keys and values.
-      auto parent_row = (row_offset + parent).view({rows});
-      runner.reorder(parent_row);
-      ++steps;
-
-      // h. Early-stop heuristic (HF _check_early_stop_heuristic), sticky per prompt.
-      const bool optimistic = config_.early_stopping == EarlyStopping::never && length_penalty > 0.0;
-      const double best_length = optimistic ? static_cast<double>(max_new) : static_cast<double>(steps);
-      auto best_running = running_score.narrow(1, 0, 1) / std::pow(best_length, length_penalty);
-      auto worst_finished =
-          at::where(finished.done, std::get<0>(finished.score.min(1, true)), at::full_like(finished.score, kBlocked));
-      can_improve.logical_and_((best_running > worst_finished).any(1, true));
-
-      auto prompt_done = can_improve.squeeze(1).logical_not();  // [B]
-      if (stop_when_full) prompt_done.logical_or_(finished.done.all(1));
-      if (last_step) prompt_done.fill_(true);
-      auto all_done = prompt_done.all().logical_or(hit.all());
-      bool done;
-      if (on_step) {
-        // The one host read per step: the running beams' new tokens and parent rows, which prompts
-        // are done, and all_done.
-        const std::vector<at::Tensor> host = runner.read({running_seq.select(2, cur), parent_row, prompt_done, all_done});
-        streamed->append(host[0].data_ptr<int64_t>(), host[1].data_ptr<int64_t>());
-        auto e = event(*streamed, host[2], beams, steps);
-        on_step(e);
-        if (e.stop_requested) {
-          // The running beams of open prompts end here and compete with the finished hypotheses.
-          auto score = running_score / std::pow(static_cast<double>(steps), length_penalty) +
-                       prompt_done.unsqueeze(1).to(at::kFloat) * kBlocked;
-          auto open = prompt_done.logical_not().unsqueeze(1).expand({batch, beams});
-          finished.merge(running_seq, running_lp, score, open, at::full({batch, beams}, steps, longs),
-                         at::full({batch, beams}, code(FinishReason::callback), longs), at::full({batch, beams}, -1, longs));
-          break;
-        }
-        done = *host[3].data_ptr<int64_t>() != 0;
-      } else {
-        done = runner.read_flag(all_done);  // the one host read per step
-      }
-      if (done) break;
-    }
-    runner.read_flag(can_improve.any());  // NaN logits are an error, also after a callback stop
-
-    const int64_t returned = config_.num_return_sequences;
-    auto first = [&](const at::Tensor& t) { return t.narrow(1, 0, returned).reshape({batch * returned, -1}); };
-    at::Tensor out_len = first(finished.len).view({-1});
-    at::Tensor out_seq = first(finished.seq);
-    const int64_t longest = out_len.max().item<int64_t>();
-    GenerationResult result;
-    result.hypotheses = detail::group_by_prompt(
-        detail::collect_hypotheses(out_seq.narrow(1, prompt_len, steps), first(finished.lp), out_len,
-                                   first(finished.score).view({-1}), first(finished.reason).view({-1}),
-                                   first(finished.stop).view({-1})),
-        returned);
-    result.sequences = out_seq.narrow(1, 0, prompt_len + longest).to(at::kCPU);
-    result.prompt_length = prompt_len;
-    result.steps = steps;
-    return result;
+    s.finished = {s.running.seq,
+                  s.running.lp,
+                  at::full({batch, beams}, detail::kBlocked, floats),
+                  at::zeros({batch, beams}, longs.dtype(at::kBool)),
+                  at::zeros({batch, beams}, longs),
+                  at::full({batch, beams}, detail::reason_code(FinishReason::length), longs),
+                  at::full({batch, beams}, -1, longs),
+                  fill};
+    s.can_improve = at::ones({batch, 1}, longs.dtype(at::kBool));
+    return s;
   }
 
-  /// The event of a step: each prompt's best running beam (its beam 0) and prompt_done [B] (host).
-  static StepEvent event(const detail::StreamedTokens& streamed, const at::Tensor& prompt_done, int64_t beams,
-                         int64_t steps) {
-    StepEvent e;
-    e.step = steps - 1;
-    auto done = prompt_done.accessor<int64_t, 1>();
-    for (int64_t b = 0; b < done.size(0); ++b) {
-      e.tokens.push_back(streamed.prefix(b * beams, steps));
-      e.finished.push_back(done[b] != 0);
+  /// b-c: each prompt's K continuations of all its beams by cumulative (unnormalised) score: the
+  /// top K, or with do_sample K draws without replacement (HF beam sampling).
+  detail::Candidates candidates(Search& s, Loop& loop, const at::Tensor& logprobs, int64_t steps) const {
+    const int64_t vocab = logprobs.size(1), cur = loop.prompt_length() + steps;
+    detail::check(s.num_candidates <= s.beams * vocab,
+                  "beam search keeps {} candidates a step but only {} beams x {} tokens exist: lower num_beams",
+                  s.num_candidates, s.beams, vocab);
+    auto total = (logprobs + s.running.score.view({s.rows, 1})).view({s.batch, s.beams * vocab});
+    detail::Candidates c;
+    at::Tensor index;  // [B, K] into beams x vocab
+    if (s.generator) {
+      auto draws = detail::draw_from_softmax(total, s.num_candidates, *s.generator);
+      loop.runner().note_undrawable(draws.invalid);
+      index = draws.index;
+      c.score = total.gather(1, index);
+    } else {
+      std::tie(c.score, index) = total.topk(s.num_candidates, 1);
     }
-    return e;
+    c.beam = index.div(vocab, "floor");
+    c.token = index.remainder(vocab);
+    c.seq = at::cat({s.running.seq.gather(1, c.beam.unsqueeze(2).expand({s.batch, s.num_candidates, cur})), c.token.unsqueeze(2)}, 2);
+    c.lp = at::cat({s.running.lp.gather(1, c.beam.unsqueeze(2).expand({s.batch, s.num_candidates, steps})),
+                    logprobs.view({s.batch, s.beams * vocab}).gather(1, index).unsqueeze(2)}, 2);
+    return c;
+  }
+
+  /// d: each candidate's FinishReason code should it finish now (`length` unless a token ended it;
+  /// `time` instead when max_time ran out before the length limit). Clears `ends.matched` where no
+  /// stop sequence ended the candidate.
+  static at::Tensor end_reasons(detail::RowEnds& ends, bool out_of_time_early) {
+    auto reason = at::full_like(ends.matched, detail::reason_code(FinishReason::length));
+    reason.masked_fill_(ends.eos, detail::reason_code(FinishReason::eos));
+    reason.masked_fill_(ends.stop, detail::reason_code(FinishReason::stop_sequence));
+    ends.matched.masked_fill_(ends.stop.logical_not(), -1);
+    if (out_of_time_early) reason.masked_fill_(ends.ended.logical_not(), detail::reason_code(FinishReason::time));
+    return reason;
+  }
+
+  /// e: the best nb candidates that no token ended become the running beams; returns each new
+  /// beam's parent beam [B, nb]. (On the last step they go no further; they are what its event shows.)
+  static at::Tensor advance_running(Search& s, const detail::Candidates& c, const at::Tensor& ended) {
+    const int64_t cur = c.seq.size(2), generated = c.lp.size(2);
+    auto [score, pick] = (c.score + ended.to(at::kFloat) * detail::kBlocked).topk(s.beams, 1);
+    s.running.seq = c.seq.gather(1, pick.unsqueeze(2).expand({s.batch, s.beams, cur}));
+    s.running.lp = c.lp.gather(1, pick.unsqueeze(2).expand({s.batch, s.beams, generated}));
+    s.running.score = score;
+    return c.beam.gather(1, pick);
+  }
+
+  /// f: the candidates ranked in the top nb that ended join the finished hypotheses with their
+  /// length-normalised score, unless their prompt is full (early_stopping true) or can no longer improve.
+  void add_finished(Search& s, const detail::Candidates& c, const detail::RowEnds& ends, const at::Tensor& reason,
+                    int64_t generated) const {
+    auto new_done = ends.ended.narrow(1, 0, s.beams);
+    auto normalised = c.score.narrow(1, 0, s.beams) / std::pow(static_cast<double>(generated), config_.length_penalty);
+    if (config_.early_stopping == EarlyStopping::on_full)
+      normalised = normalised + s.finished.done.all(1, true).to(at::kFloat) * detail::kBlocked;
+    normalised = normalised + s.can_improve.logical_not().to(at::kFloat) * detail::kBlocked;
+    normalised = normalised + new_done.logical_not().to(at::kFloat) * detail::kBlocked;
+    s.finished.merge(c.seq.narrow(1, 0, s.beams), c.lp.narrow(1, 0, s.beams), normalised, new_done,
+                     at::full({s.batch, s.beams}, generated, c.token.options()), reason.narrow(1, 0, s.beams),
+                     ends.matched.narrow(1, 0, s.beams));
+  }
+
+  /// h: HF's _check_early_stop_heuristic after `steps` steps, sticky per prompt. Returns which
+  /// prompts are done [B] (bool).
+  at::Tensor update_early_stop(Search& s, int64_t steps, bool last_step) const {
+    const double length_penalty = config_.length_penalty;
+    const bool optimistic = config_.early_stopping == EarlyStopping::never && length_penalty > 0.0;
+    const double best_length = static_cast<double>(optimistic ? s.max_new : steps);
+    auto best_running = s.running.score.narrow(1, 0, 1) / std::pow(best_length, length_penalty);
+    auto worst_finished = at::where(s.finished.done, std::get<0>(s.finished.score.min(1, true)),
+                                    at::full_like(s.finished.score, detail::kBlocked));
+    s.can_improve.logical_and_((best_running > worst_finished).any(1, true));
+    auto prompt_done = s.can_improve.squeeze(1).logical_not();
+    if (config_.early_stopping == EarlyStopping::on_full) prompt_done.logical_or_(s.finished.done.all(1));
+    if (last_step) prompt_done.fill_(true);
+    return prompt_done;
+  }
+
+  /// The callback asked to stop: the running beams of open prompts end here and compete with the
+  /// finished hypotheses.
+  void end_on_callback(Search& s, const at::Tensor& prompt_done, int64_t steps) const {
+    const auto longs = s.row_offset.options();
+    auto score = s.running.score / std::pow(static_cast<double>(steps), config_.length_penalty) +
+                 prompt_done.unsqueeze(1).to(at::kFloat) * detail::kBlocked;
+    auto open = prompt_done.logical_not().unsqueeze(1).expand({s.batch, s.beams});
+    s.finished.merge(s.running.seq, s.running.lp, score, open, at::full({s.batch, s.beams}, steps, longs),
+                     at::full({s.batch, s.beams}, detail::reason_code(FinishReason::callback), longs),
+                     at::full({s.batch, s.beams}, -1, longs));
+  }
+
+  /// The best num_return_sequences hypotheses of each prompt.
+  GenerationResult result(Loop& loop, const Search& s, int64_t steps) const {
+    const int64_t returned = config_.num_return_sequences;
+    auto best = [&](const at::Tensor& t) { return t.narrow(1, 0, returned).reshape({s.batch * returned, -1}); };
+    auto flat = [&](const at::Tensor& t) { return best(t).view({-1}); };
+    const auto& f = s.finished;
+    return detail::assemble_result({best(f.seq), best(f.lp), flat(f.len), flat(f.score), flat(f.reason), flat(f.stop)},
+                                   loop.prompt_length(), returned, steps);
   }
 };
 

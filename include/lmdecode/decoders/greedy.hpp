@@ -1,5 +1,5 @@
 #pragma once
-// GreedyDecoder: transformers' greedy search (`_sample` without sampling, HF_SEMANTICS §2) on any
+// GreedyDecoder: transformers' greedy search (`_sample` without sampling, DECODING_RULES.md §2) on any
 // CausalLM, for a batch of prompts of different lengths.
 //
 // Example:
@@ -13,8 +13,8 @@
 #include <ATen/ATen.h>
 
 #include "lmdecode/config.hpp"
-#include "lmdecode/detail/decoder_base.hpp"
-#include "lmdecode/detail/token_loop.hpp"
+#include "lmdecode/decoders/detail/decoder_base.hpp"
+#include "lmdecode/decoders/detail/token_loop.hpp"
 
 namespace lmdecode {
 

@@ -13,10 +13,10 @@
 #include <ATen/ATen.h>
 
 #include "lmdecode/config.hpp"
-#include "lmdecode/detail/decoder_base.hpp"
-#include "lmdecode/detail/generator.hpp"
-#include "lmdecode/detail/multinomial.hpp"
-#include "lmdecode/detail/token_loop.hpp"
+#include "lmdecode/decoders/detail/decoder_base.hpp"
+#include "lmdecode/decoders/detail/random_generator.hpp"
+#include "lmdecode/decoders/detail/sampling_draws.hpp"
+#include "lmdecode/decoders/detail/token_loop.hpp"
 
 namespace lmdecode {
 

@@ -31,8 +31,9 @@ namespace lmdecode {
 /// Tensors by name.
 using TensorMap = std::map<std::string, at::Tensor>;
 
-/// Where and as what loaded tensors land. Unset dtype keeps each tensor's stored dtype; set, it
-/// converts floating-point tensors only (integer and bool tensors keep theirs).
+/// Where and as what loaded tensors land, for the safetensors reader and load_pretrained(). A set
+/// dtype converts floating-point tensors only (integer and bool tensors keep theirs); unset, the
+/// reader keeps each tensor's stored dtype and load_pretrained() runs the model in float32.
 struct LoadOptions {
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> dtype;

@@ -12,7 +12,7 @@
 namespace lmdecode {
 
 /// The processors `config` enables for a padded prompt of `prompt_length` tokens, in transformers'
-/// order (HF_SEMANTICS §4): penalties and bans, then the caller's own processors, then (only when
+/// order (DECODING_RULES.md §4): penalties and bans, then the caller's own processors, then (only when
 /// sampling) the warpers temperature, top-k, top-p, min-p, typical-p.
 inline LogitsProcessorList make_processors(const GenerationConfig& config, int64_t prompt_length,
                                            const LogitsProcessorList& user_processors = {}) {

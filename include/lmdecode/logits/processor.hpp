@@ -1,6 +1,6 @@
 #pragma once
 // Logits processors: in-place edits of one step's scores, applied in a fixed order.
-// Greedy search passes float32 logits, beam search float32 log-probs (HF_SEMANTICS §4).
+// Greedy search passes float32 logits, beam search float32 log-probs (DECODING_RULES.md §4).
 //
 // Example:
 //   lmdecode::LogitsProcessorList processors;

@@ -8,14 +8,14 @@
 #include <string>
 #include <vector>
 
-#include "lmdecode/detail/weights.hpp"
+#include "lmdecode/models/checkpoint_weights.hpp"
 #include "lmdecode/models/pretrained_model.hpp"
 
 namespace lmdecode {
 
 class Gpt2Model : public PretrainedModel {
  public:
-  Gpt2Model(ModelConfig config, const detail::WeightStore& weights, at::Device device, at::ScalarType dtype)
+  Gpt2Model(ModelConfig config, const CheckpointWeights& weights, at::Device device, at::ScalarType dtype)
       : PretrainedModel(std::move(config), device, dtype) {
     const auto& c = this->config();
     const int64_t e = c.hidden_size, inner = c.intermediate_size;

@@ -21,17 +21,14 @@ namespace lmdecode {
 /// Architectures load_pretrained() implements, as named in config.json's "architectures".
 inline constexpr const char* kSupportedArchitectures = "Qwen2ForCausalLM, LlamaForCausalLM, GPT2LMHeadModel";
 
-/// Where the model lives and in which floating-point dtype its weights and activations run.
-struct ModelOptions {
-  at::Device device = at::kCPU;
-  at::ScalarType dtype = at::kFloat;
-};
-
-inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::path& folder, ModelOptions options = {}) {
-  detail::check(at::isFloatingType(options.dtype), "model dtype must be floating point (got {})",
-                c10::toString(options.dtype));
+/// The model in `folder`, on `options.device`, its weights and activations in `options.dtype` (one
+/// floating-point dtype for the whole model; unset: float32, whatever the checkpoint stores).
+inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::path& folder, LoadOptions options = {}) {
+  if (!options.dtype) options.dtype = at::kFloat;
+  const at::ScalarType dtype = *options.dtype;
+  detail::check(at::isFloatingType(dtype), "model dtype must be floating point (got {})", c10::toString(dtype));
 #if TORCH_VERSION_MAJOR < 2
-  detail::check(!(options.dtype == at::kHalf && options.device.is_cpu()),
+  detail::check(!(dtype == at::kHalf && options.device.is_cpu()),
                 "float16 models need CUDA with libtorch {}.{} (it has no float16 matmul on the CPU): use bfloat16 "
                 "or float32 there",
                 TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR);
@@ -47,9 +44,9 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
     throw invalid_argument(fmt::format("{}: architecture \"{}\" (model_type \"{}\") is not supported; supported: {}",
                                        (folder / "config.json").string(), arch, config.model_type,
                                        kSupportedArchitectures));
-  detail::WeightStore weights(load_safetensors_checkpoint(folder, {options.device, options.dtype}), folder.string());
-  if (qwen2) return std::make_unique<Qwen2Model>(std::move(config), weights, options.device, options.dtype);
-  return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, options.dtype);
+  CheckpointWeights weights(load_safetensors_checkpoint(folder, options), folder.string());
+  if (qwen2) return std::make_unique<Qwen2Model>(std::move(config), weights, options.device, dtype);
+  return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
 }
 
 }  // namespace lmdecode

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "lmdecode/cache.hpp"
-#include "lmdecode/detail/attention.hpp"
+#include "lmdecode/models/detail/eager_attention.hpp"
 #include "lmdecode/error.hpp"
 #include "lmdecode/io/model_config.hpp"
 #include "lmdecode/model.hpp"

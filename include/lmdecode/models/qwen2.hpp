@@ -1,7 +1,7 @@
 #pragma once
 // Qwen2 (and Llama-style) decoder: RMSNorm, rotary embeddings, grouped-query attention, SwiGLU MLP,
 // q/k/v biases when the checkpoint has them. It mirrors transformers' float32 islands exactly
-// (HF_SEMANTICS §6): RMSNorm, RoPE cos/sin and the attention softmax run in float32 whatever the
+// (DECODING_RULES.md §6): RMSNorm, RoPE cos/sin and the attention softmax run in float32 whatever the
 // model dtype, which is what keeps bf16/f16 accurate and float64 within 1e-6 of transformers.
 //
 // Each step dispatches few operators, since on a GPU each one is a kernel launch and the host's
@@ -17,15 +17,15 @@
 #include <string>
 #include <vector>
 
-#include "lmdecode/detail/fused_kernels.hpp"
-#include "lmdecode/detail/weights.hpp"
+#include "lmdecode/models/detail/fused_kernels.hpp"
+#include "lmdecode/models/checkpoint_weights.hpp"
 #include "lmdecode/models/pretrained_model.hpp"
 
 namespace lmdecode {
 
 class Qwen2Model : public PretrainedModel {
  public:
-  Qwen2Model(ModelConfig config, const detail::WeightStore& weights, at::Device device, at::ScalarType dtype)
+  Qwen2Model(ModelConfig config, const CheckpointWeights& weights, at::Device device, at::ScalarType dtype)
       : PretrainedModel(std::move(config), device, dtype),
         fused_(detail::kHasFusedKernels && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
     const auto& c = this->config();

@@ -1,5 +1,5 @@
 #pragma once
-// Turning prompts into the left-padded inputs transformers builds (HF_SEMANTICS §1.4-1.5).
+// Turning prompts into the left-padded inputs transformers builds (DECODING_RULES.md §1.4-1.5).
 
 #include <ATen/ATen.h>
 
@@ -7,13 +7,9 @@
 #include <vector>
 
 #include "lmdecode/error.hpp"
+#include "lmdecode/token_ids.hpp"
 
-namespace lmdecode {
-
-/// Token ids of one prompt.
-using TokenIds = std::vector<int64_t>;
-
-namespace detail {
+namespace lmdecode::detail {
 
 struct PaddedBatch {
   at::Tensor input_ids;       // [B, L0] int64, left padded
@@ -77,5 +73,4 @@ inline PaddedBatch batch_from_tensors(const at::Tensor& input_ids, const at::Ten
   return {input_ids, mask, positions_from_mask(mask)};
 }
 
-}  // namespace detail
-}  // namespace lmdecode
+}  // namespace lmdecode::detail

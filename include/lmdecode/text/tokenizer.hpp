@@ -26,11 +26,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lmdecode/detail/byte_level.hpp"
+#include "lmdecode/text/detail/byte_level_alphabet.hpp"
 #include "lmdecode/detail/json_fields.hpp"
-#include "lmdecode/detail/regex.hpp"
-#include "lmdecode/detail/unicode.hpp"
+#include "lmdecode/text/detail/split_regex.hpp"
+#include "lmdecode/text/detail/utf8.hpp"
 #include "lmdecode/error.hpp"
+#include "lmdecode/token_ids.hpp"
 
 namespace lmdecode {
 
@@ -113,8 +114,8 @@ class Tokenizer {
  public:
 
   /// Token ids of `text` (UTF-8), no special tokens added around it.
-  std::vector<int64_t> encode(std::string_view text) const {
-    std::vector<int64_t> ids;
+  TokenIds encode(std::string_view text) const {
+    TokenIds ids;
     size_t pos = 0, plain = 0;
     while (pos < text.size()) {
       const AddedToken* match = added_at(text, pos);
@@ -132,7 +133,7 @@ class Tokenizer {
   }
 
   /// The UTF-8 text of `ids` (invalid byte sequences become U+FFFD); special tokens kept unless skipped.
-  std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const {
+  std::string decode(const TokenIds& ids, bool skip_special_tokens = false) const {
     std::string bytes;
     for (int64_t id : ids) append_bytes(id, skip_special_tokens, bytes);
     return detail::to_valid_utf8(bytes);
@@ -164,11 +165,6 @@ class Tokenizer {
     std::string pending_;
   };
 
-  std::optional<int64_t> token_to_id(const std::string& token) const {
-    auto it = token_ids_.find(token);
-    if (it == token_ids_.end()) return std::nullopt;
-    return it->second;
-  }
   /// Number of ids (the largest id + 1).
   int64_t vocab_size() const { return static_cast<int64_t>(tokens_.size()); }
   const std::vector<AddedToken>& added_tokens() const { return added_; }
@@ -224,7 +220,7 @@ class Tokenizer {
     return nullptr;
   }
 
-  void encode_plain(std::string_view raw, std::vector<int64_t>& ids) const {
+  void encode_plain(std::string_view raw, TokenIds& ids) const {
     if (raw.empty()) return;
     std::string text = nfc_ ? detail::nfc(raw) : std::string(raw);
     if (add_prefix_space_ && text.front() != ' ') text.insert(text.begin(), ' ');
@@ -233,7 +229,7 @@ class Tokenizer {
 
   /// BPE of one pre-tokenized piece: start from its bytes' tokens and merge the adjacent pair of
   /// lowest rank (every occurrence, left to right) until no pair has a merge.
-  void bpe(std::string_view piece, std::vector<int64_t>& ids) const {
+  void bpe(std::string_view piece, TokenIds& ids) const {
     const std::string key(piece);
     {
       std::lock_guard<std::mutex> lock(cache_->mutex);
@@ -243,7 +239,7 @@ class Tokenizer {
         return;
       }
     }
-    std::vector<int64_t> parts;
+    TokenIds parts;
     parts.reserve(piece.size());
     for (unsigned char c : piece) parts.push_back(byte_ids_[c]);
     while (parts.size() > 1) {
@@ -304,7 +300,7 @@ class Tokenizer {
   /// Encoded pieces, shared by the threads that encode with this tokenizer.
   struct Cache {
     std::mutex mutex;
-    std::unordered_map<std::string, std::vector<int64_t>> ids;  // raw piece -> ids
+    std::unordered_map<std::string, TokenIds> ids;  // raw piece -> ids
   };
   std::unique_ptr<Cache> cache_ = std::make_unique<Cache>();
 };

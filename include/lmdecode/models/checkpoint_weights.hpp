@@ -1,5 +1,6 @@
 #pragma once
-// Taking named weights out of a checkpoint with their expected shapes.
+// CheckpointWeights: the tensors of a checkpoint by name, handed to a model's constructor, which
+// takes each weight with the shape its config implies (an error names the tensor and both shapes).
 
 #include <ATen/ATen.h>
 
@@ -9,11 +10,11 @@
 #include "lmdecode/error.hpp"
 #include "lmdecode/io/safetensors.hpp"
 
-namespace lmdecode::detail {
+namespace lmdecode {
 
-class WeightStore {
+class CheckpointWeights {
  public:
-  WeightStore(TensorMap tensors, std::string source) : tensors_(std::move(tensors)), source_(std::move(source)) {}
+  CheckpointWeights(TensorMap tensors, std::string source) : tensors_(std::move(tensors)), source_(std::move(source)) {}
 
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
 
@@ -26,7 +27,7 @@ class WeightStore {
     if (t.sizes() != at::IntArrayRef(shape))
       throw file_error(fmt::format("{}: tensor \"{}\" has shape [{}], the config implies [{}]", source_, name,
                                    fmt::join(t.sizes(), ", "), fmt::join(shape, ", ")));
-    check<file_error>(at::isFloatingType(t.scalar_type()), "{}: tensor \"{}\" has dtype {}, expected floating point",
+    detail::check<file_error>(at::isFloatingType(t.scalar_type()), "{}: tensor \"{}\" has dtype {}, expected floating point",
                       source_, name, c10::toString(t.scalar_type()));
     return t;
   }
@@ -36,4 +37,4 @@ class WeightStore {
   std::string source_;
 };
 
-}  // namespace lmdecode::detail
+}  // namespace lmdecode

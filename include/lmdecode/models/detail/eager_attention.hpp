@@ -1,6 +1,6 @@
 #pragma once
 // Attention pieces shared by the reference models: the causal + padding mask over the cache, and
-// masked scores that stay finite (a -inf mask turns fully masked pad rows into NaN, HF_SEMANTICS §6).
+// masked scores that stay finite (a -inf mask turns fully masked pad rows into NaN, DECODING_RULES.md §6).
 
 #include <ATen/ATen.h>
 

@@ -9,9 +9,8 @@
 #include <optional>
 #include <vector>
 
-#include "lmdecode/detail/padded_batch.hpp"
+#include "lmdecode/decoders/detail/padded_batch.hpp"
 #include "lmdecode/detail/token_index.hpp"
-#include "lmdecode/config.hpp"
 #include "lmdecode/model.hpp"
 
 namespace lmdecode::detail {
@@ -136,14 +135,5 @@ class StepRunner {
   at::Tensor positions_;  // [rows, L0 + max_new]
   std::optional<typename Model::Cache> cache_;
 };
-
-/// Shared start of every generate(): validates the config and the prompt length.
-inline int64_t checked_max_new_tokens(const GenerationConfig& config, int64_t prompt_length) {
-  validate(config);
-  const int64_t max_new = config.resolved_max_new_tokens(prompt_length);
-  check(max_new >= 1, "the padded prompt ({} tokens) leaves no room under max_length ({})", prompt_length,
-        config.max_length.value_or(prompt_length + max_new));
-  return max_new;
-}
 
 }  // namespace lmdecode::detail

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "lmdecode/detail/padded_batch.hpp"
+#include "lmdecode/token_ids.hpp"
 #include "lmdecode/error.hpp"
 
 namespace lmdecode::detail {

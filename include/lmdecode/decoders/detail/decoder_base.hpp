@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
-#include "lmdecode/detail/padded_batch.hpp"
+#include "lmdecode/decoders/detail/padded_batch.hpp"
 #include "lmdecode/logits/processor.hpp"
 #include "lmdecode/model.hpp"
 #include "lmdecode/result.hpp"
@@ -22,7 +22,7 @@ class DecoderBase {
 
   /// Decodes each prompt (left padded into one batch).
   GenerationResult generate(const std::vector<TokenIds>& prompts, const StepCallback& on_step = {}) {
-    return derived().run(pad_prompts(prompts, config_.effective_pad_token_id(), model_.device()), on_step);
+    return derived().run(pad_prompts(prompts, config_.resolved_pad_token_id(), model_.device()), on_step);
   }
 
   /// As above, from an HF-style left-padded batch: input_ids and attention_mask [B, L0] on the model's device.

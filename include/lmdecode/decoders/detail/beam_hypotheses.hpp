@@ -1,0 +1,70 @@
+#pragma once
+// The state beam search carries from step to step, for all prompts at once on the device: the
+// running beams and the finished hypotheses of each prompt (DECODING_RULES.md §3.1). Both grow by a
+// column a step, so that a step's work follows its length, not max_new_tokens.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace lmdecode::detail {
+
+/// -1e9 marks "cannot be chosen" exactly as transformers does; it is exact in float32 and absorbs
+/// any |x| < 32 added to it (§7).
+inline constexpr double kBlocked = -1.0e9;
+
+/// The running beams of every prompt ([B, nb, ...]), best first.
+struct RunningBeams {
+  at::Tensor seq;    // [B, nb, L0 + steps] the padded prompt, then the tokens
+  at::Tensor lp;     // [B, nb, steps] float32 per-token log-probs
+  at::Tensor score;  // [B, nb] float32 cumulative log-prob (not length-normalised)
+};
+
+/// The K candidates of a step for every prompt ([B, K, ...]), by cumulative score.
+struct Candidates {
+  at::Tensor score;  // [B, K] float32
+  at::Tensor beam;   // [B, K] int64: the beam it continues
+  at::Tensor token;  // [B, K] int64
+  at::Tensor seq;    // [B, K, cur + 1] its parent's sequence and its token
+  at::Tensor lp;     // [B, K, steps + 1] its parent's log-probs and its token's
+};
+
+/// The finished hypotheses of every prompt, kept sorted by length-normalised score ([B, nb, ...]).
+struct FinishedHypotheses {
+  at::Tensor seq;     // [B, nb, L0 + steps] prompt + tokens, `fill` after the end
+  at::Tensor lp;      // [B, nb, steps] per-token log-probs, 0 after the end
+  at::Tensor score;   // [B, nb] float32, kBlocked placeholders until filled
+  at::Tensor done;    // [B, nb] bool: a real hypothesis
+  at::Tensor len;     // [B, nb] generated tokens, the last one included
+  at::Tensor reason;  // [B, nb] reason_code(FinishReason)
+  at::Tensor stop;    // [B, nb] matched stop sequence or -1
+  int64_t fill;       // seq's value after a hypothesis' end
+
+  /// Keeps the best nb of the current hypotheses and `n` new ones (each field [B, n, ...]; new_seq
+  /// and new_lp may be wider than seq and lp, which then widen with `fill` and 0).
+  void merge(const at::Tensor& new_seq, const at::Tensor& new_lp, const at::Tensor& new_score, const at::Tensor& new_done,
+             const at::Tensor& new_len, const at::Tensor& new_reason, const at::Tensor& new_stop) {
+    const int64_t beams = score.size(1);
+    auto widened = [](const at::Tensor& t, int64_t width, int64_t value) {
+      return t.size(2) == width ? t : at::constant_pad_nd(t, {0, width - t.size(2)}, value);
+    };
+    auto [merged_score, pick] = at::cat({score, new_score}, 1).topk(beams, 1);
+    auto gather = [&](const at::Tensor& old_part, const at::Tensor& new_part) {
+      auto both = at::cat({old_part, new_part}, 1);
+      auto index = pick;
+      for (int64_t d = 2; d < both.dim(); ++d) index = index.unsqueeze(d);
+      auto sizes = both.sizes().vec();
+      sizes[1] = beams;
+      return both.gather(1, index.expand(sizes));
+    };
+    seq = gather(widened(seq, new_seq.size(2), fill), new_seq);
+    lp = gather(widened(lp, new_lp.size(2), 0), new_lp);
+    done = gather(done, new_done);
+    len = gather(len, new_len);
+    reason = gather(reason, new_reason);
+    stop = gather(stop, new_stop);
+    score = merged_score;
+  }
+};
+
+}  // namespace lmdecode::detail
