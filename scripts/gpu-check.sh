@@ -52,7 +52,10 @@ fi
 # Ordered by value, in case the time limit cuts the run short: correctness on CUDA, then the
 # timings against transformers, then the CPU suite against this libtorch.
 log "CUDA tests (golden cases on CUDA in f64 and f32, CPU vs CUDA, host reads per step)"
-"$build/tests/lmdecode_tests" "[cuda]" 2>&1 | tee "$out/cuda-tests.log" | tail -15 | tee -a "$out/summary.txt"
+# On the device a missing GPU must fail the CUDA tests, not skip them (tests/support/cuda.hpp).
+require_cuda=0
+[ $device = cuda ] && require_cuda=1
+LMDECODE_REQUIRE_CUDA=$require_cuda "$build/tests/lmdecode_tests" "[cuda]" 2>&1 | tee "$out/cuda-tests.log" | tail -15 | tee -a "$out/summary.txt"
 
 hf_timing
 log "lmdecode timing on the same weights"
