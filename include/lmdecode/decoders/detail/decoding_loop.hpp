@@ -76,8 +76,7 @@ class DecodingLoop {
         processors_(make_processors(config, prompt_length_, user_processors)),
         runner_(model, batch_, copies, max_new_tokens_, config.use_cache, config.resolved_pad_token_id()),
         stops_(config.stop_sequences, batch_.input_ids.device()),
-        eos_ids_(config.eos_token_ids),
-        eos_(at::tensor(eos_ids_, longs())),
+        eos_(at::tensor(config.eos_token_ids, longs())),
         on_step_(on_step) {
     if (on_step_) streamed_.emplace(rows_);
   }
@@ -89,7 +88,7 @@ class DecodingLoop {
   at::TensorOptions longs() const { return batch_.input_ids.options(); }
   at::TensorOptions floats() const { return longs().dtype(at::kFloat); }
   bool has_stop_sequences() const { return !stops_.empty(); }
-  bool has_eos() const { return !eos_ids_.empty(); }
+  bool has_eos() const { return eos_.numel() > 0; }
   bool streaming() const { return static_cast<bool>(on_step_); }
   bool out_of_time() const { return deadline_.passed(); }
   StepRunner<Model>& runner() { return runner_; }
@@ -161,7 +160,6 @@ class DecodingLoop {
   LogitsProcessorList processors_;
   StepRunner<Model> runner_;
   StopSequenceMatcher stops_;
-  std::vector<int64_t> eos_ids_;
   at::Tensor eos_;  // [E] int64
   const StepCallback& on_step_;
   std::optional<StreamedTokens> streamed_;  // the callback's tokens, kept on the host
