@@ -13,19 +13,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jail="${1:-/srv/lmdecode-sid}"
-# The mirror may serve a snapshot whose Release file has expired: accept it.
-apt_opts=(-o Acquire::Check-Valid-Until=false -y -qq --no-install-recommends)
-
-if [ ! -x "$jail/usr/bin/cmake" ]; then
-  command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install "${apt_opts[@]}" debootstrap; }
-  debootstrap --variant=minbase sid "$jail" http://deb.debian.org/debian
-  chroot "$jail" apt-get -o Acquire::Check-Valid-Until=false update -qq
-  # No fmt, Catch2 or nlohmann-json: like the device machine, the build takes them from .third_party.
-  chroot "$jail" env DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" libtorch-dev g++ cmake \
-    ninja-build python3-torch python3-transformers python3-safetensors python3-numpy
-fi
-mountpoint -q "$jail/proc" || mount --bind /proc "$jail/proc"
-mountpoint -q "$jail/dev" || mount --bind /dev "$jail/dev"
+# No fmt, Catch2 or nlohmann-json: like the device machine, the build takes them from .third_party.
+"$root/scripts/sid-chroot.sh" "$jail" libtorch-dev g++ cmake ninja-build python3-torch python3-transformers \
+  python3-safetensors python3-numpy
 
 "$root/scripts/gpu-check.sh" --prepare
 rm -rf "$jail/work/lmdecode" "$jail/work/out"

@@ -33,6 +33,23 @@ inline Tolerance golden_tolerance(const std::string& dtype) {
   return golden_dtype(dtype) == at::kDouble ? Tolerance{1e-5, 1e-6} : Tolerance{1e-4, 1e-5};
 }
 
+/// "" when each hypothesis's per-token log-probs equal the reference rows `logprobs` within `tol`.
+inline std::string compare_token_logprobs(const std::vector<const lmdecode::Hypothesis*>& flat,
+                                          const nlohmann::json& logprobs, Tolerance tol) {
+  if (logprobs.size() != flat.size())
+    return fmt::format("{} hypotheses returned, reference has {} rows of token_logprobs", flat.size(), logprobs.size());
+  for (size_t r = 0; r < logprobs.size(); ++r) {
+    const auto& row = logprobs[r];
+    if (row.size() != flat[r]->token_logprobs.size())
+      return fmt::format("row {}: {} log-probs vs {}", r, flat[r]->token_logprobs.size(), row.size());
+    for (size_t j = 0; j < row.size(); ++j)
+      if (!tol.close(flat[r]->token_logprobs[j], row[j].get<double>()))
+        return fmt::format("row {} token {}: log-prob {:.9g} vs {:.9g}", r, j, flat[r]->token_logprobs[j],
+                           row[j].get<double>());
+  }
+  return "";
+}
+
 /// "" when `ours` reproduces the reference block `ref` (tokens exactly, scores within `tol`), else what differs.
 inline std::string compare_with_reference(const lmdecode::GenerationResult& ours, const nlohmann::json& ref, bool beam,
                                           Tolerance tol) {
@@ -69,21 +86,11 @@ inline std::string compare_with_reference(const lmdecode::GenerationResult& ours
     for (size_t r = 0; r < scores.size(); ++r)
       if (!tol.close(flat[r]->score, scores[r].get<double>()))
         return fmt::format("row {} score {:.9g} vs {:.9g}", r, flat[r]->score, scores[r].get<double>());
-    return "";
   }
-  const auto& logprobs = ref.at("token_logprobs");
-  if (logprobs.size() != flat.size())
-    return fmt::format("{} hypotheses returned, reference has {} rows of token_logprobs", flat.size(), logprobs.size());
-  for (size_t r = 0; r < logprobs.size(); ++r) {
-    const auto& row = logprobs[r];
-    if (row.size() != flat[r]->token_logprobs.size())
-      return fmt::format("row {}: {} log-probs vs {}", r, flat[r]->token_logprobs.size(), row.size());
-    for (size_t j = 0; j < row.size(); ++j)
-      if (!tol.close(flat[r]->token_logprobs[j], row[j].get<double>()))
-        return fmt::format("row {} token {}: log-prob {:.9g} vs {:.9g}", r, j, flat[r]->token_logprobs[j],
-                           row[j].get<double>());
-  }
-  return "";
+  // Greedy cases always carry per-token log-probs; beam cases where transformers'
+  // compute_transition_scores made them (make_cases.py).
+  if (beam && !ref.contains("token_logprobs")) return "";
+  return compare_token_logprobs(flat, ref.at("token_logprobs"), tol);
 }
 
 /// The dtypes a golden case must be reproduced in (its "check"): at least one, each known and with

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Makes golden generate() cases with transformers, in the schema of README.md in this folder.
+
+Runs where transformers and torch are installed (a Debian sid chroot: scripts/make-golden-cases.sh
+makes one and runs this there). Two jobs:
+
+  make_cases.py --models DIR --out FILE
+      writes FILE (cases-generated.json): the close-EOS model's cases, made by this script from
+      qwen2-tiny (model DIR/qwen2-tiny-close-eos is written too), and beam cases of the two
+      original models with per-token scores (`token_logprobs`, from compute_transition_scores).
+  make_cases.py --models DIR --reproduce cases.json
+      reruns every case of an existing file and reports the ones whose tokens differ: shows that
+      this script reproduces the data it did not make.
+
+Everything runs on the CPU with eager attention; decoding is deterministic (no sampling).
+"""
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM
+
+PAD = 3
+
+
+def load(folder, dtype):
+    model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32)
+    return model.to(dtype).eval()
+
+
+def eos_ids(model):
+    eos = model.generation_config.eos_token_id
+    return set(eos if isinstance(eos, list) else [eos])
+
+
+def left_pad(prompts):
+    width = max(len(p) for p in prompts)
+    ids = [[PAD] * (width - len(p)) + p for p in prompts]
+    mask = [[0] * (width - len(p)) + [1] * len(p) for p in prompts]
+    return torch.tensor(ids), torch.tensor(mask), width
+
+
+def new_token_count(row, eos):
+    """Tokens of a greedy row up to and including its first EOS."""
+    for i, t in enumerate(row):
+        if t in eos:
+            return i + 1
+    return len(row)
+
+
+def run_case(model, kind, prompts, params):
+    """One generate() call; returns the block {sequences, scores...} or None when a score is not finite."""
+    ids, mask, width = left_pad(prompts)
+    eos = eos_ids(model)
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=mask, do_sample=False, return_dict_in_generate=True,
+                             output_scores=True, pad_token_id=PAD, **params)
+    sequences = out.sequences.tolist()
+    block = {"sequences": sequences}
+    if kind == "greedy":
+        steps = torch.stack(out.scores, 1).float().log_softmax(-1)  # [rows, steps, vocab]
+        logprobs = []
+        for r, row in enumerate(sequences):
+            new = row[width:]
+            n = new_token_count(new, eos)
+            logprobs.append([steps[r, j, new[j]].item() for j in range(n)])
+        block["token_logprobs"] = logprobs
+    else:
+        block["sequences_scores"] = out.sequences_scores.tolist()
+        transition = model.compute_transition_scores(out.sequences, out.scores, out.beam_indices,
+                                                     normalize_logits=False)
+        used = (out.beam_indices[:, :transition.size(1)] >= 0)
+        block["token_logprobs"] = [transition[r][used[r]].tolist() for r in range(transition.size(0))]
+    finals = [row[width + len(lp) - 1] if lp else None for row, lp in zip(sequences, block["token_logprobs"])]
+    block["finish_reasons"] = ["eos" if f in eos else "length" for f in finals]
+    flat = [s for row in block["token_logprobs"] for s in row] + block.get("sequences_scores", [])
+    if not all(math.isfinite(s) for s in flat):
+        return None
+    return block
+
+
+def make_case(models_dir, name, kind, prompts, params):
+    folder = models_dir / name
+    case = {"model": name, "kind": kind, "prompts": prompts, "params": params}
+    f64 = run_case(load(folder, torch.float64), kind, prompts, params)
+    f32 = run_case(load(folder, torch.float32), kind, prompts, params)
+    if f32 is None:
+        raise RuntimeError(f"float32 scores not finite: {case}")
+    if f64 is not None:
+        case["f64"] = f64
+    else:
+        case["f64_note"] = "transformers' float64 run gives NaN scores here (left padding, see DECODING_RULES.md §6)"
+    case["f32"] = f32
+    case["f32_matches_f64"] = f64 is not None and f64["sequences"] == f32["sequences"]
+    # A float64 run whose tokens differ from float32's is still transformers' answer in float64.
+    case["check"] = (["f64"] if f64 is not None else []) + ["f32"]
+    return case
+
+
+def make_close_eos_model(models_dir):
+    """qwen2-tiny with both EOS rows of the output layer pointed along the mean final hidden state,
+    row 3 a near copy of row 2: both EOS ids score alike and high at many steps, so they crowd the
+    top candidates of beam search (the max(2, 1 + #EOS) x num_beams rule decides the beams)."""
+    source, target = models_dir / "qwen2-tiny", models_dir / "qwen2-tiny-close-eos"
+    model = load(source, torch.float32)
+    rng = random.Random(1)
+    contexts = torch.tensor([[rng.randrange(4, 320) for _ in range(12)] for _ in range(64)])
+    gen = torch.Generator().manual_seed(34)
+    with torch.no_grad():
+        hidden = model.model(contexts).last_hidden_state.reshape(-1, model.config.hidden_size)
+        mean = hidden.mean(0)
+        head = model.lm_head.weight
+        # A logit of about 6 along the mean (the top logit averages 8.4): EOS is among the top 4
+        # tokens at about half the steps and the two EOS log-probs differ by about 0.14.
+        head[2] = 0.3 * head[2] + 6.0 * mean / mean.norm() ** 2
+        head[3] = head[2] + 0.05 * torch.randn(head.size(1), generator=gen) * head[2].abs().mean()
+    if target.exists():
+        shutil.rmtree(target)
+    model.save_pretrained(target)
+    return target.name
+
+
+def close_eos_cases(models_dir, name):
+    rng = random.Random(2204)
+    cases = []
+    for _ in range(14):
+        prompt = [rng.randrange(4, 320) for _ in range(rng.randrange(2, 7))]
+        for beams in (2, 3, 4):
+            for early in (True, False, "never"):
+                for penalty in (1.0, 2.0, -0.5):
+                    params = {"num_beams": beams, "max_new_tokens": rng.choice([6, 12, 20]),
+                              "length_penalty": penalty, "early_stopping": early,
+                              "num_return_sequences": rng.randrange(1, beams + 1)}
+                    cases.append(make_case(models_dir, name, "beam", [prompt], params))
+    batch = [[rng.randrange(4, 320) for _ in range(n)] for n in (3, 6)]
+    for early in (True, False, "never"):
+        cases.append(make_case(models_dir, name, "beam", batch, {"num_beams": 3, "max_new_tokens": 12,
+                                                                "length_penalty": 1.0, "early_stopping": early,
+                                                                "num_return_sequences": 2}))
+    processors = ({"repetition_penalty": 1.3}, {"no_repeat_ngram_size": 2}, {"min_new_tokens": 3})
+    for extra in processors:
+        params = {"num_beams": 4, "max_new_tokens": 12, "length_penalty": 1.0, "early_stopping": True, **extra}
+        cases.append(make_case(models_dir, name, "beam", [batch[1]], params))
+        cases.append(make_case(models_dir, name, "greedy", batch, {"num_beams": 1, "max_new_tokens": 12, **extra}))
+    cases.append(make_case(models_dir, name, "greedy", [batch[0]], {"num_beams": 1, "max_new_tokens": 16}))
+    return cases
+
+
+def scored_beam_cases(models_dir):
+    """Beam cases of the original models, kept for their per-token scores."""
+    rng = random.Random(30)
+    cases = []
+    for name in ("qwen2-tiny", "gpt2-tiny"):
+        for early in (True, False, "never"):
+            prompt = [rng.randrange(4, 320) for _ in range(4)]
+            params = {"num_beams": 4, "max_new_tokens": 16, "length_penalty": rng.choice([1.0, 2.0, 0.5]),
+                      "early_stopping": early, "num_return_sequences": 4}
+            cases.append(make_case(models_dir, name, "beam", [prompt], params))
+        batch = [[rng.randrange(4, 320) for _ in range(n)] for n in (2, 5)]
+        params = {"num_beams": 3, "max_new_tokens": 10, "length_penalty": 1.0, "early_stopping": False,
+                  "num_return_sequences": 3, "repetition_penalty": 1.2}
+        cases.append(make_case(models_dir, name, "beam", batch, params))
+    return cases
+
+
+def reproduce(models_dir, cases_path):
+    data = json.loads(Path(cases_path).read_text())
+    differing = 0
+    for index, case in enumerate(data["cases"]):
+        for dtype_name, dtype in (("f64", torch.float64), ("f32", torch.float32)):
+            if dtype_name not in case["check"]:
+                continue
+            block = run_case(load(models_dir / case["model"], dtype), case["kind"], case["prompts"], case["params"])
+            if block is None or block["sequences"] != case[dtype_name]["sequences"]:
+                differing += 1
+                print(f"case {index} {dtype_name}: tokens differ", flush=True)
+    print(f"{len(data['cases'])} cases rerun, {differing} (case, dtype) pairs differ")
+    return 1 if differing else 0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", required=True, type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--reproduce", type=Path)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    transformers.utils.logging.disable_progress_bar()
+    if args.reproduce:
+        return reproduce(args.models, args.reproduce)
+    name = make_close_eos_model(args.models)
+    cases = close_eos_cases(args.models, name) + scored_beam_cases(args.models)
+    header = {"transformers": transformers.__version__, "torch": torch.__version__,
+              "made_by": "tests/data/hf-reference/make_cases.py", "pad_token_id": PAD, "cases": cases}
+    args.out.write_text(json.dumps(header, indent=None, separators=(",", ":")) + "\n")
+    print(f"{len(cases)} cases written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
