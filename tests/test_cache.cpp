@@ -1,6 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <memory>
+
 #include "lmdecode/cache.hpp"
+#include "support/golden_cases.hpp"
+#include "support/test_data.hpp"
 
 using lmdecode::KVCache;
 
@@ -20,9 +25,10 @@ TEST_CASE("KVCache appends into preallocated capacity and reports its size", "[c
   REQUIRE(cache.bytes() == 0);
   REQUIRE(cache.capacity_bytes() == 2 * 2 * 3 * 2 * 8 * 4 * 4);
   for (int64_t layer = 0; layer < 2; ++layer) {
-    auto [k, v] = cache.append(layer, block(3, 2, 0, 4, 4), block(3, 2, 0, 4, 4, 0.5));
-    REQUIRE(k.size(2) == 4);
-    REQUIRE(at::equal(k, block(3, 2, 0, 4, 4)));
+    const auto kv = cache.append(layer, block(3, 2, 0, 4, 4), block(3, 2, 0, 4, 4, 0.5));
+    REQUIRE(kv.keys.size(2) == 4);
+    REQUIRE(at::equal(kv.keys, block(3, 2, 0, 4, 4)));
+    REQUIRE_FALSE(kv.shares_prompt());
   }
   cache.advance(4);
   const void* storage = cache.keys(0).data_ptr();
@@ -134,4 +140,129 @@ TEST_CASE("KVCache rejects blocks of the wrong shape, dtype or layer", "[cache]"
                     lmdecode::model_error);
   REQUIRE_THROWS_AS(cache.append(1, at::zeros({2, 2, 1, 4}), at::zeros({2, 2, 1, 4})), lmdecode::invalid_argument);
   REQUIRE_THROWS_AS(cache.advance(5), lmdecode::invalid_argument);  // more than the capacity holds
+}
+
+namespace {
+/// Appends one block of `steps` positions to every layer of `cache`, the same as to `reference`.
+void append_both(KVCache& cache, KVCache& reference, int64_t steps) {
+  for (int64_t l = 0; l < cache.num_layers(); ++l) {
+    auto k = at::randn({cache.rows(), cache.kv_heads(), steps, cache.head_dim()});
+    auto v = at::randn({cache.rows(), cache.kv_heads(), steps, cache.head_dim()});
+    cache.append(l, k, v);
+    reference.append(l, k, v);
+  }
+  cache.advance(steps);
+  reference.advance(steps);
+}
+
+void require_same_contents(const KVCache& a, const KVCache& b) {
+  REQUIRE(a.length() == b.length());
+  REQUIRE(a.rows() == b.rows());
+  for (int64_t l = 0; l < a.num_layers(); ++l) {
+    REQUIRE(at::equal(a.keys(l), b.keys(l)));
+    REQUIRE(at::equal(a.values(l), b.values(l)));
+  }
+}
+}  // namespace
+
+TEST_CASE("A shared-prompt KVCache stores each prompt once and holds what an expanded one holds", "[cache]") {
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  const int64_t layers = 2, prompts = 2, beams = 3, heads = 2, dim = 4, prompt = 5;
+  KVCache shared(layers, prompts, heads, dim, prompt, opts);
+  KVCache expanded(layers, prompts, heads, dim, prompt, opts, lmdecode::CacheLayout::expanded);
+  append_both(shared, expanded, prompt);
+  shared.expand_rows(beams);
+  expanded.expand_rows(beams);
+  REQUIRE(shared.copies() == beams);
+  REQUIRE(expanded.copies() == 1);
+  require_same_contents(shared, expanded);
+
+  // Beam steps: one position each, then a reorder within each prompt's beams.
+  const std::vector<std::vector<int64_t>> parents = {{0, 0, 1, 3, 3, 3}, {2, 1, 1, 5, 4, 3}, {0, 0, 0, 4, 4, 5}};
+  for (const auto& p : parents) {
+    append_both(shared, expanded, 1);
+    const auto index = at::tensor(p, at::kLong);
+    shared.reorder(index);
+    expanded.reorder(index);
+    require_same_contents(shared, expanded);
+  }
+  const int64_t generated = static_cast<int64_t>(parents.size()), per_position = layers * 2 * heads * dim * 4;
+  // L x 2 x kv_heads x head_dim x bytes x (prompts x P + rows x G), against rows x (P + G) expanded.
+  REQUIRE(shared.bytes() == per_position * (prompts * prompt + prompts * beams * generated));
+  REQUIRE(expanded.bytes() == per_position * prompts * beams * (prompt + generated));
+  REQUIRE(shared.reorder_bytes() == per_position * prompts * beams * generated);
+  REQUIRE(expanded.reorder_bytes() == expanded.bytes());
+
+  SECTION("append reports the prompt's positions once per prompt and the rows' own after them") {
+    const auto kv = shared.append(0, at::zeros({6, heads, 1, dim}), at::zeros({6, heads, 1, dim}));
+    REQUIRE(kv.shares_prompt());
+    REQUIRE(kv.copies == beams);
+    REQUIRE(kv.prompt_keys.sizes() == at::IntArrayRef({prompts, heads, prompt, dim}));
+    REQUIRE(kv.keys.sizes() == at::IntArrayRef({prompts * beams, heads, generated + 1, dim}));
+  }
+  SECTION("a reorder across prompts is refused; the expanded layout takes it") {
+    REQUIRE_THROWS_WITH(shared.reorder(at::tensor({0, 1, 2, 0, 4, 5}, at::kLong)),
+                        Catch::Contains("row 3 would continue row 0, a copy of another prompt"));
+    REQUIRE_NOTHROW(expanded.reorder(at::tensor({0, 1, 2, 0, 4, 5}, at::kLong)));
+  }
+  SECTION("a reorder that changes the number of rows, a crop into the prompt and to() keep the contents") {
+    const auto fewer = at::tensor({5, 0}, at::kLong);
+    shared.reorder(fewer);
+    expanded.reorder(fewer);
+    require_same_contents(shared, expanded);
+    shared.crop(3);
+    expanded.crop(3);
+    require_same_contents(shared, expanded);
+  }
+  SECTION("to() keeps the layout and the contents") {
+    auto doubled = shared.to(at::kCPU, at::kDouble);
+    REQUIRE(doubled.copies() == beams);
+    REQUIRE(at::equal(doubled.keys(1), shared.keys(1).to(at::kDouble)));
+  }
+  SECTION("expanding again repeats each row's own positions and keeps the prompt shared") {
+    shared.expand_rows(2);
+    expanded.expand_rows(2);
+    REQUIRE(shared.copies() == 2 * beams);
+    require_same_contents(shared, expanded);
+  }
+}
+
+TEST_CASE("KVCache memory follows the positions stored: the owned part grows by doubling", "[cache]") {
+  KVCache cache(1, 1, 1, 2, 4, at::TensorOptions().dtype(at::kFloat));
+  KVCache reference(1, 1, 1, 2, 4, at::TensorOptions().dtype(at::kFloat), lmdecode::CacheLayout::expanded);
+  append_both(cache, reference, 4);
+  cache.expand_rows(2);
+  reference.expand_rows(2);
+  const int64_t start = cache.capacity();
+  for (int i = 0; i < 40; ++i) append_both(cache, reference, 1);
+  require_same_contents(cache, reference);
+  REQUIRE(cache.capacity() >= 44);
+  REQUIRE(cache.capacity() < 2 * 44 + 4);  // doubled as needed, never sized for a maximum length
+  REQUIRE(cache.capacity() > start);
+}
+
+TEST_CASE("every beam golden case gives the same result with the shared-prompt and the expanded cache", "[cache][golden]") {
+  // The expanded layout is the reference path: one softmax over each row's own copy of all positions.
+  for (const auto layout : {lmdecode::CacheLayout::shared_prompt, lmdecode::CacheLayout::expanded}) {
+    std::map<std::string, std::unique_ptr<lmdecode::PretrainedModel>> models;
+    int checked = 0;
+    for (const char* file : {"cases.json", "cases-generated.json"}) {
+      const auto data = lmdecode::detail::read_json_file(lmdecode_test::reference_dir() / file);
+      for (const auto& c : data.at("cases")) {
+        if (c.at("kind") != "beam") continue;
+        for (const auto& dtype : lmdecode_test::golden_checks(c)) {
+          const auto folder = lmdecode_test::reference_dir() / c.at("model").get<std::string>();
+          auto& model = models[c.at("model").get<std::string>() + dtype];
+          if (!model) {
+            model = lmdecode::load_pretrained(folder, {at::kCPU, lmdecode_test::golden_dtype(dtype)});
+            model->set_cache_layout(layout);
+          }
+          INFO(file << " case " << c.dump() << " " << dtype << " layout " << static_cast<int>(layout));
+          REQUIRE(lmdecode_test::check_golden_case(*model, lmdecode::load_checkpoint_generation_config(folder, model->config()), c, dtype) == "");
+          ++checked;
+        }
+      }
+    }
+    CHECK(checked == 689 + 780);  // every (beam case, dtype) pair of the two files
+  }
 }

@@ -51,15 +51,14 @@ class Gpt2Model : public PretrainedModel {
     const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
     const int64_t e = c.hidden_size, heads = c.num_heads, d = c.head_dim;
     auto hidden = at::embedding(wte_, batch.input_ids) + at::embedding(wpe_, batch.position_ids);
-    auto scale = at::full({}, std::sqrt(static_cast<double>(d)), hidden.options());
+    const detail::ScoreScale scale{1.0, at::full({}, std::sqrt(static_cast<double>(d)), hidden.options())};
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
       auto x = layer_norm(hidden, l.ln1_w, l.ln1_b);
       auto qkv = conv1d(x, l.attn_w, l.attn_b).split(e, -1);
       auto heads_of = [&](const at::Tensor& t) { return t.view({rows, fed, heads, d}).transpose(1, 2); };
-      auto [keys, values] = cache.append(i, heads_of(qkv[1]), heads_of(qkv[2]));
-      auto scores = at::matmul(heads_of(qkv[0]), keys.transpose(-1, -2)) / scale;
-      auto attended = detail::masked_attention(scores, blocked, values, hidden.scalar_type());
+      const LayerKV kv = cache.append(i, heads_of(qkv[1]), heads_of(qkv[2]));
+      auto attended = detail::cached_attention(heads_of(qkv[0]), kv, blocked, scale, hidden.scalar_type());
       attended = attended.transpose(1, 2).reshape({rows, fed, e});
       hidden = conv1d(attended, l.proj_w, l.proj_b) + hidden;
       x = layer_norm(hidden, l.ln2_w, l.ln2_b);

@@ -26,9 +26,13 @@ class PretrainedModel {
   at::Device device() const { return device_; }
   at::ScalarType dtype() const { return dtype_; }
 
+  /// The layout of the caches make_cache returns (cache.hpp): shared_prompt unless set.
+  CacheLayout cache_layout() const { return cache_layout_; }
+  void set_cache_layout(CacheLayout layout) { cache_layout_ = layout; }
+
   KVCache make_cache(int64_t rows, int64_t capacity) const {
     return KVCache(config_.num_layers, rows, config_.num_kv_heads, config_.head_dim, capacity,
-                   at::TensorOptions().dtype(dtype_).device(device_));
+                   at::TensorOptions().dtype(dtype_).device(device_), cache_layout_);
   }
 
   /// Feeds `batch` after what `cache` holds; logits in the model dtype, [rows, vocab] (or [rows, T, vocab]).
@@ -80,6 +84,7 @@ class PretrainedModel {
   ModelConfig config_;
   at::Device device_;
   at::ScalarType dtype_;
+  CacheLayout cache_layout_ = CacheLayout::shared_prompt;
 };
 
 }  // namespace lmdecode

@@ -80,10 +80,11 @@ class Qwen2Model : public PretrainedModel {
       // One position a row (every decoding step): the grouped layouts are plain views, one call each.
       auto q = fed == 1 ? qk[0].view({rows, kv_heads, group, d})
                         : qk[0].view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
-      auto [keys, values] = cache.append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));  // [rows, kv_heads, S, d]
-      auto attended = fused_ ? detail::fused_attention(q, keys, values, bias, scale)
-                             : detail::masked_attention(at::matmul(q, keys.transpose(2, 3)).mul_(scale), grouped_blocked,
-                                                        values, at::kFloat);  // [rows, kv_heads, group * T, d]
+      const LayerKV kv = cache.append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));
+      // A shared prompt needs one softmax over two key sets, which the fused kernel cannot take.
+      auto attended = fused_ && !kv.shares_prompt()
+                          ? detail::fused_attention(q, kv.keys, kv.values, bias, scale)
+                          : detail::cached_attention(q, kv, grouped_blocked, {scale}, at::kFloat);  // [rows, kv_heads, group * T, d]
       attended = fed == 1 ? attended.reshape({rows, heads * d})
                           : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
       hidden.add_(at::mm(attended, l.o_t));

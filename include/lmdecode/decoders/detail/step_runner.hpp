@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -24,17 +25,19 @@ class StepRunner {
   StepRunner(Model& model, const PaddedBatch& batch, int64_t copies, int64_t max_new_tokens, bool use_cache,
              int64_t pad_token_id)
       : model_(model), rows_(batch.input_ids.size(0)), copies_(copies), use_cache_(use_cache), pad_token_id_(pad_token_id) {
-    const auto opts = batch.attention_mask.options();
-    // HF appends a 1 to the mask and last position + 1 to the positions every step.
-    mask_ = at::cat({batch.attention_mask, at::ones({rows_, max_new_tokens}, opts)}, 1);
-    auto last = batch.position_ids.narrow(1, batch.position_ids.size(1) - 1, 1);
-    positions_ = at::cat({batch.position_ids, last + at::arange(1, max_new_tokens + 1, opts)}, 1);
-    if (use_cache_) cache_.emplace(model_.make_cache(rows_ / copies_, batch.input_ids.size(1) + max_new_tokens));
+    // Room for the prompt and a first chunk of new tokens; the mask, the positions and the cache then
+    // double as needed, so memory follows the tokens generated, not max_new_tokens.
+    const int64_t capacity = batch.input_ids.size(1) + std::min(max_new_tokens, kFirstChunk);
+    mask_ = batch.attention_mask;
+    positions_ = batch.position_ids;
+    grow_columns(capacity);
+    if (use_cache_) cache_.emplace(model_.make_cache(rows_ / copies_, capacity));
   }
 
   /// Float32 logits [rows, vocab] for the next token after `sequence` ([rows, cur], the whole history).
   at::Tensor next_logits(const at::Tensor& sequence) {
     const int64_t cur = sequence.size(1);
+    if (cur > mask_.size(1)) grow_columns(std::max(cur, 2 * mask_.size(1)));
     at::Tensor logits;
     // The prefill runs each prompt once, not once per copy: the copies are identical, so their keys,
     // values and logits are copied afterwards ((copies - 1) / copies of the prefill saved).
@@ -53,7 +56,7 @@ class StepRunner {
     check_logits(logits, prefill_once ? rows_ / copies_ : rows_, vocab_, sequence.device());
     if (prefill_once) {
       auto prompt_of_row = at::arange(rows_ / copies_, sequence.options()).repeat_interleave(copies_);
-      cache_->reorder(prompt_of_row);
+      expand_cache_rows(prompt_of_row);
       logits = logits.index_select(0, prompt_of_row);
     }
     if (vocab_ < 0)
@@ -98,6 +101,27 @@ class StepRunner {
   }
 
  private:
+  static constexpr int64_t kFirstChunk = 64;  // new-token columns allocated before the first doubling
+
+  /// HF appends a 1 to the mask and last position + 1 to the positions every step: extends both to
+  /// `columns` columns.
+  void grow_columns(int64_t columns) {
+    const int64_t more = columns - mask_.size(1);
+    auto last = positions_.narrow(1, positions_.size(1) - 1, 1);
+    mask_ = at::cat({mask_, at::ones({rows_, more}, mask_.options())}, 1);
+    positions_ = at::cat({positions_, last + at::arange(1, more + 1, positions_.options())}, 1);
+  }
+
+  /// Each prompt's row of the cache becomes its `copies_` rows: the cache's own expand_rows where it
+  /// has one (a KVCache then shares the prompt), else a reorder that repeats each row.
+  void expand_cache_rows(const at::Tensor& prompt_of_row) {
+    if constexpr (requires(typename Model::Cache& c) { c.expand_rows(int64_t{1}); }) {
+      cache_->expand_rows(copies_);
+    } else {
+      cache_->reorder(prompt_of_row);
+    }
+  }
+
   /// One device-to-host copy of `values` (flattened, in order) followed by the error flags; throws
   /// if one is set. No item() on it: a step waits on the device for this copy alone.
   at::Tensor copy_to_host(const std::vector<at::Tensor>& values) const {
@@ -131,8 +155,8 @@ class StepRunner {
   int64_t steps_ = 0;
   at::Tensor non_finite_;  // bool scalar on the device: any NaN in the logits so far
   at::Tensor undrawable_;  // bool scalar on the device, once sampling: a row had nothing to draw
-  at::Tensor mask_;       // [rows, L0 + max_new]
-  at::Tensor positions_;  // [rows, L0 + max_new]
+  at::Tensor mask_;       // [rows, columns allocated so far]
+  at::Tensor positions_;  // [rows, columns allocated so far]
   std::optional<typename Model::Cache> cache_;
 };
 

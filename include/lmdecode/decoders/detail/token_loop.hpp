@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "lmdecode/config.hpp"
@@ -23,23 +24,36 @@ using TokenChooser = std::function<Draws(const at::Tensor& scores)>;
 
 /// Every row of the token loop, on the device.
 struct TokenRows {
-  at::Tensor sequence;    // [rows, L0 + max_new] int64: the padded prompt, then the tokens, pad after the end
-  at::Tensor logprobs;    // [rows, max_new] float32: each chosen token's log-prob under the processed scores
+  at::Tensor sequence;    // [rows, L0 + room] int64: the padded prompt, then the tokens, pad after the end
+  at::Tensor logprobs;    // [rows, room] float32: each chosen token's log-prob under the processed scores
   at::Tensor unfinished;  // [rows] bool
   at::Tensor reason;      // [rows] int64 reason_code, for rows that have ended
   at::Tensor stop;        // [rows] int64: the matched stop sequence, -1 if none
   at::Tensor length;      // [rows] int64: generated tokens kept
 
-  TokenRows(const PaddedBatch& batch, int64_t max_new, int64_t pad) {
+  int64_t pad;            // fills the room after a row's tokens
+
+  TokenRows(const PaddedBatch& batch, int64_t max_new, int64_t pad_token_id) : pad(pad_token_id) {
     const auto longs = batch.input_ids.options();
     const int64_t rows = batch.input_ids.size(0), prompt_len = batch.input_ids.size(1);
-    sequence = at::full({rows, prompt_len + max_new}, pad, longs);
+    // Room for a first chunk of tokens, doubled as needed: memory follows the tokens, not max_new.
+    const int64_t room = std::min<int64_t>(max_new, 64);
+    sequence = at::full({rows, prompt_len + room}, pad, longs);
     sequence.narrow(1, 0, prompt_len).copy_(batch.input_ids);
-    logprobs = at::zeros({rows, max_new}, longs.dtype(at::kFloat));
+    logprobs = at::zeros({rows, room}, longs.dtype(at::kFloat));
     unfinished = at::ones({rows}, longs.dtype(at::kBool));
     reason = at::full({rows}, reason_code(FinishReason::length), longs);
     stop = at::full({rows}, -1, longs);
     length = at::full({rows}, max_new, longs);
+  }
+
+  /// Makes room for token `step` (counted from 0), doubling the room when it is full.
+  void make_room(int64_t step) {
+    const int64_t room = logprobs.size(1);
+    if (step < room) return;
+    const int64_t more = std::max<int64_t>(room, 1);
+    sequence = at::cat({sequence, at::full({sequence.size(0), more}, pad, sequence.options())}, 1);
+    logprobs = at::cat({logprobs, at::zeros({logprobs.size(0), more}, logprobs.options())}, 1);
   }
 
   /// Ends the rows that `ends` names, `steps` tokens in.
@@ -79,6 +93,7 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
     auto [chosen, undrawable] = choose(scores);
     if (undrawable.defined()) loop.runner().note_undrawable(undrawable);
     auto next = chosen.squeeze(1);
+    rows.make_room(steps);
     rows.logprobs.select(1, steps).copy_(scores.log_softmax(-1).gather(1, next.unsqueeze(1)).squeeze(1));
     // 2. Finished rows emit the pad; the token joins each row's history.
     if (can_end) next = at::where(rows.unfinished, next, at::full_like(next, pad));
@@ -107,8 +122,8 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
   auto kept = at::arange(steps, loop.longs()).unsqueeze(0) < rows.length.unsqueeze(1);
   auto used = rows.logprobs.narrow(1, 0, steps);
   auto score = at::where(kept, used, at::zeros_like(used)).sum(1);
-  return assemble_result({rows.sequence, rows.logprobs, rows.length, score, rows.reason, rows.stop}, prompt_len, copies,
-                         steps);
+  return assemble_result({rows.sequence.narrow(1, 0, prompt_len + steps), used, rows.length, score, rows.reason, rows.stop},
+                         prompt_len, copies, steps);
 }
 
 }  // namespace lmdecode::detail

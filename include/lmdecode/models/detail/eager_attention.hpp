@@ -1,10 +1,14 @@
 #pragma once
-// Attention pieces shared by the reference models: the causal + padding mask over the cache, and
-// masked scores that stay finite (a -inf mask turns fully masked pad rows into NaN, DECODING_RULES.md §6).
+// Attention pieces shared by the reference models: the causal + padding mask over the cache, masked
+// scores that stay finite (a -inf mask turns fully masked pad rows into NaN, DECODING_RULES.md §6),
+// and attention over a KVCache layer in either layout (cache.hpp).
 
 #include <ATen/ATen.h>
 
 #include <limits>
+#include <utility>
+
+#include "lmdecode/cache.hpp"
 
 namespace lmdecode::detail {
 
@@ -28,20 +32,67 @@ inline double mask_value(at::ScalarType dtype) {
   }
 }
 
-/// softmax(scores masked by `blocked`) @ values, with the softmax run in `softmax_dtype` and cast back.
-/// `scores` is a fresh tensor the caller gives up: it is masked in place.
-inline at::Tensor masked_attention(at::Tensor scores, const at::Tensor& blocked, const at::Tensor& values,
-                                   at::ScalarType softmax_dtype) {
-  scores.masked_fill_(blocked, mask_value(scores.scalar_type()));
-  auto weights = scores.softmax(-1, softmax_dtype);
+/// weights @ values. A CPU half-precision matmul may accumulate in half precision along the context
+/// (libtorch 1.13 without AVX-512: 5% off at 4096 positions, benchmarks/RESULTS.md). The same rounded
+/// weights times the values in float32, rounded once, is what a GPU's float32-accumulating GEMM gives.
+inline at::Tensor weighted_values(const at::Tensor& weights, const at::Tensor& values) {
   const auto dtype = values.scalar_type();
-  if (weights.scalar_type() != dtype) weights = weights.to(dtype);
-  // A CPU half-precision matmul may accumulate in half precision along the context (libtorch 1.13
-  // without AVX-512: 5% off at 4096 positions, benchmarks/RESULTS.md). The same rounded weights
-  // times the values in float32, rounded once, is what a GPU's float32-accumulating GEMM gives.
   if (values.is_cpu() && (dtype == at::kBFloat16 || dtype == at::kHalf))
     return at::matmul(weights.to(at::kFloat), values.to(at::kFloat)).to(dtype);
   return at::matmul(weights, values);
+}
+
+/// The softmax of `scores` masked by `blocked`, run in `softmax_dtype` and cast to `dtype`.
+/// `scores` is a fresh tensor the caller gives up: it is masked in place.
+inline at::Tensor masked_softmax(at::Tensor scores, const at::Tensor& blocked, at::ScalarType softmax_dtype,
+                                 at::ScalarType dtype) {
+  scores.masked_fill_(blocked, mask_value(scores.scalar_type()));
+  auto weights = scores.softmax(-1, softmax_dtype);
+  return weights.scalar_type() == dtype ? weights : weights.to(dtype);
+}
+
+/// softmax(scores masked by `blocked`) @ values, with the softmax run in `softmax_dtype` and cast back.
+inline at::Tensor masked_attention(at::Tensor scores, const at::Tensor& blocked, const at::Tensor& values,
+                                   at::ScalarType softmax_dtype) {
+  return weighted_values(masked_softmax(std::move(scores), blocked, softmax_dtype, values.scalar_type()), values);
+}
+
+/// How a model scales q.k: transformers' Qwen2 multiplies by head_dim^-0.5, its GPT-2 divides by a
+/// 0-dim tensor of the model dtype holding sqrt(head_dim); the two round differently.
+struct ScoreScale {
+  double multiply_by = 1.0;
+  at::Tensor divide_by;  // used instead when defined
+  at::Tensor& apply(at::Tensor& scores) const { return divide_by.defined() ? scores.div_(divide_by) : scores.mul_(multiply_by); }
+};
+
+/// [prompts * copies, kv_heads, M, X] <-> [prompts, kv_heads, copies * M, X]: a prompt's copies as the
+/// query rows of one matmul against that prompt's keys, and back.
+inline at::Tensor copies_as_queries(const at::Tensor& t, int64_t copies) {
+  const int64_t rows = t.size(0), heads = t.size(1), m = t.size(2), x = t.size(3);
+  return t.view({rows / copies, copies, heads, m, x}).transpose(1, 2).reshape({rows / copies, heads, copies * m, x});
+}
+inline at::Tensor copies_as_rows(const at::Tensor& t, int64_t copies) {
+  const int64_t prompts = t.size(0), heads = t.size(1), m = t.size(2) / copies, x = t.size(3);
+  return t.view({prompts, heads, copies, m, x}).transpose(1, 2).reshape({prompts * copies, heads, m, x});
+}
+
+/// Attention of `q` [rows, kv_heads, M, head_dim] (M: the query heads reading each KV head times the
+/// positions fed) over one cache layer; `blocked` [rows, 1, M, S] covers every stored position, the
+/// prompt's first. With a shared prompt, the copies of a prompt meet its keys and values in one matmul
+/// each (read once for all copies), each row meets its own positions, and one softmax runs over the
+/// scores of both: the scores of the concatenated attention, exactly; the weighted sum is formed in
+/// two parts and added.
+inline at::Tensor cached_attention(const at::Tensor& q, const LayerKV& kv, const at::Tensor& blocked, const ScoreScale& scale,
+                                   at::ScalarType softmax_dtype) {
+  auto own_scores = at::matmul(q, kv.keys.transpose(2, 3));
+  if (!kv.shares_prompt()) return masked_attention(scale.apply(own_scores), blocked, kv.values, softmax_dtype);
+  const int64_t prompt_length = kv.prompt_keys.size(2);
+  auto prompt_scores = copies_as_rows(at::matmul(copies_as_queries(q, kv.copies), kv.prompt_keys.transpose(2, 3)), kv.copies);
+  auto scores = at::cat({prompt_scores, own_scores}, 3);
+  auto weights = masked_softmax(scale.apply(scores), blocked, softmax_dtype, kv.values.scalar_type());
+  auto from_prompt = weighted_values(copies_as_queries(weights.narrow(3, 0, prompt_length), kv.copies), kv.prompt_values);
+  auto from_own = weighted_values(weights.narrow(3, prompt_length, weights.size(3) - prompt_length), kv.values);
+  return copies_as_rows(from_prompt, kv.copies).add_(from_own);
 }
 
 }  // namespace lmdecode::detail
