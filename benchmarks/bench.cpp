@@ -12,6 +12,9 @@
 //   beam              4 beams at context 256: ms per step, overhead vs the 4-row bare step, and the
 //                     time of a cache reorder and of log-softmax + top-k at that shape
 //   cache_vs_nocache  ms per new token with and without the cache at context 64, 256, 1024
+//   shared_prompt     4 beams after a 2048-token prompt, 64 steps, with the shared-prompt and the
+//                     expanded cache (the latter prefilled prompt x beams rows, as transformers does):
+//                     prefill ms, KV bytes at the end, reorder bytes per step, ms per decode step
 //   memory            KV bytes by formula and peak RSS growth of a 1024-token beam-4 run (CPU)
 //   ops               ATen operator calls per step (what each step dispatches, and on CUDA launches)
 //                     and device-to-host reads per step, for the bare step, greedy and beam-4, with
@@ -192,6 +195,7 @@ class Bench {
     if (wanted("greedy")) add(greedy_scenario());
     if (wanted("beam")) add(json::array({beam_scenario()}));
     if (wanted("cache_vs_nocache")) add(cache_scenario());
+    if (wanted("shared_prompt")) add(json::array({shared_prompt_scenario()}));
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     if (wanted("ops")) add(ops_scenario());
     return scenarios;
@@ -320,11 +324,16 @@ class Bench {
     const int64_t beams = 4, context = 256, short_new = 4, long_new = o_.quick ? 8 : 36;
     auto [step, bare, overhead] = paired_steps(1, context, beams, short_new, long_new);
     // The decoder's own work at this shape, timed alone.
-    auto cache = model_.make_cache(beams, context + 1);
-    auto kv = at::randn({beams, model_.config().num_kv_heads, context, model_.config().head_dim},
-                        at::TensorOptions().dtype(model_.dtype()).device(o_.device));
+    // The cache as the decoder holds it mid-run: the prompt once, then each beam's own 16 positions.
+    auto cache = model_.make_cache(1, context);
+    const auto floats = at::TensorOptions().dtype(model_.dtype()).device(o_.device);
+    auto kv = at::randn({1, model_.config().num_kv_heads, context, model_.config().head_dim}, floats);
     for (int64_t l = 0; l < model_.config().num_layers; ++l) cache.append(l, kv, kv);
     cache.advance(context);
+    cache.expand_rows(beams);
+    auto own = at::randn({beams, model_.config().num_kv_heads, 16, model_.config().head_dim}, floats);
+    for (int64_t l = 0; l < model_.config().num_layers; ++l) cache.append(l, own, own);
+    cache.advance(16);
     auto parents = at::tensor(std::vector<int64_t>{0, 0, 1, 3}).to(o_.device);
     auto reorder = stats_of(time_runs(o_, [&] { cache.reorder(parents); }));
     auto logits = at::randn({beams, model_.config().vocab_size}, at::TensorOptions().device(o_.device));
@@ -368,6 +377,78 @@ class Bench {
     return rows;
   }
 
+  /// What one layout's run of the shared_prompt scenario measured.
+  struct LayoutRun {
+    double prefill_ms, step_ms;
+    int64_t kv_bytes;
+    double reorder_bytes_per_step;
+  };
+
+  /// Prefill of `prompt` tokens, then `steps` beam steps of the model alone: a forward of every
+  /// beam, then a reorder (beam 1 takes beam 0's history, as beam search does). The shared layout
+  /// prefills the prompt once and expands it; the expanded one prefills it once per beam.
+  LayoutRun layout_run(lmdecode::CacheLayout layout, int64_t prompt, int64_t beams, int64_t steps) {
+    model_.set_cache_layout(layout);
+    const bool shared = layout == lmdecode::CacheLayout::shared_prompt;
+    const auto opts = at::TensorOptions().dtype(at::kLong).device(o_.device);
+    const int64_t prefill_rows = shared ? 1 : beams;
+    auto mask = at::ones({beams, prompt + steps}, opts);
+    auto start = Clock::now();
+    auto cache = model_.make_cache(prefill_rows, prompt);
+    auto ids = at::full({prefill_rows, prompt}, 5, opts);
+    model_.forward({ids, mask.narrow(0, 0, prefill_rows).narrow(1, 0, prompt), at::arange(prompt, opts).expand({prefill_rows, prompt})}, cache);
+    cache.expand_rows(beams / prefill_rows);
+    sync(o_.device);
+    LayoutRun run{ms_since(start), 0, 0, 0};
+    auto next = at::full({beams, 1}, 7, opts);
+    auto parents = at::arange(beams, opts);
+    parents[1] = 0;
+    start = Clock::now();
+    for (int64_t s = 0; s < steps; ++s) {
+      model_.forward({next, mask.narrow(1, 0, prompt + s + 1), at::full({beams, 1}, prompt + s, opts)}, cache);
+      run.reorder_bytes_per_step += static_cast<double>(cache.reorder_bytes()) / static_cast<double>(steps);
+      cache.reorder(parents);
+    }
+    sync(o_.device);
+    run.step_ms = ms_since(start) / static_cast<double>(steps);
+    run.kv_bytes = cache.bytes();
+    model_.set_cache_layout(lmdecode::CacheLayout::shared_prompt);
+    return run;
+  }
+
+  json shared_prompt_scenario() {
+    const int64_t prompt = 2048, beams = 4, steps = 64;
+    layout_run(lmdecode::CacheLayout::shared_prompt, prompt, beams, 2);  // warm-up
+    std::vector<LayoutRun> shared, expanded;
+    for (int i = 0; i < (o_.quick ? 1 : std::min(o_.repeats, 3)); ++i) {  // interleaved: drift hits both alike
+      shared.push_back(layout_run(lmdecode::CacheLayout::shared_prompt, prompt, beams, steps));
+      expanded.push_back(layout_run(lmdecode::CacheLayout::expanded, prompt, beams, steps));
+    }
+    auto median = [](const std::vector<LayoutRun>& runs, double LayoutRun::*field) {
+      std::vector<double> v;
+      for (const auto& r : runs) v.push_back(r.*field);
+      return stats_of(v).median;
+    };
+    json r = {{"name", "shared_prompt"}, {"prompt", prompt}, {"beams", beams}, {"new_tokens", steps}};
+    for (const auto& [suffix, runs] : {std::pair{"_shared", &shared}, std::pair{"_expanded", &expanded}}) {
+      r[std::string("prefill_ms") + suffix] = median(*runs, &LayoutRun::prefill_ms);
+      r[std::string("step_ms") + suffix] = median(*runs, &LayoutRun::step_ms);
+      r[std::string("kv_bytes") + suffix] = runs->front().kv_bytes;
+      r[std::string("reorder_bytes_per_step") + suffix] = runs->front().reorder_bytes_per_step;
+    }
+    for (const char* field : {"prefill_ms", "step_ms", "kv_bytes", "reorder_bytes_per_step"})
+      r[std::string(field) + "_ratio"] = r[std::string(field) + "_shared"].get<double>() / r[std::string(field) + "_expanded"].get<double>();
+    fmt::print("  {:<18} {:<26} shared / expanded: prefill {:.1f} / {:.1f} ms ({:.2f}x), step {:.2f} / {:.2f} ms ({:.2f}x), "
+               "KV {:.1f} / {:.1f} MiB ({:.2f}x), reorder {:.2f} / {:.2f} MiB a step ({:.3f}x)\n",
+               "shared_prompt", fmt::format("{} beams, prompt {}", beams, prompt), r["prefill_ms_shared"].get<double>(),
+               r["prefill_ms_expanded"].get<double>(), r["prefill_ms_ratio"].get<double>(), r["step_ms_shared"].get<double>(),
+               r["step_ms_expanded"].get<double>(), r["step_ms_ratio"].get<double>(), r["kv_bytes_shared"].get<double>() / 1048576.0,
+               r["kv_bytes_expanded"].get<double>() / 1048576.0, r["kv_bytes_ratio"].get<double>(),
+               r["reorder_bytes_per_step_shared"].get<double>() / 1048576.0,
+               r["reorder_bytes_per_step_expanded"].get<double>() / 1048576.0, r["reorder_bytes_per_step_ratio"].get<double>());
+    return r;
+  }
+
   static int64_t read_status_kb(const char* key) {
     std::ifstream in("/proc/self/status");
     std::string line;
@@ -380,7 +461,8 @@ class Bench {
     const int64_t beams = 4, prompt = 16, new_tokens = o_.quick ? 128 : 1008;  // 1024 positions in all
     const auto& c = model_.config();
     const int64_t element = static_cast<int64_t>(c10::elementSize(model_.dtype()));
-    const int64_t kv_bytes = c.num_layers * 2 * beams * c.num_kv_heads * (prompt + new_tokens) * c.head_dim * element;
+    // The shared-prompt cache: L x 2 x kv_heads x head_dim x bytes x (prompts x P + prompts x beams x G).
+    const int64_t kv_bytes = c.num_layers * 2 * c.num_kv_heads * c.head_dim * element * (prompt + beams * new_tokens);
     generate_times(1, prompt, 8, beams, true);  // warm up allocations outside the measured run
     std::ofstream("/proc/self/clear_refs") << "5";  // resets the peak RSS (VmHWM) to the current RSS
     const int64_t before = read_status_kb("VmRSS:");

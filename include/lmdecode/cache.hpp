@@ -185,6 +185,7 @@ class KVCache {
 
  private:
   static constexpr int64_t kReorderSlices = 16;
+  static constexpr int64_t kOneGatherBytes = 4 << 20;
   static constexpr int64_t kInitialOwnCapacity = 16;  // positions per row after expand_rows, then doubling
 
   /// One buffer [num_layers, 2 (keys, values), rows, kv_heads, capacity, head_dim] and its filled length.
@@ -220,7 +221,8 @@ class KVCache {
 
     /// Row i takes what row `row_index[i]` held. The gather reads rows that may be overwritten, so it
     /// goes through a temporary: one slice of layers at a time, which bounds the temporary to
-    /// 1/kReorderSlices of the buffer (benchmarks/RESULTS.md: a whole second buffer was declined).
+    /// 1/kReorderSlices of the buffer (benchmarks/RESULTS.md: a whole second buffer was declined), or
+    /// to kOneGatherBytes in one gather when the filled part is small (each slice costs 4 calls).
     void gather_rows(const at::Tensor& row_index) {
       auto sizes = storage.sizes().vec();
       const bool same_rows = sizes[2] == row_index.size(0);
@@ -229,7 +231,9 @@ class KVCache {
       // Rows lead in the gathered views: libtorch's CPU index_select is several times slower on dim 1.
       auto from = storage.flatten(0, 1).narrow(3, 0, length).transpose(0, 1);  // [rows, layers * 2, kv_heads, length, head_dim]
       auto to = target.flatten(0, 1).narrow(3, 0, length).transpose(0, 1);
-      const int64_t slabs = from.size(1), per_slice = (slabs + kReorderSlices - 1) / kReorderSlices;
+      const int64_t filled_bytes = filled_elements() * static_cast<int64_t>(storage.element_size());
+      const int64_t slabs = from.size(1), slices = filled_bytes <= kOneGatherBytes ? 1 : std::min(kReorderSlices, slabs);
+      const int64_t per_slice = (slabs + slices - 1) / slices;
       for (int64_t first = 0; first < slabs; first += per_slice) {
         const int64_t n = std::min(per_slice, slabs - first);
         to.narrow(1, first, n).copy_(from.narrow(1, first, n).index_select(0, row_index));
