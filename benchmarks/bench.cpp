@@ -3,7 +3,7 @@
 //   lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda]
 //                  [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]
 //                  [--dtype f32|bf16|f16|f64] [--repeats N] [--quick] [--json FILE]
-//                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW]
+//                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW] [--threads N]
 //
 // Scenarios (each after a warm-up, `--repeats` times; median, min and max are printed):
 //   bare_forward      one cached forward step of 1 token at context 256, batch 1 and 4, and the
@@ -15,6 +15,8 @@
 //   shared_prompt     4 beams after a 2048-token prompt, 64 steps, with the shared-prompt and the
 //                     expanded cache (the latter prefilled prompt x beams rows, as transformers does):
 //                     prefill ms, KV bytes at the end, reorder bytes per step, ms per decode step
+//   bandwidth         greedy decode steps at context 256, batch 1 and 4: the bytes of weights a step
+//                     reads over its time, against a plain read of a buffer that size (the limit)
 //   memory            KV bytes by formula and peak RSS growth of a 1024-token beam-4 run (CPU)
 //   ops               ATen operator calls per step (what each step dispatches, and on CUDA launches)
 //                     and device-to-host reads per step, for the bare step, greedy and beam-4, with
@@ -66,6 +68,7 @@ struct Options {
   std::set<std::string> only;
   int64_t hf_prompt = 0, hf_new = 0;
   std::map<std::string, int64_t> sizes;  // --layers, --hidden, ... override the preset's
+  int threads = 0;                        // libtorch's intra-op threads; 0: libtorch's choice
 };
 
 /// Median, min and max of repeated timings, in milliseconds.
@@ -196,6 +199,7 @@ class Bench {
     if (wanted("beam")) add(json::array({beam_scenario()}));
     if (wanted("cache_vs_nocache")) add(cache_scenario());
     if (wanted("shared_prompt")) add(json::array({shared_prompt_scenario()}));
+    if (wanted("bandwidth") && o_.device.is_cpu()) add(bandwidth_scenario());
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     if (wanted("ops")) add(ops_scenario());
     return scenarios;
@@ -449,6 +453,35 @@ class Bench {
     return r;
   }
 
+  /// GB/s of a plain read (a sum) of a buffer of `bytes`, the best of a few: what a step that only
+  /// streamed its weights once could reach.
+  double stream_gbps(int64_t bytes) const {
+    auto buffer = at::ones({bytes / 4}, at::TensorOptions().dtype(at::kFloat));
+    double best = 1e30;
+    for (int i = 0; i < 5; ++i) {
+      auto start = Clock::now();
+      buffer.sum().item<float>();
+      best = std::min(best, ms_since(start));
+    }
+    return static_cast<double>(bytes) / best / 1e6;
+  }
+
+  json bandwidth_scenario() {
+    const int64_t weight_bytes = model_.weight_bytes_per_step(), context = 256, short_new = 4, long_new = o_.quick ? 8 : 20;
+    const double limit = stream_gbps(weight_bytes);
+    json rows = json::array();
+    for (int64_t batch : {1, 4}) {
+      const Stats step = paired_steps(batch, context, 1, short_new, long_new).decoder;
+      const double gbps = static_cast<double>(weight_bytes) / step.median / 1e6;
+      print_row("bandwidth", fmt::format("greedy batch {} context {}", batch, context), step,
+                fmt::format("weights {:.0f} MB a step: {:.1f} GB/s, a plain read {:.1f} GB/s ({:.2f}x)", weight_bytes / 1e6, gbps,
+                            limit, gbps / limit));
+      rows.push_back({{"name", "bandwidth"}, {"batch", batch}, {"context", context}, {"weight_bytes", weight_bytes},
+                      {"step_ms", step.median}, {"weight_gbps", gbps}, {"stream_gbps", limit}, {"share_of_stream", gbps / limit}});
+    }
+    return rows;
+  }
+
   static int64_t read_status_kb(const char* key) {
     std::ifstream in("/proc/self/status");
     std::string line;
@@ -569,6 +602,7 @@ Options parse(int argc, char** argv) {
       o.dtype = it->second;
     } else if (arg == "--repeats") o.repeats = std::max(1, std::stoi(value()));
     else if (arg == "--quick") o.quick = true;
+    else if (arg == "--threads") o.threads = std::stoi(value());
     else if (arg == "--json") o.json_path = value();
     else if (arg == "--only") {
       std::stringstream names(value());
@@ -585,7 +619,7 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--help") {
       std::puts("lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda] [--dtype f32|bf16|f16|f64]\n"
                 "               [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
-                "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW]");
+                "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]");
       std::exit(0);
     } else throw lmdecode::invalid_argument("unknown argument " + arg);
   }
@@ -597,6 +631,7 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     Options o = parse(argc, argv);
+    if (o.threads > 0) at::set_num_threads(o.threads);
     c10::InferenceMode inference;
     auto model = o.model_dir.empty() ? random_model(sized_config(preset_config(o.preset), o.sizes), o)
                                      : lmdecode::load_pretrained(o.model_dir, {o.device, o.dtype});

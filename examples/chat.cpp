@@ -9,6 +9,7 @@
 #include <iterator>
 #include <string>
 
+#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 
 #include <lmdecode/text/chat.hpp>
@@ -19,14 +20,17 @@ int main(int argc, char** argv) {
   CLI::App app{"lmdecode-chat: one ChatML turn with a checkpoint folder holding tokenizer.json", "lmdecode-chat"};
   std::string folder, tokenizer_path, system, device_name = "cpu", dtype_name = "f32";
   std::optional<int64_t> max_new_tokens;
+  std::optional<int> threads;
   app.add_option("--model", folder, "Checkpoint folder (config.json, safetensors, generation_config.json)")->required();
   app.add_option("--tokenizer", tokenizer_path, "tokenizer.json (default: the one in the model folder)");
   app.add_option("--system", system, "A system prompt");
   app.add_option("--max-new-tokens", max_new_tokens, "New tokens at most (default: the checkpoint's)");
   app.add_option("--device", device_name, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--dtype", dtype_name, "Model dtype")->check(CLI::IsMember({"f32", "bf16", "f16"}));
+  app.add_option("--threads", threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   try {
+    if (threads) at::set_num_threads(*threads);
     const at::Device device = device_name == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
     const at::ScalarType dtype = dtype_name == "bf16" ? at::kBFloat16 : dtype_name == "f16" ? at::kHalf : at::kFloat;
     auto tokenizer = lmdecode::Tokenizer::from_file(tokenizer_path.empty() ? folder + "/tokenizer.json" : tokenizer_path);
@@ -51,8 +55,8 @@ int main(int argc, char** argv) {
     });
     std::fputs(stream.flush().c_str(), stdout);
     std::fprintf(stdout, "\n");
-    std::fprintf(stderr, "[%zu new tokens, %s]\n", result.hypotheses[0][0].tokens.size(),
-                 std::string(lmdecode::to_string(result.hypotheses[0][0].finish_reason)).c_str());
+    std::fprintf(stderr, "[%zu new tokens, %s, %d threads]\n", result.hypotheses[0][0].tokens.size(),
+                 std::string(lmdecode::to_string(result.hypotheses[0][0].finish_reason)).c_str(), at::get_num_threads());
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "lmdecode-chat: libtorch: %s\n", e.what_without_backtrace());
     return 1;

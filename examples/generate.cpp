@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -52,6 +53,7 @@ struct Flags {
       pad_token_id;
   std::optional<double> length_penalty, repetition_penalty, temperature, top_p, min_p, max_time;
   std::optional<uint64_t> seed;
+  std::optional<int> threads;
   std::optional<std::string> early_stopping, eos_token_ids;
   std::vector<std::string> stop_sequences;
   bool do_sample = false, no_cache = false, json = false, stream = false;
@@ -151,7 +153,7 @@ int run(const Flags& f) {
         if (tokenizer) out["texts"].push_back(tokenizer->decode(h.tokens));
       }
     out["timing"] = {{"prompt_ms", prompt_ms}, {"ms_per_token", per_token_ms}, {"tokens_per_s", tokens_per_s},
-                     {"steps", result.steps}, {"total_ms", ms(start, end)}};
+                     {"steps", result.steps}, {"total_ms", ms(start, end)}, {"threads", at::get_num_threads()}};
     fmt::print("{}\n", out.dump());
     return 0;
   }
@@ -160,8 +162,8 @@ int run(const Flags& f) {
       fmt::print("prompt {}: [{}]  score {:.6f}  {}\n", p, fmt::join(h.tokens, " "), h.score, lmdecode::to_string(h.finish_reason));
       if (tokenizer) fmt::print("  text: {}\n", nlohmann::json(tokenizer->decode(h.tokens)).dump());
     }
-  fmt::print("timing: prompt {:.1f} ms, {:.2f} ms per new token, {:.1f} tokens/s ({} steps)\n", prompt_ms, per_token_ms,
-             tokens_per_s, result.steps);
+  fmt::print("timing: prompt {:.1f} ms, {:.2f} ms per new token, {:.1f} tokens/s ({} steps, {} threads)\n", prompt_ms,
+             per_token_ms, tokens_per_s, result.steps, at::get_num_threads());
   return 0;
 }
 
@@ -199,6 +201,7 @@ int main(int argc, char** argv) {
   app.add_option("--device", f.device, "Where the model runs")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_flag("--json", f.json, "Print one JSON object (sequences hold the new tokens only)");
   app.add_flag("--stream", f.stream, "Print tokens as they are decided");
+  app.add_option("--threads", f.threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -208,6 +211,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (f.threads) at::set_num_threads(*f.threads);
     return run(f);
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "lmdecode-generate: libtorch: %s\n", e.what_without_backtrace());

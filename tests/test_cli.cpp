@@ -90,6 +90,7 @@ TEST_CASE("lmdecode-generate --json reproduces golden cases", "[cli]") {
     for (size_t i = 0; i < expected.size(); ++i)
       REQUIRE(out["sequences"][i].get<std::vector<int64_t>>() == new_tokens(expected[i].get<std::vector<int64_t>>(), prompt_length, eos));
     REQUIRE(out["timing"]["steps"].get<int64_t>() >= 1);
+    REQUIRE(out["timing"]["threads"].get<int>() >= 1);
     ++checked;
   }
   REQUIRE(checked == 22);  // every selected case ran
@@ -127,6 +128,16 @@ TEST_CASE("lmdecode-generate --help documents every flag", "[cli]") {
   for (const char* flag : {"--model", "--prompt-ids", "--max-new-tokens", "--min-new-tokens", "--num-beams", "--length-penalty",
                            "--early-stopping", "--num-return-sequences", "--repetition-penalty", "--no-repeat-ngram-size",
                            "--do-sample", "--temperature", "--top-k", "--top-p", "--seed", "--eos-token-ids",
-                           "--pad-token-id", "--no-cache", "--dtype", "--device", "--json", "--stream"})
+                           "--pad-token-id", "--no-cache", "--dtype", "--device", "--json", "--stream", "--threads"})
     REQUIRE_THAT(r.out, Contains(flag));
+}
+
+TEST_CASE("lmdecode-generate --threads sets libtorch's threads and says so", "[cli]") {
+  const auto model = (lmdecode_test::reference_dir() / "qwen2-tiny").string();
+  auto r = run_cli(fmt::format("--model {} --prompt-ids 5,6,7 --max-new-tokens 2 --threads 2 --json", model));
+  REQUIRE(r.status == 0);
+  CHECK(nlohmann::json::parse(r.out).at("timing").at("threads") == 2);
+  r = run_cli(fmt::format("--model {} --prompt-ids 5,6,7 --max-new-tokens 2 --threads 1", model));
+  CHECK_THAT(r.out, Contains("1 threads)"));
+  CHECK(run_cli(fmt::format("--model {} --prompt-ids 5 --threads 0", model)).status != 0);
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lmdecode/models/checkpoint_weights.hpp"
+#include "lmdecode/models/detail/projection.hpp"
 #include "lmdecode/models/pretrained_model.hpp"
 
 namespace lmdecode {
@@ -45,6 +46,13 @@ class Gpt2Model : public PretrainedModel {
     head_ = c.tie_word_embeddings || !weights.has("lm_head.weight") ? wte_ : weights.take("lm_head.weight", {c.vocab_size, e});
   }
 
+  int64_t weight_bytes_per_step() const override {
+    int64_t sum = detail::tensor_bytes({lnf_w_, lnf_b_, head_});
+    for (const auto& l : layers_)
+      sum += detail::tensor_bytes({l.ln1_w, l.ln1_b, l.attn_w, l.attn_b, l.proj_w, l.proj_b, l.ln2_w, l.ln2_b, l.fc_w, l.fc_b, l.out_w, l.out_b});
+    return sum;
+  }
+
  protected:
   at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) override {
     const auto& c = config();
@@ -67,7 +75,8 @@ class Gpt2Model : public PretrainedModel {
     return layer_norm(hidden, lnf_w_, lnf_b_);
   }
 
-  at::Tensor lm_head(const at::Tensor& hidden) override { return at::linear(hidden, head_); }
+  at::Tensor lm_head(const at::Tensor& hidden) override { return detail::project_positions(hidden, head_); }
+
 
  private:
   struct Layer {
@@ -88,7 +97,7 @@ class Gpt2Model : public PretrainedModel {
   static at::Tensor conv1d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
     auto sizes = x.sizes().vec();
     sizes.back() = weight.size(1);
-    return at::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
+    return detail::project(x.reshape({-1, x.size(-1)}), weight, bias).view(sizes);
   }
 
   /// HF NewGELUActivation ("gelu_new").

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <initializer_list>
 #include <string>
 
 #include "lmdecode/cache.hpp"
@@ -13,6 +14,16 @@
 #include "lmdecode/model.hpp"
 
 namespace lmdecode {
+
+namespace detail {
+/// Bytes of the tensors listed (undefined ones count 0).
+inline int64_t tensor_bytes(std::initializer_list<at::Tensor> tensors) {
+  int64_t sum = 0;
+  for (const auto& t : tensors)
+    if (t.defined()) sum += static_cast<int64_t>(t.numel() * t.element_size());
+  return sum;
+}
+}  // namespace detail
 
 class PretrainedModel {
  public:
@@ -34,6 +45,10 @@ class PretrainedModel {
     return KVCache(config_.num_layers, rows, config_.num_kv_heads, config_.head_dim, capacity,
                    at::TensorOptions().dtype(dtype_).device(device_), cache_layout_);
   }
+
+  /// Bytes of weights one decode step reads: every layer's, the final norm's and the output layer's
+  /// (the embedding table only where it is the output layer: a step reads one row of it per token).
+  virtual int64_t weight_bytes_per_step() const = 0;
 
   /// Feeds `batch` after what `cache` holds; logits in the model dtype, [rows, vocab] (or [rows, T, vocab]).
   at::Tensor forward(const ForwardBatch& batch, KVCache& cache) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "lmdecode/models/detail/fused_kernels.hpp"
+#include "lmdecode/models/detail/projection.hpp"
 #include "lmdecode/models/checkpoint_weights.hpp"
 #include "lmdecode/models/pretrained_model.hpp"
 
@@ -57,6 +58,12 @@ class Qwen2Model : public PretrainedModel {
     inv_freq_ = at::reciprocal(at::pow(c.rope_theta, exponent));
   }
 
+  int64_t weight_bytes_per_step() const override {
+    int64_t sum = detail::tensor_bytes({final_norm_, head_});
+    for (const auto& l : layers_) sum += detail::tensor_bytes({l.input_norm, l.post_norm, l.qkv_t, l.qkv_bias, l.o_t, l.gate_up_t, l.down_t});
+    return sum;
+  }
+
  protected:
   at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) override {
     const auto& c = config();
@@ -73,7 +80,7 @@ class Qwen2Model : public PretrainedModel {
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
       auto x = rms_norm(hidden, l.input_norm);
-      auto qkv = (l.qkv_bias.defined() ? at::addmm(l.qkv_bias, x, l.qkv_t) : at::mm(x, l.qkv_t))
+      auto qkv = detail::project(x, l.qkv_t, l.qkv_bias)
                      .view({rows, fed, heads + 2 * kv_heads, d})
                      .split_with_sizes({heads + kv_heads, kv_heads}, 2);  // queries and keys, values
       auto qk = apply_rotary(qkv[0], cos, signed_sin).split_with_sizes({heads, kv_heads}, 2);  // [rows, T, heads | kv_heads, d]
@@ -87,15 +94,16 @@ class Qwen2Model : public PretrainedModel {
                           : detail::cached_attention(q, kv, grouped_blocked, {scale, {}}, at::kFloat);  // [rows, kv_heads, group * T, d]
       attended = fed == 1 ? attended.reshape({rows, heads * d})
                           : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
-      hidden.add_(at::mm(attended, l.o_t));
+      hidden.add_(detail::project(attended, l.o_t));
       x = rms_norm(hidden, l.post_norm);
-      auto gate_up = at::mm(x, l.gate_up_t).chunk(2, 1);
-      hidden.add_(at::mm(at::silu(gate_up[0]).mul_(gate_up[1]), l.down_t));
+      auto gate_up = detail::project(x, l.gate_up_t).chunk(2, 1);
+      hidden.add_(detail::project(at::silu(gate_up[0]).mul_(gate_up[1]), l.down_t));
     }
     return rms_norm(hidden, final_norm_).view({rows, fed, c.hidden_size});
   }
 
-  at::Tensor lm_head(const at::Tensor& hidden) override { return at::linear(hidden, head_); }
+  at::Tensor lm_head(const at::Tensor& hidden) override { return detail::project_positions(hidden, head_); }
+
 
  private:
   struct Layer {
