@@ -17,6 +17,10 @@
 //                     prefill ms, KV bytes at the end, reorder bytes per step, ms per decode step
 //   bandwidth         greedy decode steps at context 256, batch 1 and 4: the bytes of weights a step
 //                     reads over its time, against a plain read of a buffer that size (the limit)
+//   peers             (only with --only peers) greedy batch 1, greedy batch 4 and 4 beams after prompts
+//                     of 128 and 1024 tokens, 32 new tokens: the median decode step (timestamped by the
+//                     step callback) and the whole generate() over the new tokens, for
+//                     scripts/compare-peers.sh
 //   memory            KV bytes by formula and peak RSS growth of a 1024-token beam-4 run (CPU)
 //   ops               ATen operator calls per step (what each step dispatches, and on CUDA launches)
 //                     and device-to-host reads per step, for the bare step, greedy and beam-4, with
@@ -200,6 +204,7 @@ class Bench {
     if (wanted("cache_vs_nocache")) add(cache_scenario());
     if (wanted("shared_prompt")) add(json::array({shared_prompt_scenario()}));
     if (wanted("bandwidth") && o_.device.is_cpu()) add(bandwidth_scenario());
+    if (o_.only.count("peers")) add(peers_scenario());
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     if (wanted("ops")) add(ops_scenario());
     return scenarios;
@@ -482,6 +487,30 @@ class Bench {
     return rows;
   }
 
+  json peers_scenario() {
+    const int64_t new_tokens = 32;
+    lmdecode::generate(model_, prompts_of(4, 16, model_.config().vocab_size), decode_config(4, 1, true));  // warm-up
+    json rows = json::array();
+    for (int64_t prompt : {128, 1024}) {
+      for (auto [batch, beams] : {std::pair<int64_t, int64_t>{1, 1}, {4, 1}, {1, 4}}) {
+        std::vector<Clock::time_point> stamps;
+        auto prompts = prompts_of(batch, prompt, model_.config().vocab_size);
+        const auto start = Clock::now();
+        lmdecode::generate(model_, prompts, decode_config(new_tokens, beams, true),
+                           [&](lmdecode::StepEvent&) { stamps.push_back(Clock::now()); });
+        const double total = ms_since(start);
+        std::vector<double> steps;
+        for (size_t i = 1; i < stamps.size(); ++i) steps.push_back(std::chrono::duration<double, std::milli>(stamps[i] - stamps[i - 1]).count());
+        const Stats step = stats_of(steps);
+        print_row("peers", fmt::format("prompt {} batch {} beams {}", prompt, batch, beams), step,
+                  fmt::format("generate {:.1f} ms/step", total / new_tokens));
+        rows.push_back({{"name", "peers"}, {"prompt", prompt}, {"batch", batch}, {"beams", beams}, {"new_tokens", new_tokens},
+                        {"decode_ms", step.median}, {"generate_ms_per_step", total / new_tokens}});
+      }
+    }
+    return rows;
+  }
+
   static int64_t read_status_kb(const char* key) {
     std::ifstream in("/proc/self/status");
     std::string line;
@@ -631,7 +660,7 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     Options o = parse(argc, argv);
-    if (o.threads > 0) at::set_num_threads(o.threads);
+    if (o.threads > 0) lmdecode::set_threads(o.threads);
     c10::InferenceMode inference;
     auto model = o.model_dir.empty() ? random_model(sized_config(preset_config(o.preset), o.sizes), o)
                                      : lmdecode::load_pretrained(o.model_dir, {o.device, o.dtype});

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   try {
-    if (threads) at::set_num_threads(*threads);
+    if (threads) lmdecode::set_threads(*threads);
     const at::Device device = device_name == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
     const at::ScalarType dtype = dtype_name == "bf16" ? at::kBFloat16 : dtype_name == "f16" ? at::kHalf : at::kFloat;
     auto tokenizer = lmdecode::Tokenizer::from_file(tokenizer_path.empty() ? folder + "/tokenizer.json" : tokenizer_path);

@@ -211,7 +211,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (f.threads) at::set_num_threads(*f.threads);
+    if (f.threads) lmdecode::set_threads(*f.threads);
     return run(f);
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "lmdecode-generate: libtorch: %s\n", e.what_without_backtrace());

@@ -5,6 +5,7 @@
 #include "lmdecode/config.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
 #include "lmdecode/io/model_config.hpp"
+#include "lmdecode/threads.hpp"
 #include "support/test_data.hpp"
 
 using lmdecode::GenerationConfig;
@@ -222,4 +223,12 @@ TEST_CASE("config.json settings the reference models do not implement are errors
                            R"({"layer_types": ["full_attention", "full_attention"]})"})
     REQUIRE_NOTHROW(lmdecode::model_config_from_json(with(qwen, fine)));
   REQUIRE_NOTHROW(lmdecode::model_config_from_json(with(gpt2, R"({"reorder_and_upcast_attn": true})")));  // HF's sdpa ignores it
+}
+
+TEST_CASE("set_threads sets libtorch's intra-op threads and refuses fewer than one", "[config]") {
+  const int before = at::get_num_threads();
+  lmdecode::set_threads(1);
+  CHECK(at::get_num_threads() == 1);
+  REQUIRE_THROWS_WITH(lmdecode::set_threads(0), Catch::Contains("threads must be >= 1 (got 0)"));
+  lmdecode::set_threads(before);
 }

