@@ -39,7 +39,7 @@ in_jail "python3 lmdecode/scripts/peers/hf_decode_timing.py model $threads 32 hf
 cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
 
 echo "== llama.cpp"
-in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype f32 --outfile model-f32.gguf >convert.log"
+in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype f32 --outfile model-f32.gguf >convert.log 2>&1"
 in_jail "llama-bench -m model-f32.gguf -t $threads -r 3 -p 0 -n 32 -d 128,1024 -o json >llama-decode.json && \
   llama-bench -m model-f32.gguf -t $threads -r 1 -pg 128,32 -pg 1024,32 -p 0 -n 0 -o json >llama-generate.json && \
   python3 -c 'import json,sys; json.dump(json.load(open(\"llama-decode.json\")) + json.load(open(\"llama-generate.json\")), open(\"llama.json\", \"w\"))'"
