@@ -8,7 +8,7 @@
 #
 #   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR]     (default 1 thread, /srv/lmdecode-sid)
 #
-# Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 25
+# Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
 # minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
 # CHROOT_DIR/work/peers.
 set -euo pipefail
