@@ -397,6 +397,7 @@ class Bench {
   /// beam, then a reorder (beam 1 takes beam 0's history, as beam search does). The shared layout
   /// prefills the prompt once and expands it; the expanded one prefills it once per beam.
   LayoutRun layout_run(lmdecode::CacheLayout layout, int64_t prompt, int64_t beams, int64_t steps) {
+    const auto previous_layout = model_.cache_layout();
     model_.set_cache_layout(layout);
     const bool shared = layout == lmdecode::CacheLayout::shared_prompt;
     const auto opts = at::TensorOptions().dtype(at::kLong).device(o_.device);
@@ -421,7 +422,7 @@ class Bench {
     sync(o_.device);
     run.step_ms = ms_since(start) / static_cast<double>(steps);
     run.kv_bytes = cache.bytes();
-    model_.set_cache_layout(lmdecode::CacheLayout::shared_prompt);
+    model_.set_cache_layout(previous_layout);
     return run;
   }
 

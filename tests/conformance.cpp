@@ -51,20 +51,7 @@ int main(int argc, char** argv) {
 
   try {
     const auto all = lmdecode::detail::read_json_file(cases_path);
-    struct Loaded {
-      std::unique_ptr<lmdecode::PretrainedModel> model;
-      lmdecode::GenerationConfig defaults;
-    };
-    std::map<std::string, Loaded> models;
-    auto model_for = [&](const std::string& name, const std::string& dtype) -> Loaded& {
-      auto& slot = models[name + "/" + dtype];
-      if (!slot.model) {
-        const auto folder = std::filesystem::path(models_dir) / name;
-        slot.model = lmdecode::load_pretrained(folder, {device, lmdecode_test::golden_dtype(dtype)});
-        slot.defaults = lmdecode::load_checkpoint_generation_config(folder, slot.model->config());
-      }
-      return slot;
-    };
+    lmdecode_test::GoldenModels models(models_dir, device);
     int passed = 0, failed = 0;
     const auto& cases = all.at("cases");
     for (size_t index = 0; index < cases.size(); ++index) {
@@ -81,7 +68,7 @@ int main(int argc, char** argv) {
       for (const auto& dtype : dtypes) {
         if (dtype_filter != "all" && dtype != dtype_filter) continue;
         ran = true;
-        auto& loaded = model_for(c.at("model"), dtype);
+        auto& loaded = models.get(c.at("model"), dtype);
         const auto diff = lmdecode_test::check_golden_case(*loaded.model, loaded.defaults, c, dtype);
         if (!diff.empty()) {
           ok = false;

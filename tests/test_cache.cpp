@@ -1,8 +1,5 @@
 #include <catch2/catch.hpp>
 
-#include <map>
-#include <memory>
-
 #include "lmdecode/cache.hpp"
 #include "support/golden_cases.hpp"
 #include "support/test_data.hpp"
@@ -244,21 +241,16 @@ TEST_CASE("KVCache memory follows the positions stored: the owned part grows by 
 TEST_CASE("every beam golden case gives the same result with the shared-prompt and the expanded cache", "[cache][golden]") {
   // The expanded layout is the reference path: one softmax over each row's own copy of all positions.
   for (const auto layout : {lmdecode::CacheLayout::shared_prompt, lmdecode::CacheLayout::expanded}) {
-    std::map<std::string, std::unique_ptr<lmdecode::PretrainedModel>> models;
+    lmdecode_test::GoldenModels models(lmdecode_test::reference_dir(), at::kCPU, layout);
     int checked = 0;
     for (const char* file : {"cases.json", "cases-generated.json"}) {
       const auto data = lmdecode::detail::read_json_file(lmdecode_test::reference_dir() / file);
       for (const auto& c : data.at("cases")) {
         if (c.at("kind") != "beam") continue;
         for (const auto& dtype : lmdecode_test::golden_checks(c)) {
-          const auto folder = lmdecode_test::reference_dir() / c.at("model").get<std::string>();
-          auto& model = models[c.at("model").get<std::string>() + dtype];
-          if (!model) {
-            model = lmdecode::load_pretrained(folder, {at::kCPU, lmdecode_test::golden_dtype(dtype)});
-            model->set_cache_layout(layout);
-          }
+          auto& loaded = models.get(c.at("model"), dtype);
           INFO(file << " case " << c.dump() << " " << dtype << " layout " << static_cast<int>(layout));
-          REQUIRE(lmdecode_test::check_golden_case(*model, lmdecode::load_checkpoint_generation_config(folder, model->config()), c, dtype) == "");
+          REQUIRE(lmdecode_test::check_golden_case(*loaded.model, loaded.defaults, c, dtype) == "");
           ++checked;
         }
       }

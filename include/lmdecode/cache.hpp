@@ -120,13 +120,17 @@ class KVCache {
   void expand_rows(int64_t copies) {
     detail::check(copies >= 1, "KVCache::expand_rows({}): copies must be >= 1", copies);
     if (copies == 1) return;
-    if (layout_ == CacheLayout::expanded || !own_.defined()) {
-      reorder(at::arange(rows_, at::TensorOptions().dtype(at::kLong).device(own_.defined() ? device() : at::kCPU))
-                  .repeat_interleave(copies));
+    if (!own_.defined()) {  // a default-constructed cache holds nothing to copy
+      rows_ *= copies;
+      return;
+    }
+    const auto repeated = at::arange(rows_, index_options()).repeat_interleave(copies);
+    if (layout_ == CacheLayout::expanded) {
+      reorder(repeated);
       return;
     }
     if (copies_ > 1) {  // already shared: the owned positions are copied, the prompt stays
-      own_.gather_rows(at::arange(rows_, index_options()).repeat_interleave(copies));
+      own_.gather_rows(repeated);
     } else {
       const int64_t layers = num_layers();
       prompt_ = std::move(own_);
@@ -250,6 +254,9 @@ class KVCache {
 
   at::TensorOptions index_options() const { return at::TensorOptions().dtype(at::kLong).device(device()); }
 
+  /// [rows] int64 on the device: the prompt each row belongs to, row / copies.
+  at::Tensor prompt_of_row() const { return at::arange(rows_, index_options()).div(copies_, "floor"); }
+
   /// `row_index` with every parent outside its row's prompt replaced by rows(), which no gather
   /// accepts (a device-side assert on a GPU). On the CPU it is an error naming the row.
   at::Tensor within_prompts(const at::Tensor& row_index) const {
@@ -262,15 +269,13 @@ class KVCache {
                       i, index[i]);
       return row_index;
     }
-    auto prompt_of_row = at::arange(rows_, index_options()).div(copies_, "floor");
-    return at::where(row_index.div(copies_, "floor").eq(prompt_of_row), row_index, at::full_like(row_index, rows_));
+    return at::where(row_index.div(copies_, "floor").eq(prompt_of_row()), row_index, at::full_like(row_index, rows_));
   }
 
   /// Gives every row its own copy of its prompt's positions (back to copies() == 1).
   void materialize() {
     if (!prompt_.defined()) return;
-    auto prompt_of_row = at::arange(rows_, index_options()).div(copies_, "floor");
-    auto prompt = prompt_.storage.narrow(4, 0, prompt_.length).index_select(2, prompt_of_row);
+    auto prompt = prompt_.storage.narrow(4, 0, prompt_.length).index_select(2, prompt_of_row());
     own_.reset(at::cat({prompt, own_.storage.narrow(4, 0, own_.length)}, 4), prompt_.length + own_.length);
     prompt_ = Segment{};
     copies_ = 1;

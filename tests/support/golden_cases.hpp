@@ -3,6 +3,9 @@
 // decoders and describing the first difference. Shared by lmdecode-conformance and the tests.
 
 #include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -106,6 +109,37 @@ inline std::vector<std::string> golden_checks(const nlohmann::json& golden_case)
   if (dtypes.empty()) throw std::invalid_argument("the case's \"check\" is empty: it would test nothing");
   return dtypes;
 }
+
+/// The models a golden-case file names, each loaded once per dtype from `dir`, with its checkpoint's
+/// generation defaults and the cache layout asked for.
+class GoldenModels {
+ public:
+  struct Loaded {
+    std::unique_ptr<lmdecode::PretrainedModel> model;
+    lmdecode::GenerationConfig defaults;
+  };
+
+  GoldenModels(std::filesystem::path dir, at::Device device,
+               lmdecode::CacheLayout layout = lmdecode::CacheLayout::shared_prompt)
+      : dir_(std::move(dir)), device_(device), layout_(layout) {}
+
+  Loaded& get(const std::string& name, const std::string& dtype) {
+    auto& slot = loaded_[name + "/" + dtype];
+    if (!slot.model) {
+      const auto folder = dir_ / name;
+      slot.model = lmdecode::load_pretrained(folder, {device_, golden_dtype(dtype)});
+      slot.model->set_cache_layout(layout_);
+      slot.defaults = lmdecode::load_checkpoint_generation_config(folder, slot.model->config());
+    }
+    return slot;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  at::Device device_;
+  lmdecode::CacheLayout layout_;
+  std::map<std::string, Loaded> loaded_;
+};
 
 /// Runs `golden_case` on `model` with the checkpoint's generation defaults `defaults` overlaid by
 /// the case's params, and compares with its `dtype` block. Returns "" on a match.

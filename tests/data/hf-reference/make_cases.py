@@ -15,6 +15,7 @@ makes one and runs this there). Two jobs:
 Everything runs on the CPU with eager attention; decoding is deterministic (no sampling).
 """
 import argparse
+import functools
 import json
 import math
 import random
@@ -29,7 +30,9 @@ from transformers import AutoModelForCausalLM
 PAD = 3
 
 
+@functools.lru_cache(maxsize=None)
 def load(folder, dtype):
+    """The model of `folder` in `dtype`, loaded once (generate() leaves it as it was)."""
     model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32)
     return model.to(dtype).eval()
 
@@ -108,7 +111,7 @@ def make_close_eos_model(models_dir):
     row 3 a near copy of row 2: both EOS ids score alike and high at many steps, so they crowd the
     top candidates of beam search (the max(2, 1 + #EOS) x num_beams rule decides the beams)."""
     source, target = models_dir / "qwen2-tiny", models_dir / "qwen2-tiny-close-eos"
-    model = load(source, torch.float32)
+    model = load.__wrapped__(source, torch.float32)  # a fresh copy: its output layer is changed below
     rng = random.Random(1)
     contexts = torch.tensor([[rng.randrange(4, 320) for _ in range(12)] for _ in range(64)])
     gen = torch.Generator().manual_seed(34)

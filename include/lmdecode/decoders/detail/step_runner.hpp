@@ -16,6 +16,10 @@
 
 namespace lmdecode::detail {
 
+/// New-token positions the per-row buffers of a decoding loop (cache, mask, positions, tokens) are
+/// first allocated for; they then double as needed, so memory follows the tokens, not max_new_tokens.
+inline constexpr int64_t kFirstNewTokenChunk = 64;
+
 template <CausalLM Model>
 class StepRunner {
  public:
@@ -25,9 +29,7 @@ class StepRunner {
   StepRunner(Model& model, const PaddedBatch& batch, int64_t copies, int64_t max_new_tokens, bool use_cache,
              int64_t pad_token_id)
       : model_(model), rows_(batch.input_ids.size(0)), copies_(copies), use_cache_(use_cache), pad_token_id_(pad_token_id) {
-    // Room for the prompt and a first chunk of new tokens; the mask, the positions and the cache then
-    // double as needed, so memory follows the tokens generated, not max_new_tokens.
-    const int64_t capacity = batch.input_ids.size(1) + std::min(max_new_tokens, kFirstChunk);
+    const int64_t capacity = batch.input_ids.size(1) + std::min(max_new_tokens, kFirstNewTokenChunk);
     mask_ = batch.attention_mask;
     positions_ = batch.position_ids;
     grow_columns(capacity);
@@ -101,8 +103,6 @@ class StepRunner {
   }
 
  private:
-  static constexpr int64_t kFirstChunk = 64;  // new-token columns allocated before the first doubling
-
   /// HF appends a 1 to the mask and last position + 1 to the positions every step: extends both to
   /// `columns` columns.
   void grow_columns(int64_t columns) {

@@ -36,8 +36,7 @@ struct TokenRows {
   TokenRows(const PaddedBatch& batch, int64_t max_new, int64_t pad_token_id) : pad(pad_token_id) {
     const auto longs = batch.input_ids.options();
     const int64_t rows = batch.input_ids.size(0), prompt_len = batch.input_ids.size(1);
-    // Room for a first chunk of tokens, doubled as needed: memory follows the tokens, not max_new.
-    const int64_t room = std::min<int64_t>(max_new, 64);
+    const int64_t room = std::min(max_new, kFirstNewTokenChunk);  // doubled by make_room
     sequence = at::full({rows, prompt_len + room}, pad, longs);
     sequence.narrow(1, 0, prompt_len).copy_(batch.input_ids);
     logprobs = at::zeros({rows, room}, longs.dtype(at::kFloat));
