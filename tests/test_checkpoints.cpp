@@ -135,6 +135,32 @@ TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a 
   }
 }
 
+TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the float64 product", "[models]") {
+  // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv), 2-8 (the kernel), 9 and 16 (GEMM).
+  for (const int64_t in : {8, 37, 896}) {
+    for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16}) {
+      for (const bool with_bias : {false, true}) {
+        auto weight = at::randn({19, in});
+        auto x = at::randn({rows, in});
+        auto bias = with_bias ? at::randn({19}) : at::Tensor();
+        auto y = lmdecode::detail::project(x, weight.t(), bias);
+        auto expected = at::mm(x.to(at::kDouble), weight.t().to(at::kDouble));
+        if (with_bias) expected += bias.to(at::kDouble);
+        INFO("in " << in << " rows " << rows << (with_bias ? " with bias" : ""));
+        REQUIRE(y.sizes() == expected.sizes());
+        CHECK((y.to(at::kDouble) - expected).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
+        // The kernel takes 1 to 8 float32 rows where the CPU has AVX2 and FMA, and nothing else.
+        const bool kernel_applies = rows <= lmdecode::detail::kFewRowsMax;
+        CHECK(lmdecode::detail::few_rows_product(x.to(at::kDouble), weight.to(at::kDouble), {}).defined() == false);
+#ifdef LMDECODE_FEW_ROWS_KERNEL
+        if (lmdecode::detail::cpu_has_avx2_fma())
+          CHECK(lmdecode::detail::few_rows_product(x, weight, bias).defined() == kernel_applies);
+#endif
+      }
+    }
+  }
+}
+
 TEST_CASE("a bfloat16 model decodes float32's greedy tokens wherever float32's decision gap exceeds the rounding", "[models]") {
   // Where float32's top two logits differ by more than twice the largest bfloat16 logit error the
   // test above allows, bfloat16 cannot choose another token; from the first step where they do not,

@@ -1,10 +1,12 @@
 #pragma once
 // The models' linear layers (HF's Linear and GPT-2's Conv1D), each chosen by shape: a decode step of
 // one row on the CPU is a matrix-vector product, which streams the weight once at two to three times
-// the speed of a GEMM with one row (OpenBLAS, benchmarks/RESULTS.md); more rows, the prefill and every
-// GPU call take the GEMM.
+// the speed of a GEMM with one row (OpenBLAS, benchmarks/RESULTS.md); 2 to 8 float32 rows take
+// few_rows_product, which also reads the weight once; more rows and every GPU call take the GEMM.
 
 #include <ATen/ATen.h>
+
+#include "lmdecode/models/detail/few_rows_product.hpp"
 
 namespace lmdecode::detail {
 
@@ -13,9 +15,12 @@ namespace lmdecode::detail {
 inline at::Tensor project(const at::Tensor& x, const at::Tensor& w_t, const at::Tensor& bias = {}) {
   const auto dtype = x.scalar_type();
   // float32 and float64 only: libtorch's CPU half-precision mv may accumulate in half precision.
-  if (x.size(0) == 1 && x.is_cpu() && (dtype == at::kFloat || dtype == at::kDouble) && w_t.t().is_contiguous()) {
-    auto y = bias.defined() ? at::addmv(bias, w_t.t(), x[0]) : at::mv(w_t.t(), x[0]);
-    return y.unsqueeze(0);
+  if (x.is_cpu() && w_t.t().is_contiguous()) {
+    if (x.size(0) == 1 && (dtype == at::kFloat || dtype == at::kDouble)) {
+      auto y = bias.defined() ? at::addmv(bias, w_t.t(), x[0]) : at::mv(w_t.t(), x[0]);
+      return y.unsqueeze(0);
+    }
+    if (auto y = few_rows_product(x, w_t.t(), bias); y.defined()) return y;
   }
   return bias.defined() ? at::addmm(bias, x, w_t) : at::mm(x, w_t);
 }

@@ -1,0 +1,101 @@
+#pragma once
+// A decode step of 2 to 8 rows is a stream of the weights, but OpenBLAS's sgemm with M <= 8 reads
+// them at 6-11 GB/s on one AVX2 core, and 4 mv calls read them 4 times. This kernel reads each weight
+// row once and takes its dot product with every input row while that row sits in L1 (151936x896, one
+// thread: 4 rows in 40 ms against sgemm's 103 ms, benchmarks/RESULTS.md). It needs AVX2 and FMA,
+// checked at run time; elsewhere few_rows_product returns an undefined tensor and the caller keeps
+// the GEMM.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LMDECODE_FEW_ROWS_KERNEL 1
+#endif
+
+namespace lmdecode::detail {
+
+/// The most input rows the kernel takes: 8 accumulators and the weight vector fit in 16 registers.
+constexpr int64_t kFewRowsMax = 8;
+
+#ifdef LMDECODE_FEW_ROWS_KERNEL
+
+__attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/// out[r, j] = x[r] . w[j] (+ bias[j]) for output features j in [begin, end); x is [Rows, in], w is
+/// [out, in] and out is [Rows, out], all row-major.
+template <int Rows>
+__attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const float* w, const float* bias,
+                                                       float* out, int64_t in, int64_t out_features,
+                                                       int64_t begin, int64_t end) {
+  for (int64_t j = begin; j < end; ++j) {
+    const float* w_row = w + j * in;
+    __m256 acc[Rows];
+    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) acc[r] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= in; k += 8) {
+      const __m256 wv = _mm256_loadu_ps(w_row + k);
+      _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
+        acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * in + k), acc[r]);
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
+      float dot = horizontal_sum(acc[r]);
+      for (int64_t tail = k; tail < in; ++tail) dot += w_row[tail] * x[r * in + tail];
+      out[r * out_features + j] = bias ? dot + bias[j] : dot;
+    }
+  }
+}
+
+using FewRowsDots = void (*)(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t);
+
+inline FewRowsDots few_rows_dots_for(int64_t rows) {
+  static constexpr FewRowsDots by_rows[] = {few_rows_dots<1>, few_rows_dots<2>, few_rows_dots<3>, few_rows_dots<4>,
+                                            few_rows_dots<5>, few_rows_dots<6>, few_rows_dots<7>, few_rows_dots<8>};
+  return by_rows[rows - 1];
+}
+
+inline bool cpu_has_avx2_fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+#endif
+
+/// x [rows, in] @ weight[out, in]^T (+ bias [out]) for 1 to kFewRowsMax contiguous float32 CPU rows,
+/// or an undefined tensor where the kernel does not apply (then the caller takes the GEMM).
+inline at::Tensor few_rows_product(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+#ifdef LMDECODE_FEW_ROWS_KERNEL
+  const int64_t rows = x.size(0);
+  const bool applies = cpu_has_avx2_fma() && rows >= 1 && rows <= kFewRowsMax && x.is_cpu() &&
+                       x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+                       x.is_contiguous() && weight.is_contiguous() &&
+                       (!bias.defined() || (bias.scalar_type() == at::kFloat && bias.is_contiguous()));
+  if (!applies) return {};
+  const int64_t in = weight.size(1), out_features = weight.size(0);
+  auto out = at::empty({rows, out_features}, x.options());
+  const float* x_data = x.data_ptr<float>();
+  const float* w_data = weight.data_ptr<float>();
+  const float* bias_data = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* out_data = out.data_ptr<float>();
+  const auto dots = few_rows_dots_for(rows);
+  // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
+  const int64_t grain = std::max<int64_t>(1, (64 << 10) / (in * static_cast<int64_t>(sizeof(float))));
+  at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
+    dots(x_data, w_data, bias_data, out_data, in, out_features, begin, end);
+  });
+  return out;
+#else
+  (void)x, (void)weight, (void)bias;
+  return {};
+#endif
+}
+
+}  // namespace lmdecode::detail
