@@ -51,12 +51,12 @@ struct Flags {
   std::vector<std::string> prompt_texts;
   std::optional<int64_t> max_new_tokens, min_new_tokens, num_beams, num_return_sequences, no_repeat_ngram_size, top_k,
       pad_token_id;
-  std::optional<double> length_penalty, repetition_penalty, temperature, top_p, min_p, max_time;
+  std::optional<double> length_penalty, patience, repetition_penalty, temperature, top_p, min_p, max_time;
   std::optional<uint64_t> seed;
   std::optional<int> threads;
   std::optional<std::string> early_stopping, eos_token_ids;
   std::vector<std::string> stop_sequences;
-  bool do_sample = false, no_cache = false, json = false, stream = false;
+  bool do_sample = false, no_cache = false, json = false, stream = false, output_scores = false;
   std::string dtype = "f32", device = "cpu";
 };
 
@@ -65,6 +65,7 @@ lmdecode::GenerationConfig apply_flags(lmdecode::GenerationConfig c, const Flags
   if (f.min_new_tokens) c.min_new_tokens = *f.min_new_tokens;
   if (f.num_beams) c.num_beams = *f.num_beams;
   if (f.length_penalty) c.length_penalty = *f.length_penalty;
+  if (f.patience) c.patience = *f.patience;
   if (f.early_stopping) {
     c.early_stopping = *f.early_stopping == "true"    ? lmdecode::EarlyStopping::on_full
                        : *f.early_stopping == "never" ? lmdecode::EarlyStopping::never
@@ -84,6 +85,7 @@ lmdecode::GenerationConfig apply_flags(lmdecode::GenerationConfig c, const Flags
   if (f.max_time) c.max_time = *f.max_time;
   for (const auto& s : f.stop_sequences) c.stop_sequences.push_back(parse_ids(s, "--stop-sequence"));
   if (f.no_cache) c.use_cache = false;
+  if (f.output_scores) c.output_scores = true;
   lmdecode::validate(c);
   return c;
 }
@@ -94,6 +96,53 @@ at::ScalarType dtype_of(const std::string& name) {
   if (name == "f16") return at::kHalf;
   return at::kFloat;
 }
+
+/// --stream: prints each step's committed tokens (StepEvent::committed), which add up to the
+/// returned best sequence: with --json one object a line, else the ids, or with a tokenizer the
+/// text (each prompt's on its own line when there are several).
+class StreamPrinter {
+ public:
+  StreamPrinter(bool json, const lmdecode::Tokenizer* tokenizer) : json_(json), tokenizer_(tokenizer) {}
+
+  void print(const lmdecode::StepEvent& e) {
+    if (json_) {
+      fmt::print("{}\n", nlohmann::ordered_json{{"step", e.step}, {"committed", e.committed}}.dump());
+    } else if (tokenizer_) {
+      print_text(e.committed);
+    } else {
+      std::vector<std::string> parts;
+      for (const auto& ids : e.committed) parts.push_back(fmt::format("[{}]", fmt::join(ids, " ")));
+      fmt::print("step {}: {}\n", e.step, fmt::join(parts, " "));
+    }
+    std::fflush(stdout);
+  }
+
+  /// Ends the streamed text: what the decoders still hold, then a newline.
+  void finish() {
+    for (size_t p = 0; p < decoders_.size(); ++p) show(p, decoders_.size(), decoders_[p].flush());
+    if (decoders_.size() == 1) fmt::print("\n");
+  }
+
+ private:
+  void print_text(const std::vector<lmdecode::TokenIds>& committed) {
+    while (decoders_.size() < committed.size()) decoders_.emplace_back(*tokenizer_);
+    for (size_t p = 0; p < committed.size(); ++p) {
+      std::string fresh;
+      for (int64_t id : committed[p]) fresh += decoders_[p].push(id);
+      show(p, committed.size(), fresh);
+    }
+  }
+
+  static void show(size_t prompt, size_t prompts, const std::string& text) {
+    if (text.empty()) return;
+    if (prompts == 1) fmt::print("{}", text);
+    else fmt::print("prompt {}: {}\n", prompt, nlohmann::json(text).dump());
+  }
+
+  bool json_;
+  const lmdecode::Tokenizer* tokenizer_;
+  std::vector<lmdecode::Tokenizer::StreamDecoder> decoders_;  // per prompt
+};
 
 int run(const Flags& f) {
   const at::Device device = f.device == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
@@ -113,25 +162,14 @@ int run(const Flags& f) {
 
   const auto start = Clock::now();
   std::optional<Clock::time_point> first_step;
-  std::vector<size_t> printed;  // tokens already streamed per row
+  StreamPrinter printer(f.json, tokenizer ? &*tokenizer : nullptr);
   auto on_step = [&](lmdecode::StepEvent& e) {
     if (!first_step) first_step = Clock::now();
-    if (!f.stream) return;
-    if (config.num_beams > 1) {  // the best beam can change: show it whole
-      for (size_t p = 0; p < e.tokens.size(); ++p) fmt::print("step {} prompt {}: [{}]\n", e.step, p, fmt::join(e.tokens[p], " "));
-    } else {
-      printed.resize(e.tokens.size(), 0);
-      std::vector<std::string> fresh;
-      for (size_t r = 0; r < e.tokens.size(); ++r) {
-        fresh.push_back(printed[r] < e.tokens[r].size() ? std::to_string(e.tokens[r].back()) : "-");
-        printed[r] = e.tokens[r].size();
-      }
-      fmt::print("step {}: {}\n", e.step, fmt::join(fresh, " "));
-    }
-    std::fflush(stdout);
+    if (f.stream) printer.print(e);
   };
   auto result = lmdecode::generate(*model, prompts, config, on_step);
   const auto end = Clock::now();
+  if (f.stream) printer.finish();
 
   auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   const double prompt_ms = ms(start, *first_step);  // prefill and the first token
@@ -150,6 +188,7 @@ int run(const Flags& f) {
         out["scores"].push_back(h.score);
         out["token_logprobs"].push_back(h.token_logprobs);
         out["finish_reasons"].push_back(std::string(lmdecode::to_string(h.finish_reason)));
+        if (config.output_scores) out["token_scores"].push_back(h.token_scores);
         if (tokenizer) out["texts"].push_back(tokenizer->decode(h.tokens));
       }
     out["timing"] = {{"prompt_ms", prompt_ms}, {"ms_per_token", per_token_ms}, {"tokens_per_s", tokens_per_s},
@@ -183,6 +222,8 @@ int main(int argc, char** argv) {
   app.add_option("--num-beams", f.num_beams, "Beams per prompt (1: greedy or sampling)");
   app.add_option("--length-penalty", f.length_penalty, "Beam score = sum of log-probs / length ** this");
   app.add_option("--early-stopping", f.early_stopping, "Beam search stop rule")->check(CLI::IsMember({"true", "false", "never"}));
+  app.add_option("--patience", f.patience,
+                 "Beam search keeps round(beams x patience) finished hypotheses and waits for them (1: transformers)");
   app.add_option("--num-return-sequences", f.num_return_sequences, "Sequences returned per prompt");
   app.add_option("--repetition-penalty", f.repetition_penalty, "CTRL repetition penalty (1: off)");
   app.add_option("--no-repeat-ngram-size", f.no_repeat_ngram_size, "Ban repeating n-grams of this size (0: off)");
@@ -200,7 +241,11 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", f.dtype, "Model dtype")->check(CLI::IsMember({"f64", "f32", "bf16", "f16"}));
   app.add_option("--device", f.device, "Where the model runs")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_flag("--json", f.json, "Print one JSON object (sequences hold the new tokens only)");
-  app.add_flag("--stream", f.stream, "Print tokens as they are decided");
+  app.add_flag("--stream", f.stream,
+               "Print tokens as they become final (beam search: the prefix no beam can change), as text with a "
+               "tokenizer; with --json one {\"step\", \"committed\"} object a line before the result");
+  app.add_flag("--output-scores", f.output_scores,
+               "With --json: \"token_scores\", each new token's transformers transition score");
   app.add_option("--threads", f.threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);

@@ -34,6 +34,19 @@ std::vector<int64_t> new_tokens(const std::vector<int64_t>& row, size_t prompt_l
   return out;
 }
 
+/// lmdecode-generate's arguments for golden case `c` in float32: its model, prompts and params
+/// (each param as its flag), then `extra`.
+std::string case_arguments(const nlohmann::json& c, const std::string& extra) {
+  std::string args = fmt::format("--model {} --dtype f32 {}", (lmdecode_test::reference_dir() / c["model"].get<std::string>()).string(), extra);
+  for (const auto& prompt : c["prompts"]) args += fmt::format(" --prompt-ids {}", fmt::join(prompt.get<std::vector<int64_t>>(), ","));
+  for (const auto& [key, value] : c["params"].items()) {
+    std::string flag = key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    args += fmt::format(" --{} {}", flag, value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  return args;
+}
+
 }  // namespace
 
 TEST_CASE("a huge max_new_tokens ends at EOS in memory that follows the tokens generated", "[cli][memory]") {
@@ -69,17 +82,9 @@ TEST_CASE("lmdecode-generate --json reproduces golden cases", "[cli]") {
     const bool wanted = (c["kind"] == "greedy" && c["prompts"].size() > 1) ||
                         (p.contains("early_stopping") && p["early_stopping"] == "never" && p.value("num_return_sequences", 1) == 2);
     if (!wanted) continue;
-    std::string args = fmt::format("--model {} --dtype f32 --json", (lmdecode_test::reference_dir() / c["model"].get<std::string>()).string());
+    const std::string args = case_arguments(c, "--json");
     size_t prompt_length = 0;
-    for (const auto& prompt : c["prompts"]) {
-      args += fmt::format(" --prompt-ids {}", fmt::join(prompt.get<std::vector<int64_t>>(), ","));
-      prompt_length = std::max(prompt_length, prompt.size());
-    }
-    for (const auto& [key, value] : p.items()) {
-      std::string flag = key;
-      std::replace(flag.begin(), flag.end(), '_', '-');
-      args += fmt::format(" --{} {}", flag, value.is_string() ? value.get<std::string>() : value.dump());
-    }
+    for (const auto& prompt : c["prompts"]) prompt_length = std::max(prompt_length, prompt.size());
     INFO(args);
     auto r = run_cli(args);
     REQUIRE(r.status == 0);
@@ -94,6 +99,44 @@ TEST_CASE("lmdecode-generate --json reproduces golden cases", "[cli]") {
     ++checked;
   }
   REQUIRE(checked == 22);  // every selected case ran
+}
+
+TEST_CASE("lmdecode-generate --stream --json streams committed tokens, --output-scores adds transformers' scores", "[cli][streaming]") {
+  // The generated cases that keep transformers' token_scores: greedy and beam, with processors.
+  const auto cases = nlohmann::json::parse(std::ifstream(lmdecode_test::reference_dir() / "cases-generated.json"))["cases"];
+  int checked = 0;
+  for (const auto& c : cases) {
+    if (!c["f32"].contains("step_scores")) continue;
+    const std::string args = case_arguments(c, "--json --stream --output-scores");
+    INFO(args);
+    auto r = run_cli(args);
+    REQUIRE(r.status == 0);
+    std::vector<nlohmann::json> lines;
+    size_t start = 0;
+    for (size_t end; (end = r.out.find('\n', start)) != std::string::npos; start = end + 1)
+      lines.push_back(nlohmann::json::parse(r.out.substr(start, end - start)));
+    REQUIRE(lines.size() >= 2);
+    const auto& result = lines.back();
+    const size_t prompts = c["prompts"].size(), per_prompt = result["sequences"].size() / prompts;
+    std::vector<std::vector<int64_t>> streamed(prompts);
+    for (size_t i = 0; i + 1 < lines.size(); ++i) {
+      REQUIRE(lines[i]["step"].get<size_t>() == i);
+      for (size_t p = 0; p < prompts; ++p)
+        for (int64_t id : lines[i]["committed"][p].get<std::vector<int64_t>>()) streamed[p].push_back(id);
+    }
+    for (size_t p = 0; p < prompts; ++p)
+      REQUIRE(streamed[p] == result["sequences"][p * per_prompt].get<std::vector<int64_t>>());
+    const auto& expected = c["f32"]["token_scores"];
+    REQUIRE(result["token_scores"].size() == expected.size());
+    for (size_t row = 0; row < expected.size(); ++row) {
+      REQUIRE(result["token_scores"][row].size() == expected[row].size());
+      for (size_t j = 0; j < expected[row].size(); ++j)
+        REQUIRE(result["token_scores"][row][j].get<double>() ==
+                Approx(expected[row][j].get<double>()).epsilon(1e-4).margin(1e-5));
+    }
+    ++checked;
+  }
+  REQUIRE(checked == 4);  // greedy and beam on both original models
 }
 
 TEST_CASE("lmdecode-generate prints one clear line and fails on bad input", "[cli][errors]") {
@@ -128,7 +171,7 @@ TEST_CASE("lmdecode-generate --help documents every flag", "[cli]") {
   for (const char* flag : {"--model", "--prompt-ids", "--max-new-tokens", "--min-new-tokens", "--num-beams", "--length-penalty",
                            "--early-stopping", "--num-return-sequences", "--repetition-penalty", "--no-repeat-ngram-size",
                            "--do-sample", "--temperature", "--top-k", "--top-p", "--seed", "--eos-token-ids",
-                           "--pad-token-id", "--no-cache", "--dtype", "--device", "--json", "--stream", "--threads"})
+                           "--pad-token-id", "--no-cache", "--dtype", "--device", "--json", "--stream", "--threads", "--patience", "--output-scores"})
     REQUIRE_THAT(r.out, Contains(flag));
 }
 

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "lmdecode/lmdecode.hpp"
+#include "support/golden_cases.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
 
@@ -21,6 +22,15 @@ double lp(std::initializer_list<double> probabilities) {
   double sum = 0;
   for (double p : probabilities) sum += std::log(p);
   return sum;
+}
+
+/// The hand-worked beam example's settings: 2 beams, both returned, at most 6 new tokens.
+GenerationConfig two_beams_six_tokens() {
+  auto config = abc_config();
+  config.num_beams = 2;
+  config.num_return_sequences = 2;
+  config.max_new_tokens = 6;
+  return config;
 }
 
 /// Passes every call on to `inner` and records how many rows each forward fed.
@@ -101,10 +111,7 @@ TEST_CASE("BeamSearchDecoder follows HF's early-stopping modes and length penalt
   // Hypotheses that end: b E (step 2), a b E (3), a a b E (4), a a a b E (5), then at step 6 the
   // length limit closes a a a a a a and a a a a b E.
   auto model = abc_model();
-  auto config = abc_config();
-  config.num_beams = 2;
-  config.num_return_sequences = 2;
-  config.max_new_tokens = 6;
+  auto config = two_beams_six_tokens();
   auto run = [&](EarlyStopping mode, double length_penalty) {
     config.early_stopping = mode;
     config.length_penalty = length_penalty;
@@ -166,6 +173,59 @@ TEST_CASE("BeamSearchDecoder follows HF's early-stopping modes and length penalt
     REQUIRE(events.size() == 3);
     REQUIRE(events[1].tokens[0] == std::vector<int64_t>{A, A});
     REQUIRE(events.back().finished[0]);
+  }
+}
+
+TEST_CASE("beam patience keeps round(num_beams x patience) hypotheses and waits for them (worked by hand)", "[beam][patience]") {
+  // The example above: from step 2 on, one hypothesis ends a step, a^(t-2) b E at step t, each
+  // scoring a little better on average than the one before (b E -0.716, a b E -0.708, a a b E
+  // -0.703, a a a b E -0.701 with length_penalty 1).
+  auto model = abc_model();
+  auto config = two_beams_six_tokens();
+  auto run = [&](EarlyStopping mode, double length_penalty, double patience) {
+    config.early_stopping = mode;
+    config.length_penalty = length_penalty;
+    config.patience = patience;
+    return lmdecode::BeamSearchDecoder(model, config).generate({{A}});
+  };
+  SECTION("early_stopping=true waits for round(2 x patience) finished hypotheses and returns the best two") {
+    auto one = run(EarlyStopping::on_full, 1.0, 1.0);
+    REQUIRE(one.steps == 3);
+    REQUIRE(one.hypotheses[0][0].tokens == std::vector<int64_t>{A, B, EOS});
+    auto three = run(EarlyStopping::on_full, 1.0, 1.5);  // round(3) = 3 hypotheses
+    REQUIRE(three.steps == 4);
+    REQUIRE(three.hypotheses[0][0].tokens == std::vector<int64_t>{A, A, B, EOS});
+    REQUIRE(three.hypotheses[0][1].tokens == std::vector<int64_t>{A, B, EOS});
+    auto four = run(EarlyStopping::on_full, 1.0, 2.0);
+    REQUIRE(four.steps == 5);
+    REQUIRE(four.hypotheses[0].size() == 2);
+    REQUIRE(four.hypotheses[0][0].tokens == std::vector<int64_t>{A, A, A, B, EOS});
+    REQUIRE(four.hypotheses[0][0].score == Approx(lp({.5, .5, .5, .3, .8}) / 5).margin(1e-6));
+    REQUIRE(four.hypotheses[0][1].tokens == std::vector<int64_t>{A, A, B, EOS});
+  }
+  SECTION("early_stopping=false waits until the kept hypotheses are all finished before the heuristic can stop") {
+    // length_penalty 0: with 2 kept the search stops after step 4 (see above); with 4 kept the
+    // fourth ends at step 5 (-3.51), when the best running a^5 (-3.47) can still beat it, so it
+    // runs to the limit. The best stays b E (-1.43).
+    auto one = run(EarlyStopping::heuristic, 0.0, 1.0);
+    auto four = run(EarlyStopping::heuristic, 0.0, 2.0);
+    REQUIRE(one.steps == 4);
+    REQUIRE(four.steps == 6);
+    REQUIRE(four.hypotheses[0][0].tokens == std::vector<int64_t>{B, EOS});
+    REQUIRE(four.hypotheses[0][1].tokens == std::vector<int64_t>{A, B, EOS});
+  }
+  SECTION("a patience below 1 keeps fewer hypotheses and stops sooner") {
+    config.num_return_sequences = 1;
+    auto half = run(EarlyStopping::on_full, 1.0, 0.5);  // round(1) = 1
+    REQUIRE(half.steps == 2);
+    REQUIRE(half.hypotheses[0][0].tokens == std::vector<int64_t>{B, EOS});
+  }
+  SECTION("a patience that keeps fewer hypotheses than are returned, or none, or a bad value, is refused") {
+    REQUIRE_THROWS_WITH(run(EarlyStopping::on_full, 1.0, 0.5), Contains("fewer than num_return_sequences (2)"));
+    config.num_return_sequences = 1;
+    REQUIRE_THROWS_WITH(run(EarlyStopping::on_full, 1.0, 0.2), Contains("round(2 x 0.2) = 0"));
+    for (double bad : {0.0, -1.0, double(NAN), double(INFINITY), 65.0})
+      REQUIRE_THROWS_WITH(run(EarlyStopping::on_full, 1.0, bad), Contains("patience must be in (0, 64]"));
   }
 }
 
@@ -363,6 +423,87 @@ TEST_CASE("a step callback sees each step's tokens, also when beams take over ot
     }
     if (beams > 1) CHECK(switches > 0);  // so the host copy's reorder was exercised
   }
+}
+
+namespace {
+
+/// Calls `check(case, dtype, model, config)` for every (case, dtype) pair of both golden files
+/// whose kind is `kind` ("beam", "greedy" or "" for both), with the case's config.
+template <class Check>
+int for_each_golden_case(const std::string& kind, Check check) {
+  lmdecode_test::GoldenModels models(lmdecode_test::reference_dir(), at::kCPU);
+  int checked = 0;
+  for (const char* file : {"cases.json", "cases-generated.json"}) {
+    const auto data = lmdecode::detail::read_json_file(lmdecode_test::reference_dir() / file);
+    for (const auto& c : data.at("cases")) {
+      if (!kind.empty() && c.at("kind") != kind) continue;
+      for (const auto& dtype : lmdecode_test::golden_checks(c)) {
+        auto& loaded = models.get(c.at("model"), dtype);
+        auto config = lmdecode::generation_config_from_json(c.at("params"), loaded.defaults, "case params");
+        INFO(file << " case " << c.dump() << " " << dtype);
+        check(c, *loaded.model, config);
+        ++checked;
+      }
+    }
+  }
+  return checked;
+}
+
+}  // namespace
+
+TEST_CASE("the committed tokens of every golden case add up to its best sequence, and no beam changes them", "[beam][greedy][streaming][golden]") {
+  int64_t committed_early = 0, total = 0;  // beam tokens committed while their prompt's search went on
+  const int checked = for_each_golden_case("", [&](const nlohmann::json& c, lmdecode::PretrainedModel& model,
+                                                   const GenerationConfig& config) {
+    const auto prompts = c.at("prompts").get<std::vector<lmdecode::TokenIds>>();
+    std::vector<lmdecode::TokenIds> committed(prompts.size());
+    std::vector<bool> ended(prompts.size(), false);
+    auto result = lmdecode::generate(model, prompts, config, [&](const lmdecode::StepEvent& e) {
+      REQUIRE(e.committed.size() == prompts.size());
+      for (size_t p = 0; p < prompts.size(); ++p) {
+        REQUIRE((e.committed[p].empty() || !ended[p]));  // nothing after a prompt's end
+        committed[p].insert(committed[p].end(), e.committed[p].begin(), e.committed[p].end());
+        if (config.num_beams > 1 && !e.finished[p]) {
+          committed_early += static_cast<int64_t>(e.committed[p].size());
+          // What is committed leads every running beam, so also the best one the event shows.
+          REQUIRE(std::equal(committed[p].begin(), committed[p].end(), e.tokens[p].begin(),
+                             e.tokens[p].begin() + std::min(e.tokens[p].size(), committed[p].size())));
+          REQUIRE(committed[p].size() <= e.tokens[p].size());
+        }
+        ended[p] = ended[p] || e.finished[p];
+      }
+    });
+    for (size_t p = 0; p < prompts.size(); ++p) {
+      REQUIRE(committed[p] == result.hypotheses[p][0].tokens);
+      if (config.num_beams > 1) total += static_cast<int64_t>(committed[p].size());
+    }
+  });
+  CHECK(checked == 740 + 791);  // every (case, dtype) pair of the two files
+  INFO(committed_early << " of " << total << " beam tokens committed before their prompt's search ended");
+  CHECK(committed_early * 4 > total);  // the stream is not just the result at the end
+}
+
+TEST_CASE("a larger patience never gives a worse best score on the golden beam cases", "[beam][patience][golden]") {
+  int improved = 0;
+  for_each_golden_case("beam", [&](const nlohmann::json& c, lmdecode::PretrainedModel& model, GenerationConfig config) {
+    const auto prompts = c.at("prompts").get<std::vector<lmdecode::TokenIds>>();
+    std::vector<double> previous;
+    for (double patience : {1.0, 1.5, 2.0, 3.0}) {
+      config.patience = patience;
+      auto result = lmdecode::BeamSearchDecoder(model, config).generate(prompts);
+      for (size_t p = 0; p < prompts.size(); ++p) {
+        const double best = result.hypotheses[p][0].score;
+        if (p < previous.size()) {
+          INFO("patience " << patience << " prompt " << p);
+          REQUIRE(best >= previous[p]);
+          improved += best > previous[p];
+        }
+        if (previous.size() <= p) previous.push_back(best);
+        previous[p] = best;
+      }
+    }
+  });
+  CHECK(improved > 0);
 }
 
 TEST_CASE("two threads decoding on one shared model get the results each gets alone", "[threads]") {

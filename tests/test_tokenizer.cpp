@@ -121,8 +121,11 @@ TEST_CASE("the Qwen tokenizer encodes ChatML turns and streams text", "[tokenize
   REQUIRE(streamed + stream.flush() == text);
 }
 
-TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and stops at <|im_end|>", "[tokenizer][chat]") {
-  // A small random Qwen2 checkpoint with the real vocabulary, so that the real tokenizer fits it.
+namespace {
+
+/// A small random Qwen2 checkpoint with the real vocabulary and tokenizer, so that the real
+/// tokenizer fits it; forced_eos_token_id ends every answer with <|im_end|> as its 12th token.
+std::filesystem::path qwen_vocabulary_checkpoint() {
   const auto dir = std::filesystem::temp_directory_path() / "lmdecode_chat_model";
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(qwen_tokenizer_path(), dir / "tokenizer.json", std::filesystem::copy_options::overwrite_existing);
@@ -131,7 +134,6 @@ TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and st
       {"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", vocab}, {"hidden_size", hidden},
       {"num_hidden_layers", 1}, {"num_attention_heads", 2}, {"num_key_value_heads", 1}, {"intermediate_size", inner},
       {"tie_word_embeddings", true}, {"eos_token_id", {151645, 151643}}, {"pad_token_id", 151643}}.dump();
-  // Random weights never choose <|im_end|> on their own: forced_eos_token_id makes it the 12th token.
   std::ofstream(dir / "generation_config.json")
       << R"({"eos_token_id": [151645, 151643], "pad_token_id": 151643, "max_new_tokens": 12, "forced_eos_token_id": 151645})";
   at::manual_seed(0);
@@ -149,6 +151,13 @@ TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and st
       {"model.layers.0.mlp.down_proj.weight", at::randn({hidden, inner}) * 0.1}};
   lmdecode_test::write_safetensors(dir / "model.safetensors", w);
 
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and stops at <|im_end|>", "[tokenizer][chat]") {
+  const auto dir = qwen_vocabulary_checkpoint();
   const auto [status, out] =
       lmdecode_test::run_command(fmt::format("echo 'What is a KV cache?' | {} --model {}", LMDECODE_CHAT_BIN, dir.string()));
   INFO(out);
@@ -156,3 +165,24 @@ TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and st
   REQUIRE_THAT(out, Contains("new tokens, eos, "));  // ended by <|im_end|>, which the text does not show
   REQUIRE_THAT(out, !Contains("<|im_end|>"));
 }
+
+#ifdef LMDECODE_GENERATE_BIN
+TEST_CASE("lmdecode-generate --prompt --stream prints the committed text, which is the returned text", "[tokenizer][streaming]") {
+  const auto dir = qwen_vocabulary_checkpoint();
+  for (const char* beams : {"1", "3"}) {
+    const auto command = fmt::format("{} --model {} --prompt 'Stream this: 流式 🙂' --num-beams {} --stream", LMDECODE_GENERATE_BIN,
+                                     dir.string(), beams);
+    const auto [status, out] = lmdecode_test::run_command(command);
+    INFO(command << "\n" << out);
+    REQUIRE(status == 0);
+    // The streamed text, then "prompt 0: [ids] ..." and its text as a JSON string.
+    const auto result_at = out.find("\nprompt 0: [");
+    REQUIRE(result_at != std::string::npos);
+    const auto text_at = out.find("  text: ", result_at);
+    REQUIRE(text_at != std::string::npos);
+    const auto returned = nlohmann::json::parse(out.substr(text_at + 8, out.find('\n', text_at) - text_at - 8)).get<std::string>();
+    REQUIRE(!returned.empty());
+    REQUIRE(out.substr(0, result_at) == returned);
+  }
+}
+#endif

@@ -33,6 +33,10 @@ struct GenerationConfig {
   /// Beam hypothesis score = sum of token log-probs / (generated length ** length_penalty).
   double length_penalty = 1.0;
   EarlyStopping early_stopping = EarlyStopping::heuristic;
+  /// Beam search patience (CTranslate2's, arXiv 2204.05424): each prompt keeps round(num_beams x
+  /// patience) finished hypotheses instead of num_beams, so every early-stopping rule waits for that
+  /// many to finish (early_stopping true: until they have). 1 is transformers exactly.
+  double patience = 1.0;
   /// Hypotheses returned per prompt, best first (at most num_beams).
   int64_t num_return_sequences = 1;
   /// Any of these ends a row (Qwen chat models: <|im_end|> and <|endoftext|>). Empty: run to the length limit.
@@ -74,6 +78,14 @@ struct GenerationConfig {
   std::optional<double> max_time;
   /// false: recompute the whole sequence every step (slow reference path).
   bool use_cache = true;
+  /// Keep each step's processed scores (GenerationResult::scores, beam_indices in beam search) and
+  /// each returned token's score (Hypothesis::token_scores), as transformers' output_scores.
+  bool output_scores = false;
+  /// Keep each step's raw logits (GenerationResult::logits), as transformers' output_logits.
+  bool output_logits = false;
+
+  /// Finished hypotheses beam search keeps per prompt: round(num_beams x patience).
+  int64_t finished_hypotheses_kept() const { return std::llround(static_cast<double>(num_beams) * patience); }
 
   /// The pad id actually used: `pad_token_id`, else the first EOS id, else 0.
   int64_t resolved_pad_token_id() const {
@@ -114,6 +126,13 @@ inline void validate(const GenerationConfig& c) {
           "num_return_sequences ({}) must be <= num_beams ({}) without sampling", c.num_return_sequences,
           c.num_beams);
   check(std::isfinite(c.length_penalty), "length_penalty must be finite (got {})", c.length_penalty);
+  // The kept hypotheses are slots allocated up front: 64 times num_beams is already far past any use.
+  check(std::isfinite(c.patience) && c.patience > 0.0 && c.patience <= 64.0, "patience must be in (0, 64] (got {})",
+        c.patience);
+  if (c.num_beams > 1)
+    check(c.finished_hypotheses_kept() >= c.num_return_sequences,
+          "beam search keeps round(num_beams x patience) = round({} x {}) = {} finished hypotheses, fewer than "
+          "num_return_sequences ({})", c.num_beams, c.patience, c.finished_hypotheses_kept(), c.num_return_sequences);
   check(std::isfinite(c.repetition_penalty) && c.repetition_penalty > 0.0,
         "repetition_penalty must be a finite number > 0 (got {})", c.repetition_penalty);
   check(c.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0 (got {})", c.no_repeat_ngram_size);

@@ -36,6 +36,11 @@ inline std::string_view to_string(FinishReason reason) {
 struct Hypothesis {
   TokenIds tokens;                    ///< new tokens only, the final EOS included
   std::vector<double> token_logprobs; ///< log-prob of each new token under the processed scores
+  /// With config.output_scores, each new token's score as transformers' compute_transition_scores(
+  /// sequences, scores, beam_indices, normalize_logits=False) gives it: greedy and sampling, the
+  /// token's processed score (a logit after the processors); beam search, its processed log-prob
+  /// along the beam's path (then equal to token_logprobs). Empty otherwise.
+  std::vector<double> token_scores;
   /// Greedy: sum of token_logprobs. Beam: HF `sequences_scores`, sum / (tokens.size() ** length_penalty).
   double score = 0.0;
   FinishReason finish_reason = FinishReason::length;
@@ -52,6 +57,16 @@ struct GenerationResult {
   at::Tensor sequences;
   int64_t prompt_length = 0;  ///< L0, the padded prompt length
   int64_t steps = 0;          ///< decoding steps run (forward calls after the prefill)
+  /// With config.output_scores: each step's processed scores [rows, vocab] float32, on the model's
+  /// device (transformers' `scores`: beam search, the processed log-probs of each running beam,
+  /// row b * num_beams + k; greedy and sampling, the processed logits of each row).
+  std::vector<at::Tensor> scores;
+  /// With config.output_logits: each step's raw logits [rows, vocab] float32 (transformers' `logits`).
+  std::vector<at::Tensor> logits;
+  /// Beam search with config.output_scores: [prompts * num_return_sequences, longest] int64, the
+  /// row each returned token was chosen on at its step (index into scores[step]), -1 after a
+  /// hypothesis's end (transformers' `beam_indices`). On the CPU.
+  at::Tensor beam_indices;
 };
 
 }  // namespace lmdecode

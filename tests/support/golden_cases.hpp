@@ -36,20 +36,80 @@ inline Tolerance golden_tolerance(const std::string& dtype) {
   return golden_dtype(dtype) == at::kDouble ? Tolerance{1e-5, 1e-6} : Tolerance{1e-4, 1e-5};
 }
 
-/// "" when each hypothesis's per-token log-probs equal the reference rows `logprobs` within `tol`.
+/// "" when each hypothesis's per-token values (`field` of it: token_logprobs or token_scores) equal
+/// the reference rows `ref` within `tol`.
+inline std::string compare_token_values(const std::vector<const lmdecode::Hypothesis*>& flat, const nlohmann::json& ref,
+                                        std::vector<double> lmdecode::Hypothesis::*field, const char* name,
+                                        Tolerance tol) {
+  if (ref.size() != flat.size())
+    return fmt::format("{} hypotheses returned, reference has {} rows of {}", flat.size(), ref.size(), name);
+  for (size_t r = 0; r < ref.size(); ++r) {
+    const auto& row = ref[r];
+    const auto& ours = flat[r]->*field;
+    if (row.size() != ours.size()) return fmt::format("row {}: {} {} vs {}", r, ours.size(), name, row.size());
+    for (size_t j = 0; j < row.size(); ++j)
+      if (!tol.close(ours[j], row[j].get<double>()))
+        return fmt::format("row {} token {}: {} {:.9g} vs {:.9g}", r, j, name, ours[j], row[j].get<double>());
+  }
+  return "";
+}
+
 inline std::string compare_token_logprobs(const std::vector<const lmdecode::Hypothesis*>& flat,
                                           const nlohmann::json& logprobs, Tolerance tol) {
-  if (logprobs.size() != flat.size())
-    return fmt::format("{} hypotheses returned, reference has {} rows of token_logprobs", flat.size(), logprobs.size());
-  for (size_t r = 0; r < logprobs.size(); ++r) {
-    const auto& row = logprobs[r];
-    if (row.size() != flat[r]->token_logprobs.size())
-      return fmt::format("row {}: {} log-probs vs {}", r, flat[r]->token_logprobs.size(), row.size());
-    for (size_t j = 0; j < row.size(); ++j)
-      if (!tol.close(flat[r]->token_logprobs[j], row[j].get<double>()))
-        return fmt::format("row {} token {}: log-prob {:.9g} vs {:.9g}", r, j, flat[r]->token_logprobs[j],
-                           row[j].get<double>());
+  return compare_token_values(flat, logprobs, &lmdecode::Hypothesis::token_logprobs, "token_logprobs", tol);
+}
+
+/// "" when each step's [rows, vocab] tensor of `ours` equals the reference's (null: -inf) within `tol`.
+inline std::string compare_step_tensors(const std::vector<at::Tensor>& ours, const nlohmann::json& ref, const char* name,
+                                        Tolerance tol) {
+  if (ours.size() != ref.size()) return fmt::format("{} steps of {} returned, reference has {}", ours.size(), name, ref.size());
+  for (size_t step = 0; step < ref.size(); ++step) {
+    auto got = ours[step].to(at::kCPU, at::kDouble).contiguous();
+    if (got.dim() != 2 || got.size(0) != static_cast<int64_t>(ref[step].size()))
+      return fmt::format("{} step {}: shape {} vs {} rows", name, step, fmt::join(got.sizes(), "x"), ref[step].size());
+    auto a = got.accessor<double, 2>();
+    for (int64_t r = 0; r < got.size(0); ++r) {
+      const auto& row = ref[step][r];
+      if (got.size(1) != static_cast<int64_t>(row.size())) return fmt::format("{} step {} row {}: vocab differs", name, step, r);
+      for (int64_t v = 0; v < got.size(1); ++v) {
+        const bool banned = row[v].is_null();
+        const bool ok = banned ? a[r][v] == -INFINITY : tol.close(a[r][v], row[v].get<double>());
+        if (!ok)
+          return fmt::format("{} step {} row {} token {}: {:.9g} vs {}", name, step, r, v, a[r][v], row[v].dump());
+      }
+    }
   }
+  return "";
+}
+
+/// "" when the result's transformers outputs (token_scores, beam_indices, each step's scores and
+/// logits) equal those the reference block holds.
+inline std::string compare_outputs(const lmdecode::GenerationResult& ours,
+                                   const std::vector<const lmdecode::Hypothesis*>& flat, const nlohmann::json& ref,
+                                   Tolerance tol) {
+  if (ref.contains("token_scores")) {
+    auto diff = compare_token_values(flat, ref.at("token_scores"), &lmdecode::Hypothesis::token_scores, "token_scores", tol);
+    if (!diff.empty()) return diff;
+  }
+  if (ref.contains("beam_indices")) {
+    const auto expected = ref.at("beam_indices").get<std::vector<std::vector<int64_t>>>();
+    const auto got = ours.beam_indices.defined() ? ours.beam_indices.contiguous() : at::Tensor();
+    if (!got.defined() || got.size(0) != static_cast<int64_t>(expected.size()))
+      return fmt::format("beam_indices: {} rows returned, reference has {}", got.defined() ? got.size(0) : 0, expected.size());
+    for (size_t r = 0; r < expected.size(); ++r) {
+      std::vector<int64_t> mine(got[r].data_ptr<int64_t>(), got[r].data_ptr<int64_t>() + got.size(1));
+      if (mine != expected[r])
+        return fmt::format("beam_indices row {}: ours [{}] vs theirs [{}]", r, fmt::join(mine, ","), fmt::join(expected[r], ","));
+    }
+  }
+  // A step's logit near 0 still carries the rounding of the model's larger values (float32: about
+  // 1e-5 on logits up to 10): ten times the absolute tolerance for every value of a step.
+  const Tolerance per_value{tol.relative, 10 * tol.absolute};
+  if (ref.contains("step_scores")) {
+    auto diff = compare_step_tensors(ours.scores, ref.at("step_scores"), "step_scores", per_value);
+    if (!diff.empty()) return diff;
+  }
+  if (ref.contains("step_logits")) return compare_step_tensors(ours.logits, ref.at("step_logits"), "step_logits", per_value);
   return "";
 }
 
@@ -92,8 +152,11 @@ inline std::string compare_with_reference(const lmdecode::GenerationResult& ours
   }
   // Greedy cases always carry per-token log-probs; beam cases where transformers'
   // compute_transition_scores made them (make_cases.py).
-  if (beam && !ref.contains("token_logprobs")) return "";
-  return compare_token_logprobs(flat, ref.at("token_logprobs"), tol);
+  if (!beam || ref.contains("token_logprobs")) {
+    auto diff = compare_token_logprobs(flat, ref.at("token_logprobs"), tol);
+    if (!diff.empty()) return diff;
+  }
+  return compare_outputs(ours, flat, ref, tol);
 }
 
 /// The dtypes a golden case must be reproduced in (its "check"): at least one, each known and with
@@ -148,11 +211,15 @@ std::string check_golden_case(Model& model, const lmdecode::GenerationConfig& de
                               const nlohmann::json& golden_case, const std::string& dtype) {
   try {
     auto config = lmdecode::generation_config_from_json(golden_case.at("params"), defaults, "case params");
+    const auto& ref = golden_case.at(dtype);
+    // transformers' output_scores / output_logits, where the reference keeps what they return.
+    config.output_scores = ref.contains("token_scores") || ref.contains("beam_indices") || ref.contains("step_scores");
+    config.output_logits = ref.contains("step_logits");
     auto prompts = golden_case.at("prompts").get<std::vector<lmdecode::TokenIds>>();
     const bool beam = golden_case.at("kind") == "beam";
     auto result = beam ? lmdecode::BeamSearchDecoder(model, config).generate(prompts)
                        : lmdecode::GreedyDecoder(model, config).generate(prompts);
-    return compare_with_reference(result, golden_case.at(dtype), beam, golden_tolerance(dtype));
+    return compare_with_reference(result, ref, beam, golden_tolerance(dtype));
   } catch (const std::exception& e) {
     return std::string("threw: ") + e.what();
   }

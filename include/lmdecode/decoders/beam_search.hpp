@@ -86,7 +86,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
       auto parent = advance_running(s, c, ends.ended);
       if (last_step) ends.ended.fill_(true);  // the length limit or max_time ends every candidate
       // f. Finished hypotheses: only the candidates ranked in the top nb can finish.
-      add_finished(s, c, ends, reason, steps + 1);
+      auto pick = add_finished(s, c, ends, reason, steps + 1);
       // g. Each surviving beam takes its parent's keys and values.
       auto parent_row = (s.row_offset + parent).view({s.rows});
       loop.runner().reorder(parent_row);
@@ -98,8 +98,9 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
         if (loop.read_flag(all_done)) break;
         continue;
       }
-      const detail::StepRead read =
-          loop.read_step(steps, {s.running.seq.select(2, cur), parent_row, {}, prompt_done.logical_not(), s.beams}, all_done);
+      const detail::StepRead read = loop.read_step(
+          steps, {s.running.seq.select(2, cur), parent_row, {}, prompt_done.logical_not(), s.beams, merge_view(s, c, pick)},
+          all_done);
       if (read.stop_requested) end_on_callback(s, prompt_done, steps);
       if (read.stop_requested || read.flag) break;
     }
@@ -129,14 +130,20 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     const int64_t fill = (config_.pad_token_id && *config_.pad_token_id != 0) ? *config_.pad_token_id
                          : !eos_ids.empty()                                    ? eos_ids.front()
                                                                                : -1;
-    s.finished = {s.running.seq,
-                  s.running.lp,
-                  at::full({batch, beams}, detail::kBlocked, floats),
-                  at::zeros({batch, beams}, longs.dtype(at::kBool)),
-                  at::zeros({batch, beams}, longs),
-                  at::full({batch, beams}, detail::reason_code(FinishReason::length), longs),
-                  at::full({batch, beams}, -1, longs),
-                  fill};
+    const int64_t kept = config_.finished_hypotheses_kept();
+    s.finished = {s.running.seq.narrow(1, 0, 1).expand({batch, kept, loop.prompt_length()}).contiguous(),
+                  at::zeros({batch, kept, 0}, floats),
+                  at::full({batch, kept}, detail::kBlocked, floats),
+                  at::zeros({batch, kept}, longs.dtype(at::kBool)),
+                  at::zeros({batch, kept}, longs),
+                  at::full({batch, kept}, detail::reason_code(FinishReason::length), longs),
+                  at::full({batch, kept}, -1, longs),
+                  fill,
+                  {}};
+    if (config_.output_scores) {  // HF beam_indices: the row each token was chosen on
+      s.running.rows = at::zeros({batch, beams, 0}, longs);
+      s.finished.rows = at::full({batch, kept, 0}, -1, longs);
+    }
     s.can_improve = at::ones({batch, 1}, longs.dtype(at::kBool));
     return s;
   }
@@ -164,6 +171,9 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     c.seq = at::cat({s.running.seq.gather(1, c.beam.unsqueeze(2).expand({s.batch, s.num_candidates, cur})), c.token.unsqueeze(2)}, 2);
     c.lp = at::cat({s.running.lp.gather(1, c.beam.unsqueeze(2).expand({s.batch, s.num_candidates, steps})),
                     logprobs.view({s.batch, s.beams * vocab}).gather(1, index).unsqueeze(2)}, 2);
+    if (s.running.rows.defined())
+      c.rows = at::cat({s.running.rows.gather(1, c.beam.unsqueeze(2).expand({s.batch, s.num_candidates, steps})),
+                        (s.row_offset + c.beam).unsqueeze(2)}, 2);
     return c;
   }
 
@@ -187,12 +197,14 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     s.running.seq = c.seq.gather(1, pick.unsqueeze(2).expand({s.batch, s.beams, cur}));
     s.running.lp = c.lp.gather(1, pick.unsqueeze(2).expand({s.batch, s.beams, generated}));
     s.running.score = score;
+    if (c.rows.defined()) s.running.rows = c.rows.gather(1, pick.unsqueeze(2).expand({s.batch, s.beams, generated}));
     return c.beam.gather(1, pick);
   }
 
   /// f: the candidates ranked in the top nb that ended join the finished hypotheses with their
-  /// length-normalised score, unless their prompt is full (early_stopping true) or can no longer improve.
-  void add_finished(Search& s, const detail::Candidates& c, const detail::RowEnds& ends, const at::Tensor& reason,
+  /// length-normalised score, unless their prompt is full (early_stopping true) or can no longer
+  /// improve. Returns the merge's pick (FinishedHypotheses::merge).
+  at::Tensor add_finished(Search& s, const detail::Candidates& c, const detail::RowEnds& ends, const at::Tensor& reason,
                     int64_t generated) const {
     auto new_done = ends.ended.narrow(1, 0, s.beams);
     auto normalised = c.score.narrow(1, 0, s.beams) / std::pow(static_cast<double>(generated), config_.length_penalty);
@@ -200,9 +212,19 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
       normalised = normalised + s.finished.done.all(1, true).to(at::kFloat) * detail::kBlocked;
     normalised = normalised + s.can_improve.logical_not().to(at::kFloat) * detail::kBlocked;
     normalised = normalised + new_done.logical_not().to(at::kFloat) * detail::kBlocked;
-    s.finished.merge(c.seq.narrow(1, 0, s.beams), c.lp.narrow(1, 0, s.beams), normalised, new_done,
-                     at::full({s.batch, s.beams}, generated, c.token.options()), reason.narrow(1, 0, s.beams),
-                     ends.matched.narrow(1, 0, s.beams));
+    auto top = [&](const at::Tensor& t) { return t.defined() ? t.narrow(1, 0, s.beams) : t; };
+    return s.finished.merge(top(c.seq), top(c.lp), normalised, new_done,
+                            at::full({s.batch, s.beams}, generated, c.token.options()), top(reason),
+                            top(ends.matched), top(c.rows));
+  }
+
+  /// With a callback: what the step's merge did, for the committed prefix (FinishedMerge): the top nb
+  /// candidates' rows and tokens, then each kept slot's pick and whether it can still come first.
+  static at::Tensor merge_view(const Search& s, const detail::Candidates& c, const at::Tensor& pick) {
+    const auto& f = s.finished;
+    auto can_win = f.done.logical_and(f.score == f.score.narrow(1, 0, 1));
+    return at::cat({(s.row_offset + c.beam.narrow(1, 0, s.beams)).view(-1), c.token.narrow(1, 0, s.beams).reshape(-1),
+                    pick.reshape(-1), can_win.to(at::kLong).view(-1)});
   }
 
   /// h: HF's _check_early_stop_heuristic after `steps` steps, sticky per prompt. Returns which
@@ -230,7 +252,7 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     auto open = prompt_done.logical_not().unsqueeze(1).expand({s.batch, s.beams});
     s.finished.merge(s.running.seq, s.running.lp, score, open, at::full({s.batch, s.beams}, steps, longs),
                      at::full({s.batch, s.beams}, detail::reason_code(FinishReason::callback), longs),
-                     at::full({s.batch, s.beams}, -1, longs));
+                     at::full({s.batch, s.beams}, -1, longs), s.running.rows);
   }
 
   /// The best num_return_sequences hypotheses of each prompt.
@@ -239,8 +261,15 @@ class BeamSearchDecoder : public detail::DecoderBase<BeamSearchDecoder<Model>, M
     auto best = [&](const at::Tensor& t) { return t.narrow(1, 0, returned).reshape({s.batch * returned, -1}); };
     auto flat = [&](const at::Tensor& t) { return best(t).view({-1}); };
     const auto& f = s.finished;
-    return detail::assemble_result({best(f.seq), best(f.lp), flat(f.len), flat(f.score), flat(f.reason), flat(f.stop)},
-                                   loop.prompt_length(), returned, steps);
+    // A beam token's transformers transition score is its processed log-prob along the beam's path.
+    const at::Tensor token_scores = config_.output_scores ? best(f.lp) : at::Tensor();
+    auto result = detail::assemble_result(
+        {best(f.seq), best(f.lp), flat(f.len), flat(f.score), flat(f.reason), flat(f.stop), token_scores},
+        loop.prompt_length(), returned, steps);
+    if (f.rows.defined())  // cropped to the longest returned hypothesis, as transformers crops it
+      result.beam_indices = best(f.rows).narrow(1, 0, result.sequences.size(1) - loop.prompt_length()).to(at::kCPU);
+    loop.move_step_outputs(result);
+    return result;
   }
 };
 

@@ -82,6 +82,8 @@ inline GenerationConfig generation_config_from_json(const nlohmann::json& json, 
   if (auto v = f.number("top_p")) base.top_p = *v;
   if (auto v = f.integer("seed")) base.seed = static_cast<uint64_t>(*v);
   if (auto v = f.boolean("use_cache")) base.use_cache = *v;
+  if (auto v = f.boolean("output_scores")) base.output_scores = *v;
+  if (auto v = f.boolean("output_logits")) base.output_logits = *v;
   try {
     validate(base);
   } catch (const invalid_argument& e) {

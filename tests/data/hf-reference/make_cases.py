@@ -7,7 +7,8 @@ makes one and runs this there). Two jobs:
   make_cases.py --models DIR --out FILE
       writes FILE (cases-generated.json): the close-EOS model's cases, made by this script from
       qwen2-tiny (model DIR/qwen2-tiny-close-eos is written too), and beam cases of the two
-      original models with per-token scores (`token_logprobs`, from compute_transition_scores).
+      original models with per-token scores (`token_logprobs` and `token_scores`, from
+      compute_transition_scores), and greedy and beam cases that keep every step's scores and logits.
   make_cases.py --models DIR --reproduce cases.json
       reruns every case of an existing file and reports the ones whose tokens differ: shows that
       this script reproduces the data it did not make.
@@ -57,15 +58,28 @@ def new_token_count(row, eos):
     return len(row)
 
 
-def run_case(model, kind, prompts, params):
-    """One generate() call; returns the block {sequences, scores...} or None when a score is not finite."""
+def strict_json_rows(step):
+    """A step's [rows, vocab] scores as lists, -inf (a banned token) as null (strict JSON); None
+    where a value is NaN or +inf. transformers keeps them in float32 (also for a float64 model):
+    9 significant digits give each float32 back exactly."""
+    values = step.float().tolist()
+    if any(math.isnan(v) or v == math.inf for row in values for v in row):
+        return None
+    return [[float(f"{v:.9g}") if math.isfinite(v) else None for v in row] for row in values]
+
+
+def run_case(model, kind, prompts, params, step_outputs=False):
+    """One generate() call; returns the block {sequences, scores...} or None when a score is not finite.
+    With step_outputs the block also keeps every step's processed scores and raw logits."""
     ids, mask, width = left_pad(prompts)
     eos = eos_ids(model)
     with torch.no_grad():
         out = model.generate(ids, attention_mask=mask, do_sample=False, return_dict_in_generate=True,
-                             output_scores=True, pad_token_id=PAD, **params)
+                             output_scores=True, output_logits=step_outputs, pad_token_id=PAD, **params)
     sequences = out.sequences.tolist()
     block = {"sequences": sequences}
+    beam_indices = out.beam_indices if kind == "beam" else None
+    transition = model.compute_transition_scores(out.sequences, out.scores, beam_indices, normalize_logits=False)
     if kind == "greedy":
         steps = torch.stack(out.scores, 1).float().log_softmax(-1)  # [rows, steps, vocab]
         logprobs = []
@@ -74,25 +88,32 @@ def run_case(model, kind, prompts, params):
             n = new_token_count(new, eos)
             logprobs.append([steps[r, j, new[j]].item() for j in range(n)])
         block["token_logprobs"] = logprobs
+        block["token_scores"] = [transition[r][:len(lp)].tolist() for r, lp in enumerate(logprobs)]
     else:
         block["sequences_scores"] = out.sequences_scores.tolist()
-        transition = model.compute_transition_scores(out.sequences, out.scores, out.beam_indices,
-                                                     normalize_logits=False)
         used = (out.beam_indices[:, :transition.size(1)] >= 0)
         block["token_logprobs"] = [transition[r][used[r]].tolist() for r in range(transition.size(0))]
+        block["token_scores"] = block["token_logprobs"]
+        block["beam_indices"] = out.beam_indices.tolist()
+    if step_outputs:
+        block["step_scores"] = [strict_json_rows(step) for step in out.scores]
+        block["step_logits"] = [strict_json_rows(step) for step in out.logits]
+        if None in block["step_scores"] + block["step_logits"]:
+            return None
     finals = [row[width + len(lp) - 1] if lp else None for row, lp in zip(sequences, block["token_logprobs"])]
     block["finish_reasons"] = ["eos" if f in eos else "length" for f in finals]
-    flat = [s for row in block["token_logprobs"] for s in row] + block.get("sequences_scores", [])
+    flat = [s for key in ("token_logprobs", "token_scores") for row in block[key] for s in row]
+    flat += block.get("sequences_scores", [])
     if not all(math.isfinite(s) for s in flat):
         return None
     return block
 
 
-def make_case(models_dir, name, kind, prompts, params):
+def make_case(models_dir, name, kind, prompts, params, step_outputs=False):
     folder = models_dir / name
     case = {"model": name, "kind": kind, "prompts": prompts, "params": params}
-    f64 = run_case(load(folder, torch.float64), kind, prompts, params)
-    f32 = run_case(load(folder, torch.float32), kind, prompts, params)
+    f64 = run_case(load(folder, torch.float64), kind, prompts, params, step_outputs)
+    f32 = run_case(load(folder, torch.float32), kind, prompts, params, step_outputs)
     if f32 is None:
         raise RuntimeError(f"float32 scores not finite: {case}")
     if f64 is not None:
@@ -172,6 +193,22 @@ def scored_beam_cases(models_dir):
     return cases
 
 
+def step_output_cases(models_dir):
+    """Greedy and beam cases of the original models that keep every step's processed scores and raw
+    logits (output_scores, output_logits), with processors that ban and penalise tokens."""
+    rng = random.Random(3030)
+    cases = []
+    extra = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "min_new_tokens": 2}
+    for name in ("qwen2-tiny", "gpt2-tiny"):
+        batch = [[rng.randrange(4, 320) for _ in range(n)] for n in (3, 5)]
+        cases.append(make_case(models_dir, name, "greedy", batch, {"num_beams": 1, "max_new_tokens": 5, **extra},
+                               step_outputs=True))
+        params = {"num_beams": 3, "max_new_tokens": 5, "length_penalty": 1.0, "early_stopping": False,
+                  "num_return_sequences": 2, **extra}
+        cases.append(make_case(models_dir, name, "beam", batch, params, step_outputs=True))
+    return cases
+
+
 def reproduce(models_dir, cases_path):
     data = json.loads(Path(cases_path).read_text())
     differing = 0
@@ -198,7 +235,7 @@ def main():
     if args.reproduce:
         return reproduce(args.models, args.reproduce)
     name = make_close_eos_model(args.models)
-    cases = close_eos_cases(args.models, name) + scored_beam_cases(args.models)
+    cases = close_eos_cases(args.models, name) + scored_beam_cases(args.models) + step_output_cases(args.models)
     header = {"transformers": transformers.__version__, "torch": torch.__version__,
               "made_by": "tests/data/hf-reference/make_cases.py", "pad_token_id": PAD, "cases": cases}
     args.out.write_text(json.dumps(header, indent=None, separators=(",", ":")) + "\n")

@@ -18,6 +18,7 @@ struct RunningBeams {
   at::Tensor seq;    // [B, nb, L0 + steps] the padded prompt, then the tokens
   at::Tensor lp;     // [B, nb, steps] float32 per-token log-probs
   at::Tensor score;  // [B, nb] float32 cumulative log-prob (not length-normalised)
+  at::Tensor rows;   // [B, nb, steps] int64: the row each token was chosen on (HF beam_indices); only with output_scores
 };
 
 /// The K candidates of a step for every prompt ([B, K, ...]), by cumulative score.
@@ -27,23 +28,28 @@ struct Candidates {
   at::Tensor token;  // [B, K] int64
   at::Tensor seq;    // [B, K, cur + 1] its parent's sequence and its token
   at::Tensor lp;     // [B, K, steps + 1] its parent's log-probs and its token's
+  at::Tensor rows;   // [B, K, steps + 1] its parent's rows and its parent's row; only with output_scores
 };
 
-/// The finished hypotheses of every prompt, kept sorted by length-normalised score ([B, nb, ...]).
+/// The finished hypotheses of every prompt, kept sorted by length-normalised score ([B, H, ...]; H,
+/// the hypotheses kept, is num_beams unless a patience other than 1 asks for more or fewer).
 struct FinishedHypotheses {
-  at::Tensor seq;     // [B, nb, L0 + steps] prompt + tokens, `fill` after the end
-  at::Tensor lp;      // [B, nb, steps] per-token log-probs, 0 after the end
-  at::Tensor score;   // [B, nb] float32, kBlocked placeholders until filled
-  at::Tensor done;    // [B, nb] bool: a real hypothesis
-  at::Tensor len;     // [B, nb] generated tokens, the last one included
-  at::Tensor reason;  // [B, nb] reason_code(FinishReason)
-  at::Tensor stop;    // [B, nb] matched stop sequence or -1
+  at::Tensor seq;     // [B, H, L0 + steps] prompt + tokens, `fill` after the end
+  at::Tensor lp;      // [B, H, steps] per-token log-probs, 0 after the end
+  at::Tensor score;   // [B, H] float32, kBlocked placeholders until filled
+  at::Tensor done;    // [B, H] bool: a real hypothesis
+  at::Tensor len;     // [B, H] generated tokens, the last one included
+  at::Tensor reason;  // [B, H] reason_code(FinishReason)
+  at::Tensor stop;    // [B, H] matched stop sequence or -1
   int64_t fill;       // seq's value after a hypothesis' end
+  at::Tensor rows;    // [B, H, steps] HF beam_indices, -1 after the end; only with output_scores
 
-  /// Keeps the best nb of the current hypotheses and `n` new ones (each field [B, n, ...]; new_seq
-  /// and new_lp may be wider than seq and lp, which then widen with `fill` and 0).
-  void merge(const at::Tensor& new_seq, const at::Tensor& new_lp, const at::Tensor& new_score, const at::Tensor& new_done,
-             const at::Tensor& new_len, const at::Tensor& new_reason, const at::Tensor& new_stop) {
+  /// Keeps the best H of the current hypotheses and `n` new ones (each field [B, n, ...]; new_seq,
+  /// new_lp and new_rows may be wider than seq, lp and rows, which then widen with `fill`, 0 and -1).
+  /// Returns which each kept slot is [B, H]: i < H the old slot i, else new hypothesis i - H.
+  at::Tensor merge(const at::Tensor& new_seq, const at::Tensor& new_lp, const at::Tensor& new_score,
+                   const at::Tensor& new_done, const at::Tensor& new_len, const at::Tensor& new_reason,
+                   const at::Tensor& new_stop, const at::Tensor& new_rows = {}) {
     const int64_t beams = score.size(1);
     auto widened = [](const at::Tensor& t, int64_t width, int64_t value) {
       return t.size(2) == width ? t : at::constant_pad_nd(t, {0, width - t.size(2)}, value);
@@ -63,7 +69,9 @@ struct FinishedHypotheses {
     len = gather(len, new_len);
     reason = gather(reason, new_reason);
     stop = gather(stop, new_stop);
+    if (new_rows.defined()) rows = gather(widened(rows, new_rows.size(2), -1), new_rows);
     score = merged_score;
+    return pick;
   }
 };
 

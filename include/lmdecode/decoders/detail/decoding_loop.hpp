@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
+#include "lmdecode/decoders/detail/committed_tokens.hpp"
 #include "lmdecode/decoders/detail/deadline.hpp"
 #include "lmdecode/decoders/detail/padded_batch.hpp"
 #include "lmdecode/decoders/detail/step_runner.hpp"
@@ -23,6 +24,7 @@
 #include "lmdecode/decoders/detail/streamed_tokens.hpp"
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/model.hpp"
+#include "lmdecode/result.hpp"
 #include "lmdecode/streaming.hpp"
 
 namespace lmdecode::detail {
@@ -52,6 +54,7 @@ struct StepView {
   at::Tensor lengths;  // [shown] int64: tokens each shown row keeps, undefined if all of them
   at::Tensor running;  // [shown] bool: the shown row (greedy) or its prompt's search (beam) goes on
   int64_t stride = 1;
+  at::Tensor finished_merge;  // beam search: the step's FinishedMerge flat (committed_tokens.hpp), int64
 };
 
 /// What the step's one device read brought back.
@@ -77,7 +80,9 @@ class DecodingLoop {
         runner_(model, batch_, copies, max_new_tokens_, config.use_cache, config.resolved_pad_token_id()),
         stops_(config.stop_sequences, batch_.input_ids.device()),
         eos_(at::tensor(config.eos_token_ids, longs())),
-        on_step_(on_step) {
+        on_step_(on_step),
+        output_scores_(config.output_scores),
+        output_logits_(config.output_logits) {
     if (on_step_) streamed_.emplace(rows_);
   }
 
@@ -95,11 +100,23 @@ class DecodingLoop {
 
   /// Float32 scores [rows, vocab] of each row's next token after `history` ([rows, cur]): the
   /// logits, or their log-softmax with `log_probs` (beam search), then the processors (§2, §3.2a).
+  /// With output_scores / output_logits each step's scores / logits are kept (move_step_outputs).
   at::Tensor next_scores(const at::Tensor& history, bool log_probs) {
-    at::Tensor scores = runner_.next_logits(history);
-    if (log_probs) scores = scores.log_softmax(-1);
+    at::Tensor logits = runner_.next_logits(history);
+    if (output_logits_) step_logits_.push_back(logits.clone());
+    at::Tensor scores = log_probs ? logits.log_softmax(-1) : logits;
     processors_.apply(history, scores);
+    if (output_scores_) step_scores_.push_back(scores.clone());
     return scores;
+  }
+
+  /// Each step's processed scores kept so far, [rows, vocab] each (output_scores).
+  const std::vector<at::Tensor>& step_scores() const { return step_scores_; }
+
+  /// Hands the kept scores and logits to `result`.
+  void move_step_outputs(GenerationResult& result) {
+    result.scores = std::move(step_scores_);
+    result.logits = std::move(step_logits_);
   }
 
   /// How rows whose newest token is `token` end (§5). `sequence` ([..., >= L0 + generated]) holds
@@ -124,25 +141,33 @@ class DecodingLoop {
   /// then the step's event goes to the callback. `steps` counts the steps done, this one included.
   StepRead read_step(int64_t steps, const StepView& view, const at::Tensor& flag = {}) {
     std::vector<at::Tensor> values{view.tokens, view.running};
-    if (view.parents.defined()) values.push_back(view.parents);
-    if (view.lengths.defined()) values.push_back(view.lengths);
-    if (flag.defined()) values.push_back(flag);
+    for (const auto* t : {&view.parents, &view.lengths, &view.finished_merge, &flag})
+      if (t->defined()) values.push_back(*t);
     const std::vector<at::Tensor> host = runner_.read(values);
     size_t next = 2;
-    const int64_t* parents = view.parents.defined() ? host[next++].data_ptr<int64_t>() : nullptr;
-    const int64_t* lengths = view.lengths.defined() ? host[next++].data_ptr<int64_t>() : nullptr;
+    auto take = [&](const at::Tensor& t) { return t.defined() ? host[next++].data_ptr<int64_t>() : nullptr; };
+    const int64_t* parents = take(view.parents);
+    const int64_t* lengths = take(view.lengths);
+    const int64_t* merge = take(view.finished_merge);
     StepRead read;
     if (flag.defined()) read.flag = *host[next].data_ptr<int64_t>() != 0;
+    const int64_t shown = host[1].size(0);
+    if (merge) record_finished_merge(merge, shown, view.stride, view.finished_merge.numel());
     if (parents) streamed_->append(host[0].data_ptr<int64_t>(), parents);
     else streamed_->append(host[0].data_ptr<int64_t>());
     StepEvent event;
     event.step = steps - 1;
     const auto running = host[1].accessor<int64_t, 1>();
-    for (int64_t i = 0; i < running.size(0); ++i) {
+    for (int64_t i = 0; i < shown; ++i) {
       event.tokens.push_back(streamed_->prefix(i * view.stride, lengths ? lengths[i] : steps));
       event.finished.push_back(running[i] == 0);
       read.any_running = read.any_running || running[i] != 0;
     }
+    event.committed = merge ? committed_->commit(*streamed_, [&] {
+      std::vector<bool> open;
+      for (bool f : event.finished) open.push_back(!f);
+      return open;
+    }()) : newly_shown(event.tokens);
     on_step_(event);
     read.stop_requested = event.stop_requested;
     return read;
@@ -163,6 +188,31 @@ class DecodingLoop {
   at::Tensor eos_;  // [E] int64
   const StepCallback& on_step_;
   std::optional<StreamedTokens> streamed_;  // the callback's tokens, kept on the host
+  bool output_scores_, output_logits_;
+  std::vector<at::Tensor> step_scores_, step_logits_;
+  std::optional<CommittedBeamTokens> committed_;  // beam search's committed prefix, with a callback
+  std::vector<size_t> shown_;                     // greedy and sampling: tokens committed per row
+
+  /// Beam search: the step's finished-hypothesis merge (`size` int64 values, for `prompts` prompts
+  /// of `beams` beams) goes into the committed prefix, before the rows take this step's tokens.
+  void record_finished_merge(const int64_t* merge, int64_t prompts, int64_t beams, int64_t size) {
+    const int64_t kept = (size - 2 * prompts * beams) / (2 * prompts);
+    if (!committed_) committed_.emplace(prompts, beams, kept);
+    const int64_t candidates = prompts * beams;
+    committed_->merge_finished(*streamed_, {merge, merge + candidates, merge + 2 * candidates,
+                                            merge + 2 * candidates + prompts * kept, kept});
+  }
+
+  /// Greedy and sampling: each shown row's tokens not shown before (a token is final once chosen).
+  std::vector<TokenIds> newly_shown(const std::vector<TokenIds>& tokens) {
+    shown_.resize(tokens.size(), 0);
+    std::vector<TokenIds> fresh(tokens.size());
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      fresh[i].assign(tokens[i].begin() + static_cast<std::ptrdiff_t>(std::min(shown_[i], tokens[i].size())), tokens[i].end());
+      shown_[i] = std::max(shown_[i], tokens[i].size());
+    }
+    return fresh;
+  }
 };
 
 }  // namespace lmdecode::detail

@@ -24,6 +24,7 @@ struct FinishedRows {
   at::Tensor scores;     // [n] float32: the hypothesis score
   at::Tensor reasons;    // [n] int64: reason_code(FinishReason)
   at::Tensor stops;      // [n] int64: the matched stop sequence, -1 if none
+  at::Tensor token_scores;  // [n, >= length] float32: transformers' transition scores; only with output_scores
 };
 
 /// One Hypothesis per row of `rows` (generated tokens only, from column `prompt_length` on).
@@ -34,6 +35,7 @@ inline std::vector<Hypothesis> collect_hypotheses(const FinishedRows& rows, int6
   auto sc = rows.scores.to(at::kCPU, at::kDouble).contiguous();
   auto why = rows.reasons.to(at::kCPU).contiguous();
   auto stop = rows.stops.to(at::kCPU).contiguous();
+  auto ts = rows.token_scores.defined() ? rows.token_scores.to(at::kCPU, at::kDouble).contiguous() : at::Tensor();
   auto tok_a = tok.accessor<int64_t, 2>();
   auto lp_a = lp.accessor<double, 2>();
   std::vector<Hypothesis> out(static_cast<size_t>(tok.size(0)));
@@ -43,6 +45,7 @@ inline std::vector<Hypothesis> collect_hypotheses(const FinishedRows& rows, int6
     for (int64_t j = 0; j < n; ++j) {
       h.tokens.push_back(tok_a[r][prompt_length + j]);
       h.token_logprobs.push_back(lp_a[r][j]);
+      if (ts.defined()) h.token_scores.push_back(ts[r][j].item<double>());
     }
     h.score = sc[r].item<double>();
     h.finish_reason = reason_of(why[r].item<int64_t>());

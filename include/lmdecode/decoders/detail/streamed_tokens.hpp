@@ -36,6 +36,9 @@ class StreamedTokens {
     rows_ = std::move(next);
   }
 
+  /// Row r's tokens.
+  const TokenIds& row(int64_t r) const { return rows_.at(static_cast<size_t>(r)); }
+
   /// The first `length` tokens of row `r`.
   TokenIds prefix(int64_t r, int64_t length) const {
     const auto& row = rows_.at(static_cast<size_t>(r));

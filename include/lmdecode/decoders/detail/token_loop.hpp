@@ -106,7 +106,7 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
     bool open = true;
     if (loop.streaming()) {
       auto lengths = at::where(rows.unfinished, at::full_like(rows.length, steps), rows.length);
-      const StepRead read = loop.read_step(steps, {next, {}, lengths, rows.unfinished});
+      const StepRead read = loop.read_step(steps, {next, {}, lengths, rows.unfinished, 1, {}});
       open = read.any_running && !read.stop_requested;
       if (read.stop_requested) rows.end_running(steps, FinishReason::callback);
     } else if (can_end && steps < max_new && !out_of_time) {
@@ -121,8 +121,15 @@ GenerationResult run_token_loop(Model& model, const GenerationConfig& config, co
   auto kept = at::arange(steps, loop.longs()).unsqueeze(0) < rows.length.unsqueeze(1);
   auto used = rows.logprobs.narrow(1, 0, steps);
   auto score = at::where(kept, used, at::zeros_like(used)).sum(1);
-  return assemble_result({rows.sequence.narrow(1, 0, prompt_len + steps), used, rows.length, score, rows.reason, rows.stop},
-                         prompt_len, copies, steps);
+  auto new_tokens = rows.sequence.narrow(1, prompt_len, steps);
+  // A token's transformers transition score: its processed score at its step.
+  at::Tensor token_scores;
+  if (config.output_scores) token_scores = at::stack(loop.step_scores(), 1).gather(2, new_tokens.unsqueeze(2)).squeeze(2);
+  auto result = assemble_result(
+      {rows.sequence.narrow(1, 0, prompt_len + steps), used, rows.length, score, rows.reason, rows.stop, token_scores},
+      prompt_len, copies, steps);
+  loop.move_step_outputs(result);
+  return result;
 }
 
 }  // namespace lmdecode::detail
