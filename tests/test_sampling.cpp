@@ -141,3 +141,31 @@ TEST_CASE("a generator pool lends a generator to one holder at a time", "[sampli
   auto fresh = at::detail::createCPUGenerator(1);
   REQUIRE(at::equal(draw(after), draw(fresh)));
 }
+
+TEST_CASE("sampling's scores are the warped ones, as transformers keeps them", "[sampling][scores]") {
+  // transformers' output_scores with do_sample holds the scores after the warpers: with top_k = 1
+  // and temperature 0.5 each step keeps one finite score, the best logit / 0.5, and the tokens are
+  // greedy's.
+  const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+  auto model = lmdecode::load_pretrained(folder);
+  auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+  config.max_new_tokens = 6;
+  config.eos_token_ids.clear();  // all 6 steps
+  config.output_scores = true;
+  auto greedy = lmdecode::generate(*model, {{17, 240, 5}}, config);
+  config.do_sample = true;
+  config.top_k = 1;
+  config.temperature = 0.5;
+  config.seed = 3;
+  auto sampled = lmdecode::generate(*model, {{17, 240, 5}}, config);
+  const auto& g = greedy.hypotheses[0][0];
+  const auto& s = sampled.hypotheses[0][0];
+  REQUIRE(s.tokens == g.tokens);
+  REQUIRE(s.tokens.size() == 6);
+  REQUIRE(s.token_scores.size() == 6);
+  REQUIRE(sampled.scores.size() == static_cast<size_t>(sampled.steps));
+  for (size_t t = 0; t < s.tokens.size(); ++t) {
+    REQUIRE(s.token_scores[t] == Approx(g.token_scores[t] / 0.5).epsilon(1e-6));
+    REQUIRE(at::isfinite(sampled.scores[t]).sum().item<int64_t>() == 1);
+  }
+}
