@@ -112,6 +112,7 @@ lmdecode::ModelConfig preset_config(const std::string& preset) {
   lmdecode::ModelConfig c;
   c.architecture = "Qwen2ForCausalLM";
   c.model_type = "qwen2";
+  c.qkv_bias = true;  // Qwen2's q/k/v biases
   c.rope_theta = 1000000.0;
   c.max_position_embeddings = 32768;
   if (preset == "tiny") {
@@ -172,7 +173,7 @@ std::unique_ptr<lmdecode::PretrainedModel> random_model(const lmdecode::ModelCon
     w[p + "mlp.up_proj.weight"] = normal({c.intermediate_size, h});
     w[p + "mlp.down_proj.weight"] = normal({h, c.intermediate_size});
   }
-  return std::make_unique<lmdecode::Qwen2Model>(c, lmdecode::CheckpointWeights(std::move(w), "random " + o.preset),
+  return std::make_unique<lmdecode::RotaryDecoderModel>(c, lmdecode::CheckpointWeights(std::move(w), "random " + o.preset),
                                                 o.device, o.dtype);
 }
 

@@ -22,6 +22,8 @@ in_jail() {
 }
 in_jail --out cases-generated.json
 cp "$data/cases-generated.json" "$root/tests/data/hf-reference/"
-rm -rf "$root/tests/data/hf-reference/qwen2-tiny-close-eos"
-cp -r "$data/qwen2-tiny-close-eos" "$root/tests/data/hf-reference/"
+for made in qwen2-tiny-close-eos llama3-tiny llama-linear-tiny qwen3-tiny mistral-tiny qwen2-sliding-tiny; do  # the models make_cases.py writes
+  rm -rf "$root/tests/data/hf-reference/$made"
+  cp -r "$data/$made" "$root/tests/data/hf-reference/"
+done
 in_jail --reproduce cases.json

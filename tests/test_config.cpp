@@ -193,6 +193,58 @@ TEST_CASE("config.json reads both architectures with HF defaults", "[config]") {
   REQUIRE_THROWS_WITH(lmdecode::model_config_from_json(json::parse(R"({"vocab_size": 0})")), Contains("vocab_size"));
 }
 
+TEST_CASE("config.json gives each rotary family its biases, query/key norms and RoPE scaling", "[config]") {
+  using nlohmann::json;
+  auto read = [](const char* text) { return lmdecode::model_config_from_json(json::parse(text)); };
+  // transformers' Qwen2 always biases q/k/v and never o_proj or the MLP, whatever the flags say.
+  auto qwen2 = read(R"({"model_type": "qwen2", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+      "num_attention_heads": 2, "intermediate_size": 16, "attention_bias": true, "mlp_bias": true})");
+  REQUIRE((qwen2.qkv_bias && !qwen2.o_bias && !qwen2.mlp_bias && !qwen2.qk_norm));
+  // Llama 3.1 as its config.json has it: rope_theta at the top, rope_scaling beside it.
+  auto llama = read(R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+      "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16, "head_dim": 8,
+      "attention_bias": true, "mlp_bias": true, "max_position_embeddings": 131072, "rope_theta": 500000.0,
+      "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                       "original_max_position_embeddings": 8192, "rope_type": "llama3"}})");
+  REQUIRE((llama.qkv_bias && llama.o_bias && llama.mlp_bias && !llama.qk_norm));
+  REQUIRE(llama.head_dim == 8);
+  REQUIRE(llama.rope_theta == 500000.0);
+  REQUIRE(llama.rope_scaling.type == "llama3");
+  REQUIRE(llama.rope_scaling.factor == 8.0);
+  REQUIRE(llama.rope_scaling.original_max_position_embeddings == 8192);
+  // Qwen3: q_norm / k_norm; transformers 5.x writes rope_parameters.
+  auto qwen3 = read(R"({"model_type": "qwen3", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+      "num_attention_heads": 2, "intermediate_size": 16, "mlp_bias": true,
+      "rope_parameters": {"rope_type": "linear", "rope_theta": 1000000.0, "factor": 2.0}})");
+  REQUIRE((qwen3.qk_norm && !qwen3.qkv_bias && !qwen3.mlp_bias));
+  REQUIRE(qwen3.rope_theta == 1000000.0);
+  REQUIRE((qwen3.rope_scaling.type == "linear" && qwen3.rope_scaling.factor == 2.0));
+}
+
+TEST_CASE("config.json says which layers slide and over how many positions, as transformers decides it", "[config]") {
+  using nlohmann::json;
+  auto read = [](const char* extra) {
+    auto config = json::parse(R"({"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 3, "num_attention_heads": 2,
+        "intermediate_size": 16})");
+    config.update(json::parse(extra));
+    return lmdecode::model_config_from_json(config);
+  };
+  // Qwen2: use_sliding_window, from max_window_layers on; or layer_types as written.
+  auto qwen = read(R"({"model_type": "qwen2", "use_sliding_window": true, "sliding_window": 4, "max_window_layers": 1})");
+  REQUIRE(qwen.sliding_window == 4);
+  REQUIRE(qwen.sliding_layers == std::vector<bool>{false, true, true});
+  auto typed = read(R"({"model_type": "qwen3", "use_sliding_window": true, "sliding_window": 5,
+      "layer_types": ["sliding_attention", "full_attention", "sliding_attention"]})");
+  REQUIRE(typed.sliding_layers == std::vector<bool>{true, false, true});
+  // Mistral: every layer, 4096 where the key is absent, none where it is null; layer_types ignored.
+  REQUIRE(read(R"({"model_type": "mistral"})").sliding_window == 4096);
+  REQUIRE(read(R"({"model_type": "mistral"})").sliding_layers == std::vector<bool>{true, true, true});
+  REQUIRE(read(R"({"model_type": "mistral", "sliding_window": null})").sliding_layers.empty());
+  REQUIRE(read(R"({"model_type": "mistral", "sliding_window": 7, "layer_types": ["full_attention"]})").sliding_window == 7);
+  // Llama never slides.
+  REQUIRE(read(R"({"model_type": "llama", "use_sliding_window": true, "sliding_window": 4})").sliding_layers.empty());
+}
+
 TEST_CASE("config.json settings the reference models do not implement are errors naming the key", "[config]") {
   using nlohmann::json;
   const auto qwen = json::parse(R"({"model_type": "qwen2", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 2,
@@ -207,12 +259,16 @@ TEST_CASE("config.json settings the reference models do not implement are errors
     REQUIRE_THROWS_WITH(lmdecode::model_config_from_json(config), Contains(message));
   };
   rejects(with(qwen, R"({"hidden_act": "gelu"})"), R"(hidden_act "gelu" is not supported)");
-  rejects(with(qwen, R"({"attention_bias": true})"), "attention_bias true is not supported");
-  rejects(with(qwen, R"({"mlp_bias": true})"), "mlp_bias true is not supported");
+  rejects(with(qwen, R"({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}})"), R"(rope_type "yarn" is not supported)");
+  rejects(with(qwen, R"({"rope_parameters": {"rope_type": "dynamic", "factor": 2.0}})"), R"(rope_type "dynamic" is not supported)");
+  rejects(with(qwen, R"({"rope_scaling": {"rope_type": "linear"}})"), "factor must be > 0 for rope_type linear");
+  rejects(with(qwen, R"({"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 4.0}})"),
+          "llama3 needs 0 < low_freq_factor < high_freq_factor");
+  rejects(with(qwen, R"({"layer_types": ["full_attention", "chunked_attention"]})"),
+          R"(layer 1 has "chunked_attention" (full_attention or sliding_attention))");
   rejects(with(qwen, R"({"layer_types": ["full_attention", "sliding_attention"]})"),
-          R"(layer 1 has "sliding_attention": only full attention)");
-  rejects(with(qwen, R"({"use_sliding_window": true, "sliding_window": 4, "max_window_layers": 1})"),
-          "use_sliding_window makes layers 1 to 1 slide (sliding_window 4)");
+          "names sliding_attention layers but sliding_window is not set");
+  rejects(with(qwen, R"({"layer_types": ["full_attention"]})"), "layer_types has 1 entries for 2 layers");
   rejects(with(gpt2, R"({"scale_attn_by_inverse_layer_idx": true})"), "scale_attn_by_inverse_layer_idx true");
   rejects(with(gpt2, R"({"scale_attn_weights": false})"), "scale_attn_weights false");
   // What HF also decodes with full attention, SiLU and plain scaling.
@@ -221,7 +277,7 @@ TEST_CASE("config.json settings the reference models do not implement are errors
                            R"({"use_sliding_window": true, "sliding_window": 4})",  // max_window_layers 28 > 2 layers
                            R"({"use_sliding_window": true, "sliding_window": null, "max_window_layers": 0})",
                            R"({"layer_types": ["full_attention", "full_attention"]})"})
-    REQUIRE_NOTHROW(lmdecode::model_config_from_json(with(qwen, fine)));
+    REQUIRE(lmdecode::model_config_from_json(with(qwen, fine)).sliding_layers.empty());
   REQUIRE_NOTHROW(lmdecode::model_config_from_json(with(gpt2, R"({"reorder_and_upcast_attn": true})")));  // HF's sdpa ignores it
 }
 

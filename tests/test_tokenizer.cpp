@@ -143,6 +143,9 @@ std::filesystem::path qwen_vocabulary_checkpoint() {
       {"model.layers.0.input_layernorm.weight", at::ones({hidden})},
       {"model.layers.0.post_attention_layernorm.weight", at::ones({hidden})},
       {"model.layers.0.self_attn.q_proj.weight", at::randn({hidden, hidden}) * 0.1},
+      {"model.layers.0.self_attn.q_proj.bias", at::zeros({hidden})},  // Qwen2 always has q/k/v biases
+      {"model.layers.0.self_attn.k_proj.bias", at::zeros({hidden / 2})},
+      {"model.layers.0.self_attn.v_proj.bias", at::zeros({hidden / 2})},
       {"model.layers.0.self_attn.k_proj.weight", at::randn({hidden / 2, hidden}) * 0.1},
       {"model.layers.0.self_attn.v_proj.weight", at::randn({hidden / 2, hidden}) * 0.1},
       {"model.layers.0.self_attn.o_proj.weight", at::randn({hidden, hidden}) * 0.1},

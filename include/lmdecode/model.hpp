@@ -1,6 +1,6 @@
 #pragma once
 // What a decoder needs from a model. Any type that satisfies `CausalLM` can be decoded:
-//   - the reference models (models/qwen2.hpp, models/gpt2.hpp) and any C++ model that writes its
+//   - the reference models (models/rotary_decoder.hpp, models/gpt2.hpp) and any C++ model that writes its
 //     keys/values into a KVCache (the fast path);
 //   - adapters/hf_style_model.hpp, which wraps an HF-style module (C++ or TorchScript) whose forward
 //     takes and returns `past_key_values`.

@@ -41,6 +41,8 @@ class JsonFields {
   }
 
   bool has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
+  /// The key is there, null included (where null means something else than a missing key).
+  bool present(const char* key) const { return object_.contains(key); }
   const nlohmann::json& raw(const char* key) const { return object_.at(key); }
 
   std::optional<int64_t> integer(const char* key) const {

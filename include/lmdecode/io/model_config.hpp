@@ -1,7 +1,9 @@
 #pragma once
 // The fields of a Hugging Face config.json that the reference architectures need, with HF's defaults.
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,16 @@
 #include "lmdecode/detail/json_fields.hpp"
 
 namespace lmdecode {
+
+/// How the rotary frequencies are scaled (HF rope_type): "default", "linear" (inv_freq / factor) or
+/// "llama3" (Llama 3.1's: long wavelengths / factor, short ones kept, the band between smoothed).
+struct RopeScaling {
+  std::string type = "default";
+  double factor = 1.0;            ///< linear and llama3
+  double low_freq_factor = 1.0;   ///< llama3
+  double high_freq_factor = 4.0;  ///< llama3
+  int64_t original_max_position_embeddings = 0;  ///< llama3: the pretraining context
+};
 
 struct ModelConfig {
   std::string architecture;  ///< architectures[0], e.g. "Qwen2ForCausalLM"
@@ -24,7 +36,19 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;
   double norm_eps = 1e-6;  ///< rms_norm_eps (Qwen2) or layer_norm_epsilon (GPT-2)
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
+  // Rotary decoders (Llama, Qwen2, Qwen3): which projections carry biases, and Qwen3's per-head
+  // RMSNorm of queries and keys before the rotation.
+  bool qkv_bias = false;  ///< q/k/v biases: Qwen2 always; Llama and Qwen3 with attention_bias
+  bool o_bias = false;    ///< o_proj bias: Llama and Qwen3 with attention_bias
+  bool mlp_bias = false;  ///< gate/up/down biases: Llama with mlp_bias
+  bool qk_norm = false;   ///< Qwen3: q_norm and k_norm over each head
+  /// Sliding-window attention: a query at position i sees keys j with i - window < j <= i, on the
+  /// layers `sliding_layers` marks (empty: none slides; then sliding_window is 0).
+  int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
+
   std::vector<int64_t> eos_token_ids;
   std::optional<int64_t> pad_token_id;
   std::optional<int64_t> bos_token_id;
@@ -35,22 +59,92 @@ inline void require_positive(const JsonFields& f, const char* key, int64_t value
   check(value >= 1, "{}: \"{}\" must be >= 1 (got {})", f.source(), key, value);
 }
 
-/// Rejects sliding-window attention, which the reference models do not apply. As HF Qwen2 decides it:
-/// explicit `layer_types` name each layer's attention; without them, layers from `max_window_layers`
-/// (default 28) on slide when `use_sliding_window` is set with a `sliding_window`.
-inline void require_full_attention(const JsonFields& f, int64_t num_layers) {
-  if (auto types = f.string_list("layer_types")) {
-    for (size_t i = 0; i < types->size(); ++i)
-      check((*types)[i] == "full_attention", "{}: layer {} has \"{}\": only full attention is supported", f.source(), i,
-            (*types)[i]);
-    return;
+/// Which layers attend through a sliding window, as transformers decides it. Mistral: every layer
+/// while sliding_window is set (absent: its default 4096; null: none), layer_types ignored. Qwen2 and
+/// Qwen3: the layers layer_types names "sliding_attention", or without layer_types, when
+/// use_sliding_window is set, those from max_window_layers (default 28) on. Llama: none.
+inline void read_attention_windows(const JsonFields& f, ModelConfig& c) {
+  const bool mistral = c.model_type == "mistral" || c.architecture == "MistralForCausalLM";
+  const bool qwen = c.model_type == "qwen2" || c.architecture == "Qwen2ForCausalLM" || c.model_type == "qwen3" ||
+                    c.architecture == "Qwen3ForCausalLM";
+  if (!mistral && !qwen) return;
+  std::optional<int64_t> window;
+  if (mistral || f.boolean("use_sliding_window").value_or(false))
+    window = f.present("sliding_window") ? f.integer("sliding_window") : std::optional<int64_t>(4096);
+  std::vector<bool> slides(static_cast<size_t>(c.num_layers), false);
+  const auto types = qwen ? f.string_list("layer_types") : std::nullopt;
+  if (types) {
+    check(static_cast<int64_t>(types->size()) == c.num_layers, "{}: layer_types has {} entries for {} layers",
+          f.source(), types->size(), c.num_layers);
+    for (size_t i = 0; i < types->size(); ++i) {
+      const auto& type = (*types)[i];
+      check(type == "full_attention" || type == "sliding_attention",
+            "{}: layer {} has \"{}\" (full_attention or sliding_attention)", f.source(), i, type);
+      slides[i] = type == "sliding_attention";
+    }
+  } else if (window) {
+    const int64_t first = mistral ? 0 : f.integer("max_window_layers").value_or(28);
+    for (int64_t i = std::max<int64_t>(first, 0); i < c.num_layers; ++i) slides[i] = true;
   }
-  if (!f.boolean("use_sliding_window").value_or(false) || !f.has("sliding_window")) return;
-  const int64_t first_sliding = f.integer("max_window_layers").value_or(28);
-  check(first_sliding >= num_layers,
-        "{}: use_sliding_window makes layers {} to {} slide (sliding_window {}): only full attention is supported",
-        f.source(), first_sliding, num_layers - 1, f.raw("sliding_window").dump());
+  if (std::find(slides.begin(), slides.end(), true) == slides.end()) return;
+  check(window.has_value(), "{}: layer_types names sliding_attention layers but sliding_window is not set", f.source());
+  check(*window >= 1, "{}: sliding_window must be >= 1 (got {})", f.source(), *window);
+  c.sliding_window = *window;
+  c.sliding_layers = std::move(slides);
 }
+}  // namespace detail
+
+namespace detail {
+
+/// rope_theta and the frequency scaling, from the top level (rope_theta, rope_scaling: transformers
+/// 4.x) or rope_parameters (5.x). Types other than default, linear and llama3 are errors naming them.
+inline void read_rotary(const JsonFields& f, ModelConfig& c) {
+  const char* key = f.has("rope_parameters") ? "rope_parameters" : f.has("rope_scaling") ? "rope_scaling" : nullptr;
+  if (auto theta = f.number("rope_theta")) c.rope_theta = *theta;
+  if (key && !f.raw(key).is_null()) {
+    JsonFields rope(f.raw(key), f.source() + " " + key);
+    if (auto theta = rope.number("rope_theta")) c.rope_theta = *theta;
+    auto& s = c.rope_scaling;
+    s.type = rope.string("rope_type").value_or(rope.string("type").value_or("default"));
+    check(s.type == "default" || s.type == "linear" || s.type == "llama3",
+          "{}: rope_type \"{}\" is not supported (default, linear, llama3)", rope.source(), s.type);
+    if (s.type != "default") {
+      s.factor = rope.number("factor").value_or(0.0);
+      check(s.factor > 0, "{}: factor must be > 0 for rope_type {} (got {})", rope.source(), s.type, s.factor);
+    }
+    if (s.type == "llama3") {
+      s.low_freq_factor = rope.number("low_freq_factor").value_or(s.low_freq_factor);
+      s.high_freq_factor = rope.number("high_freq_factor").value_or(s.high_freq_factor);
+      check(s.low_freq_factor > 0 && s.high_freq_factor > s.low_freq_factor,
+            "{}: llama3 needs 0 < low_freq_factor < high_freq_factor (got {} and {})", rope.source(),
+            s.low_freq_factor, s.high_freq_factor);
+      // As transformers' standardize_rope_params: a top-level value first, then the rope dict's,
+      // then max_position_embeddings.
+      s.original_max_position_embeddings = f.integer("original_max_position_embeddings")
+                                               .value_or(rope.integer("original_max_position_embeddings")
+                                                             .value_or(c.max_position_embeddings));
+      check(s.original_max_position_embeddings >= 1, "{}: original_max_position_embeddings must be >= 1 (got {})",
+            rope.source(), s.original_max_position_embeddings);
+    }
+  }
+  check(c.rope_theta > 0, "{}: rope_theta must be > 0 (got {})", f.source(), c.rope_theta);
+}
+
+/// Which projections have biases and whether queries and keys are normalised, as each family's
+/// transformers module decides it: Qwen2 biases q/k/v always and nothing else; Qwen3 follows
+/// attention_bias, Llama attention_bias and mlp_bias; Mistral has none (the flags are ignored where
+/// the module ignores them).
+inline void read_rotary_family(const JsonFields& f, ModelConfig& c) {
+  const bool qwen2 = c.model_type == "qwen2" || c.architecture == "Qwen2ForCausalLM";
+  const bool qwen3 = c.model_type == "qwen3" || c.architecture == "Qwen3ForCausalLM";
+  const bool mistral = c.model_type == "mistral" || c.architecture == "MistralForCausalLM";
+  const bool attention_bias = !mistral && f.boolean("attention_bias").value_or(false);
+  c.qkv_bias = qwen2 || attention_bias;
+  c.o_bias = !qwen2 && attention_bias;
+  c.mlp_bias = !qwen2 && !qwen3 && !mistral && f.boolean("mlp_bias").value_or(false);
+  c.qk_norm = qwen3;
+}
+
 }  // namespace detail
 
 /// Reads config.json. Missing required sizes and non-positive values are errors naming the key.
@@ -98,26 +192,11 @@ inline ModelConfig model_config_from_json(const nlohmann::json& json, const std:
     c.max_position_embeddings = f.integer("max_position_embeddings").value_or(32768);
     c.norm_eps = f.number("rms_norm_eps").value_or(1e-6);
     c.tie_word_embeddings = f.boolean("tie_word_embeddings").value_or(false);
-    if (auto theta = f.number("rope_theta")) {
-      c.rope_theta = *theta;
-    } else if (f.has("rope_parameters")) {
-      detail::JsonFields rope(f.raw("rope_parameters"), source + " rope_parameters");
-      c.rope_theta = rope.number("rope_theta").value_or(10000.0);
-      if (auto type = rope.string("rope_type"))
-        detail::check(*type == "default", "{}: rope_type \"{}\" is not supported (default)", source, *type);
-    }
-    if (f.has("rope_scaling")) {
-      detail::JsonFields scaling(f.raw("rope_scaling"), source + " rope_scaling");
-      auto type = scaling.string("rope_type").value_or(scaling.string("type").value_or("default"));
-      detail::check(type == "default", "{}: rope_scaling type \"{}\" is not supported (default)", source, type);
-    }
-    detail::check(c.rope_theta > 0, "{}: rope_theta must be > 0 (got {})", source, c.rope_theta);
+    detail::read_rotary(f, c);
+    detail::read_rotary_family(f, c);
     if (auto act = f.string("hidden_act"))
       detail::check(*act == "silu" || *act == "swish", "{}: hidden_act \"{}\" is not supported (silu)", source, *act);
-    // Llama's biases on o_proj (attention_bias also biases q/k/v) and on the MLP projections.
-    for (const char* key : {"attention_bias", "mlp_bias"})
-      detail::check(!f.boolean(key).value_or(false), "{}: {} true is not supported", source, key);
-    detail::require_full_attention(f, c.num_layers);
+    detail::read_attention_windows(f, c);
   }
   detail::require_positive(f, "num_key_value_heads", c.num_kv_heads);
   detail::require_positive(f, "intermediate_size", c.intermediate_size);

@@ -14,12 +14,13 @@
 #include "lmdecode/io/model_config.hpp"
 #include "lmdecode/io/safetensors.hpp"
 #include "lmdecode/models/gpt2.hpp"
-#include "lmdecode/models/qwen2.hpp"
+#include "lmdecode/models/rotary_decoder.hpp"
 
 namespace lmdecode {
 
 /// Architectures load_pretrained() implements, as named in config.json's "architectures".
-inline constexpr const char* kSupportedArchitectures = "Qwen2ForCausalLM, LlamaForCausalLM, GPT2LMHeadModel";
+inline constexpr const char* kSupportedArchitectures =
+    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GPT2LMHeadModel";
 
 /// The model in `folder`, on `options.device`, its weights and activations in `options.dtype` (one
 /// floating-point dtype for the whole model; unset: float32, whatever the checkpoint stores).
@@ -37,15 +38,17 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
                             folder.string());
   auto config = load_model_config(folder / "config.json");
   const auto& arch = config.architecture;
-  const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "LlamaForCausalLM" ||
-                     (arch.empty() && (config.model_type == "qwen2" || config.model_type == "llama"));
+  const auto& type = config.model_type;
+  const bool rotary = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
+                      arch == "Qwen3ForCausalLM" ||
+                      (arch.empty() && (type == "llama" || type == "mistral" || type == "qwen2" || type == "qwen3"));
   const bool gpt2 = arch == "GPT2LMHeadModel" || (arch.empty() && config.model_type == "gpt2");
-  if (!qwen2 && !gpt2)
+  if (!rotary && !gpt2)
     throw invalid_argument(fmt::format("{}: architecture \"{}\" (model_type \"{}\") is not supported; supported: {}",
                                        (folder / "config.json").string(), arch, config.model_type,
                                        kSupportedArchitectures));
   CheckpointWeights weights(load_safetensors_checkpoint(folder, options), folder.string());
-  if (qwen2) return std::make_unique<Qwen2Model>(std::move(config), weights, options.device, dtype);
+  if (rotary) return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);
   return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// PretrainedModel: the common face of the reference architectures (Qwen2, GPT-2). They write into
+// PretrainedModel: the common face of the bundled architectures (rotary decoders, GPT-2). They write into
 // a KVCache and satisfy CausalLM; load_pretrained() (models/load_pretrained.hpp) picks one from config.json.
 
 #include <ATen/ATen.h>

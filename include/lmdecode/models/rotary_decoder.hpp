@@ -1,6 +1,9 @@
 #pragma once
-// Qwen2 (and Llama-style) decoder: RMSNorm, rotary embeddings, grouped-query attention, SwiGLU MLP,
-// q/k/v biases when the checkpoint has them. It mirrors transformers' float32 islands exactly
+// The rotary decoder families, Llama (3.x), Qwen2 and Qwen3, in one model: RMSNorm, rotary
+// embeddings (default, linear or llama3 frequency scaling), grouped-query attention, SwiGLU MLP; what
+// differs by family comes from ModelConfig: the biases (Qwen2's q/k/v, Llama's attention_bias and
+// mlp_bias, Qwen3's attention_bias) and Qwen3's per-head RMSNorm of queries and keys before the
+// rotation. The weight names are the same in all three. It mirrors transformers' float32 islands exactly
 // (DECODING_RULES.md §6): RMSNorm, RoPE cos/sin and the attention softmax run in float32 whatever the
 // model dtype, which is what keeps bf16/f16 accurate and float64 within 1e-6 of transformers.
 //
@@ -24,9 +27,9 @@
 
 namespace lmdecode {
 
-class Qwen2Model : public PretrainedModel {
+class RotaryDecoderModel : public PretrainedModel {
  public:
-  Qwen2Model(ModelConfig config, const CheckpointWeights& weights, at::Device device, at::ScalarType dtype)
+  RotaryDecoderModel(ModelConfig config, const CheckpointWeights& weights, at::Device device, at::ScalarType dtype)
       : PretrainedModel(std::move(config), device, dtype),
         fused_(detail::kHasFusedKernels && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
     const auto& c = this->config();
@@ -37,30 +40,37 @@ class Qwen2Model : public PretrainedModel {
       Layer l;
       l.input_norm = weights.take(p + "input_layernorm.weight", {h});
       l.post_norm = weights.take(p + "post_attention_layernorm.weight", {h});
-      l.qkv_t = at::cat({weights.take(p + "self_attn.q_proj.weight", {q, h}), weights.take(p + "self_attn.k_proj.weight", {kv, h}),
-                         weights.take(p + "self_attn.v_proj.weight", {kv, h})})
+      const std::string a = p + "self_attn.", m = p + "mlp.";
+      l.qkv_t = at::cat({weights.take(a + "q_proj.weight", {q, h}), weights.take(a + "k_proj.weight", {kv, h}),
+                         weights.take(a + "v_proj.weight", {kv, h})})
                     .t();
-      if (weights.has(p + "self_attn.q_proj.bias"))
-        l.qkv_bias = at::cat({weights.take(p + "self_attn.q_proj.bias", {q}), weights.take(p + "self_attn.k_proj.bias", {kv}),
-                              weights.take(p + "self_attn.v_proj.bias", {kv})});
-      l.o_t = weights.take(p + "self_attn.o_proj.weight", {h, q}).t();
-      l.gate_up_t = at::cat({weights.take(p + "mlp.gate_proj.weight", {c.intermediate_size, h}),
-                             weights.take(p + "mlp.up_proj.weight", {c.intermediate_size, h})})
-                        .t();
-      l.down_t = weights.take(p + "mlp.down_proj.weight", {h, c.intermediate_size}).t();
+      if (c.qkv_bias)
+        l.qkv_bias = at::cat({weights.take(a + "q_proj.bias", {q}), weights.take(a + "k_proj.bias", {kv}),
+                              weights.take(a + "v_proj.bias", {kv})});
+      if (c.qk_norm)  // one weight row per query head, then per key head: both normalised in one call
+        l.qk_norm = at::cat({weights.take(a + "q_norm.weight", {c.head_dim}).expand({c.num_heads, c.head_dim}),
+                             weights.take(a + "k_norm.weight", {c.head_dim}).expand({c.num_kv_heads, c.head_dim})});
+      l.o_t = weights.take(a + "o_proj.weight", {h, q}).t();
+      if (c.o_bias) l.o_bias = weights.take(a + "o_proj.bias", {h});
+      const int64_t inner = c.intermediate_size;
+      l.gate_up_t = at::cat({weights.take(m + "gate_proj.weight", {inner, h}), weights.take(m + "up_proj.weight", {inner, h})}).t();
+      l.down_t = weights.take(m + "down_proj.weight", {h, inner}).t();
+      if (c.mlp_bias) {
+        l.gate_up_bias = at::cat({weights.take(m + "gate_proj.bias", {inner}), weights.take(m + "up_proj.bias", {inner})});
+        l.down_bias = weights.take(m + "down_proj.bias", {h});
+      }
       layers_.push_back(std::move(l));
     }
     final_norm_ = weights.take("model.norm.weight", {h});
     head_ = c.tie_word_embeddings ? embed_ : weights.take("lm_head.weight", {c.vocab_size, h});
-    // inv_freq = 1 / theta ** (arange(0, d, 2) / d), every operation in float32 as transformers does.
-    auto exponent = at::arange(0, c.head_dim, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) /
-                    static_cast<double>(c.head_dim);
-    inv_freq_ = at::reciprocal(at::pow(c.rope_theta, exponent));
+    inv_freq_ = inverse_frequencies(c, device);
   }
 
   int64_t weight_bytes_per_step() const override {
     int64_t sum = detail::tensor_bytes({final_norm_, head_});
-    for (const auto& l : layers_) sum += detail::tensor_bytes({l.input_norm, l.post_norm, l.qkv_t, l.qkv_bias, l.o_t, l.gate_up_t, l.down_t});
+    for (const auto& l : layers_)
+      sum += detail::tensor_bytes({l.input_norm, l.post_norm, l.qkv_t, l.qkv_bias, l.qk_norm, l.o_t, l.o_bias, l.gate_up_t,
+                                   l.gate_up_bias, l.down_t, l.down_bias});
     return sum;
   }
 
@@ -74,30 +84,31 @@ class Qwen2Model : public PretrainedModel {
     const auto [cos, signed_sin] = rotary(batch.position_ids);          // [rows, T, 1, head_dim]
     // Query head h reads KV head h / group. Queries are laid out [rows, kv_heads, group * T, d] (row
     // g * T + t: head kv * group + g, position t), so each KV head serves its group in one matmul.
-    const auto grouped_blocked = group == 1 ? blocked : blocked.repeat({1, 1, group, 1});  // [rows, 1, group * T, S]
-    at::Tensor bias;  // the fused kernel's mask: 0 or the lowest finite value, added to the scores
-    if (fused_) bias = at::zeros(grouped_blocked.sizes(), hidden.options()).masked_fill_(grouped_blocked, detail::mask_value(dtype()));
+    const LayerMask full = layer_mask(blocked, group);
+    const LayerMask sliding = c.sliding_layers.empty() ? LayerMask{} : layer_mask(detail::window_blocked(blocked, c.sliding_window), group);
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
+      const LayerMask& mask = !c.sliding_layers.empty() && c.sliding_layers[i] ? sliding : full;
       auto x = rms_norm(hidden, l.input_norm);
       auto qkv = detail::project(x, l.qkv_t, l.qkv_bias)
                      .view({rows, fed, heads + 2 * kv_heads, d})
                      .split_with_sizes({heads + kv_heads, kv_heads}, 2);  // queries and keys, values
-      auto qk = apply_rotary(qkv[0], cos, signed_sin).split_with_sizes({heads, kv_heads}, 2);  // [rows, T, heads | kv_heads, d]
+      auto qk_in = l.qk_norm.defined() ? eager_rms_norm(qkv[0], l.qk_norm) : qkv[0];
+      auto qk = apply_rotary(qk_in, cos, signed_sin).split_with_sizes({heads, kv_heads}, 2);  // [rows, T, heads | kv_heads, d]
       // One position a row (every decoding step): the grouped layouts are plain views, one call each.
       auto q = fed == 1 ? qk[0].view({rows, kv_heads, group, d})
                         : qk[0].view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
       const LayerKV kv = cache.append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));
       // A shared prompt needs one softmax over two key sets, which the fused kernel cannot take.
       auto attended = fused_ && !kv.shares_prompt()
-                          ? detail::fused_attention(q, kv.keys, kv.values, bias, scale)
-                          : detail::cached_attention(q, kv, grouped_blocked, {scale, {}}, at::kFloat);  // [rows, kv_heads, group * T, d]
+                          ? detail::fused_attention(q, kv.keys, kv.values, mask.bias, scale)
+                          : detail::cached_attention(q, kv, mask.grouped_blocked, {scale, {}}, at::kFloat);  // [rows, kv_heads, group * T, d]
       attended = fed == 1 ? attended.reshape({rows, heads * d})
                           : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
-      hidden.add_(detail::project(attended, l.o_t));
+      hidden.add_(detail::project(attended, l.o_t, l.o_bias));
       x = rms_norm(hidden, l.post_norm);
-      auto gate_up = detail::project(x, l.gate_up_t).chunk(2, 1);
-      hidden.add_(detail::project(at::silu(gate_up[0]).mul_(gate_up[1]), l.down_t));
+      auto gate_up = detail::project(x, l.gate_up_t, l.gate_up_bias).chunk(2, 1);
+      hidden.add_(detail::project(at::silu(gate_up[0]).mul_(gate_up[1]), l.down_t, l.down_bias));
     }
     return rms_norm(hidden, final_norm_).view({rows, fed, c.hidden_size});
   }
@@ -109,16 +120,59 @@ class Qwen2Model : public PretrainedModel {
   struct Layer {
     at::Tensor input_norm, post_norm;
     at::Tensor qkv_t, qkv_bias;  // [hidden, (heads + 2 kv_heads) * head_dim] (a transposed view), bias or undefined
-    at::Tensor o_t, gate_up_t, down_t;  // transposed views: x @ w_t is HF's Linear
+    at::Tensor qk_norm;          // Qwen3: [heads + kv_heads, head_dim], q_norm's rows then k_norm's; or undefined
+    at::Tensor o_t, gate_up_t, down_t;          // transposed views: x @ w_t is HF's Linear
+    at::Tensor o_bias, gate_up_bias, down_bias;  // or undefined
   };
 
-  /// HF Qwen2RMSNorm: normalise in float32, cast back, then scale.
+  /// A layer's attention mask in the grouped query layout, and for the fused kernel as an additive bias.
+  struct LayerMask {
+    at::Tensor grouped_blocked;  // [rows, 1, group * T, S] bool
+    at::Tensor bias;             // the fused kernel's: 0 or the lowest finite value, added to the scores
+  };
+
+  LayerMask layer_mask(const at::Tensor& blocked, int64_t group) const {
+    LayerMask mask{group == 1 ? blocked : blocked.repeat({1, 1, group, 1}), {}};
+    if (fused_)
+      mask.bias = at::zeros(mask.grouped_blocked.sizes(), at::TensorOptions().dtype(dtype()).device(device()))
+                      .masked_fill_(mask.grouped_blocked, detail::mask_value(dtype()));
+    return mask;
+  }
+
+  /// HF's RMSNorm (Qwen2RMSNorm, LlamaRMSNorm): normalise in float32, cast back, then scale.
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
-    if (fused_) return detail::fused_rms_norm(x, weight, config().norm_eps);
+    return fused_ ? detail::fused_rms_norm(x, weight, config().norm_eps) : eager_rms_norm(x, weight);
+  }
+
+  /// rms_norm as transformers writes it; also where the weight has a row per head (the fused kernel
+  /// takes one weight for the last dimension).
+  at::Tensor eager_rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
     const bool is_float = x.scalar_type() == at::kFloat;
     auto h = is_float ? x : x.to(at::kFloat);
     h = h * h.pow(2).mean(-1, true).add_(config().norm_eps).rsqrt_();
     return weight * (is_float ? h : h.to(x.scalar_type()));
+  }
+
+  /// transformers' inverse frequencies (modeling_rope_utils: default, linear, llama3), every operation
+  /// in float32 and in its order (Python's `scalar / t` is `t.reciprocal() * scalar`).
+  static at::Tensor inverse_frequencies(const ModelConfig& c, at::Device device) {
+    // 1 / theta ** (arange(0, d, 2) / d)
+    auto exponent = at::arange(0, c.head_dim, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) /
+                    static_cast<double>(c.head_dim);
+    auto inv_freq = at::reciprocal(at::pow(c.rope_theta, exponent));
+    const RopeScaling& s = c.rope_scaling;
+    if (s.type == "linear") return inv_freq / s.factor;
+    if (s.type != "llama3") return inv_freq;
+    // Llama 3.1: wavelengths above the pretraining context / low_freq_factor are stretched by factor,
+    // those below context / high_freq_factor kept, the band between interpolated.
+    const double context = static_cast<double>(s.original_max_position_embeddings);
+    const double low_freq_wavelen = context / s.low_freq_factor, high_freq_wavelen = context / s.high_freq_factor;
+    auto wavelen = at::reciprocal(inv_freq) * (2 * M_PI);
+    auto scaled = at::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+    auto smooth = (at::reciprocal(wavelen) * context - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    auto smoothed = at::rsub(smooth, 1) * scaled / s.factor + smooth * scaled;
+    auto medium = (wavelen < high_freq_wavelen).logical_not().logical_and((wavelen > low_freq_wavelen).logical_not());
+    return at::where(medium, smoothed, scaled);
   }
 
   /// cos and sin of positions x inv_freq, computed in float32 and cast to the model dtype, shaped

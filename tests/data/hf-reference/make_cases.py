@@ -209,6 +209,76 @@ def step_output_cases(models_dir):
     return cases
 
 
+# Tiny random checkpoints of the rotary families, each with what sets it apart from qwen2-tiny.
+FAMILY_MODELS = {
+    # Llama 3.x: llama3 RoPE scaling over a 32-token pretraining context (so prompts of 40 tokens
+    # cross it), an explicit head_dim unlike hidden / heads, tied embeddings, attention and MLP biases.
+    "llama3-tiny": (transformers.LlamaConfig, dict(
+        head_dim=24, tie_word_embeddings=True, attention_bias=True, mlp_bias=True, max_position_embeddings=256,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 32})),
+    # Llama with linear RoPE scaling (positions / 4), untied, no biases.
+    "llama-linear-tiny": (transformers.LlamaConfig, dict(
+        tie_word_embeddings=False, max_position_embeddings=256,
+        rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0})),
+    # Qwen3: q_norm / k_norm over each head before RoPE, head_dim 32 with hidden 64 and 4 heads.
+    "qwen3-tiny": (transformers.Qwen3Config, dict(
+        head_dim=32, tie_word_embeddings=False, max_position_embeddings=256,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})),
+    # Mistral: every layer attends to the last 8 positions only.
+    "mistral-tiny": (transformers.MistralConfig, dict(
+        sliding_window=8, tie_word_embeddings=False, max_position_embeddings=256)),
+    # Qwen2 with use_sliding_window: layers from max_window_layers (1) on slide, over 6 positions.
+    "qwen2-sliding-tiny": (transformers.Qwen2Config, dict(
+        use_sliding_window=True, sliding_window=6, max_window_layers=1, tie_word_embeddings=False,
+        max_position_embeddings=256)),
+}
+
+
+def make_family_model(models_dir, name):
+    """A tiny random `name` saved with save_pretrained: norms and biases perturbed so they matter, the
+    EOS row of the output layer scaled so EOS is reached."""
+    config_class, extra = FAMILY_MODELS[name]
+    config = config_class(vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6, initializer_range=0.1,
+                          bos_token_id=1, eos_token_id=2, pad_token_id=PAD, **extra)
+    torch.manual_seed(29)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    with torch.no_grad():
+        for param_name, param in model.named_parameters():
+            if param_name.endswith("norm.weight"):
+                param.copy_(1.0 + 0.3 * torch.randn_like(param))
+            elif param_name.endswith(".bias"):
+                param.copy_(0.2 * torch.randn_like(param))
+        model.get_output_embeddings().weight[2] *= 3.0
+    target = models_dir / name
+    if target.exists():
+        shutil.rmtree(target)
+    model.save_pretrained(target)
+    return name
+
+
+def family_cases(models_dir, name):
+    """Greedy (one prompt, a long one past the llama3 context, a left-padded batch), beam search in
+    every early_stopping mode, and processors, on one family model."""
+    rng = random.Random(sum(map(ord, name)))
+    prompt = lambda n: [rng.randrange(4, 320) for _ in range(n)]
+    cases = [make_case(models_dir, name, "greedy", [prompt(5)], {"num_beams": 1, "max_new_tokens": 20}),
+             make_case(models_dir, name, "greedy", [prompt(40)], {"num_beams": 1, "max_new_tokens": 24}),
+             make_case(models_dir, name, "greedy", [prompt(n) for n in (2, 6, 4)], {"num_beams": 1, "max_new_tokens": 12})]
+    for early in (True, False, "never"):
+        params = {"num_beams": 3, "max_new_tokens": 14, "length_penalty": 1.0, "early_stopping": early,
+                  "num_return_sequences": 2}
+        cases.append(make_case(models_dir, name, "beam", [prompt(6)], params))
+    cases.append(make_case(models_dir, name, "beam", [prompt(36), prompt(3)],
+                           {"num_beams": 2, "max_new_tokens": 10, "early_stopping": False, "num_return_sequences": 2}))
+    processors = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "min_new_tokens": 3}
+    cases.append(make_case(models_dir, name, "greedy", [prompt(5), prompt(3)], {"num_beams": 1, "max_new_tokens": 12, **processors}))
+    cases.append(make_case(models_dir, name, "beam", [prompt(5)], {"num_beams": 3, "max_new_tokens": 12,
+                                                                  "early_stopping": True, **processors}))
+    return cases
+
+
 def reproduce(models_dir, cases_path):
     data = json.loads(Path(cases_path).read_text())
     differing = 0
@@ -236,6 +306,8 @@ def main():
         return reproduce(args.models, args.reproduce)
     name = make_close_eos_model(args.models)
     cases = close_eos_cases(args.models, name) + scored_beam_cases(args.models) + step_output_cases(args.models)
+    for family in FAMILY_MODELS:
+        cases += family_cases(args.models, make_family_model(args.models, family))
     header = {"transformers": transformers.__version__, "torch": torch.__version__,
               "made_by": "tests/data/hf-reference/make_cases.py", "pad_token_id": PAD, "cases": cases}
     args.out.write_text(json.dumps(header, indent=None, separators=(",", ":")) + "\n")

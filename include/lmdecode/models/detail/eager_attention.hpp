@@ -22,6 +22,16 @@ inline at::Tensor attention_blocked(const at::Tensor& attention_mask, int64_t ca
   return attention_mask.eq(0).unsqueeze(1).unsqueeze(1).logical_or(future);
 }
 
+/// `blocked` (attention_blocked's, [rows, 1, T, S], the T queries at cache positions S - T ...) with
+/// a sliding window too: query position i may not look at key j <= i - window (transformers'
+/// sliding_window_overlay, on cache positions).
+inline at::Tensor window_blocked(const at::Tensor& blocked, int64_t window) {
+  const int64_t fed = blocked.size(2), keys = blocked.size(3);
+  auto opts = blocked.options().dtype(at::kLong);
+  auto outside = at::arange(keys, opts).unsqueeze(0) <= (at::arange(fed, opts) + (keys - fed - window)).unsqueeze(1);
+  return blocked.logical_or(outside);
+}
+
 /// The value written at masked positions: the lowest finite value of `dtype`, and for float64 the
 /// lowest float32, so that it stays finite when the scores are cast to float32 for the softmax.
 inline double mask_value(at::ScalarType dtype) {
