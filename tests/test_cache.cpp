@@ -255,6 +255,6 @@ TEST_CASE("every beam golden case gives the same result with the shared-prompt a
         }
       }
     }
-    CHECK(checked == 689 + 828);  // every (beam case, dtype) pair of the two files
+    CHECK(checked == 689 + 837);  // every (beam case, dtype) pair of the two files
   }
 }

@@ -219,6 +219,20 @@ TEST_CASE("config.json gives each rotary family its biases, query/key norms and 
   REQUIRE((qwen3.qk_norm && !qwen3.qkv_bias && !qwen3.mlp_bias));
   REQUIRE(qwen3.rope_theta == 1000000.0);
   REQUIRE((qwen3.rope_scaling.type == "linear" && qwen3.rope_scaling.factor == 2.0));
+  // Phi-3: fused projections, no biases, int(head_dim x partial_rotary_factor) rotating dimensions.
+  auto phi3 = read(R"({"architectures": ["Phi3ForCausalLM"], "vocab_size": 10, "hidden_size": 24,
+      "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16, "attention_bias": true,
+      "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.4}})");
+  REQUIRE((phi3.fused_projections && !phi3.qkv_bias && !phi3.o_bias));
+  REQUIRE(phi3.rotary_dim == 4);  // int(12 x 0.4) = 4
+  REQUIRE(phi3.sliding_layers.empty());  // no default window, unlike Mistral
+  REQUIRE(qwen3.rotary_dim == qwen3.head_dim);
+  REQUIRE_THROWS_WITH(read(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+      "num_attention_heads": 2, "intermediate_size": 16, "partial_rotary_factor": 0.5})"),
+      Contains("partial_rotary_factor 0.5 is not supported for this family"));
+  REQUIRE_THROWS_WITH(read(R"({"model_type": "phi3", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+      "num_attention_heads": 2, "intermediate_size": 16, "rope_scaling": {"rope_type": "longrope", "short_factor": [1.0]}})"),
+      Contains(R"(rope_type "longrope" is not supported)"));
 }
 
 TEST_CASE("config.json says which layers slide and over how many positions, as transformers decides it", "[config]") {

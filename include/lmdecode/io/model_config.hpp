@@ -37,6 +37,7 @@ struct ModelConfig {
   double norm_eps = 1e-6;  ///< rms_norm_eps (Qwen2) or layer_norm_epsilon (GPT-2)
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  int64_t rotary_dim = 0;  ///< the leading dimensions of each head that rotate (Phi-3's partial_rotary_factor); 0: head_dim
   bool tie_word_embeddings = false;
   // Rotary decoders (Llama, Qwen2, Qwen3): which projections carry biases, and Qwen3's per-head
   // RMSNorm of queries and keys before the rotation.
@@ -44,6 +45,7 @@ struct ModelConfig {
   bool o_bias = false;    ///< o_proj bias: Llama and Qwen3 with attention_bias
   bool mlp_bias = false;  ///< gate/up/down biases: Llama with mlp_bias
   bool qk_norm = false;   ///< Qwen3: q_norm and k_norm over each head
+  bool fused_projections = false;  ///< Phi-3: qkv_proj and gate_up_proj stored as one weight each
   /// Sliding-window attention: a query at position i sees keys j with i - window < j <= i, on the
   /// layers `sliding_layers` marks (empty: none slides; then sliding_window is 0).
   int64_t sliding_window = 0;
@@ -60,16 +62,19 @@ inline void require_positive(const JsonFields& f, const char* key, int64_t value
 }
 
 /// Which layers attend through a sliding window, as transformers decides it. Mistral: every layer
-/// while sliding_window is set (absent: its default 4096; null: none), layer_types ignored. Qwen2 and
+/// while sliding_window is set (absent: its default 4096; null: none), layer_types ignored; Phi-3 the
+/// same with no default. Qwen2 and
 /// Qwen3: the layers layer_types names "sliding_attention", or without layer_types, when
 /// use_sliding_window is set, those from max_window_layers (default 28) on. Llama: none.
 inline void read_attention_windows(const JsonFields& f, ModelConfig& c) {
   const bool mistral = c.model_type == "mistral" || c.architecture == "MistralForCausalLM";
   const bool qwen = c.model_type == "qwen2" || c.architecture == "Qwen2ForCausalLM" || c.model_type == "qwen3" ||
                     c.architecture == "Qwen3ForCausalLM";
-  if (!mistral && !qwen) return;
+  const bool phi3 = c.model_type == "phi3" || c.architecture == "Phi3ForCausalLM";
+  if (!mistral && !qwen && !phi3) return;
   std::optional<int64_t> window;
-  if (mistral || f.boolean("use_sliding_window").value_or(false))
+  if (phi3) window = f.integer("sliding_window");
+  else if (mistral || f.boolean("use_sliding_window").value_or(false))
     window = f.present("sliding_window") ? f.integer("sliding_window") : std::optional<int64_t>(4096);
   std::vector<bool> slides(static_cast<size_t>(c.num_layers), false);
   const auto types = qwen ? f.string_list("layer_types") : std::nullopt;
@@ -83,7 +88,7 @@ inline void read_attention_windows(const JsonFields& f, ModelConfig& c) {
       slides[i] = type == "sliding_attention";
     }
   } else if (window) {
-    const int64_t first = mistral ? 0 : f.integer("max_window_layers").value_or(28);
+    const int64_t first = qwen ? f.integer("max_window_layers").value_or(28) : 0;
     for (int64_t i = std::max<int64_t>(first, 0); i < c.num_layers; ++i) slides[i] = true;
   }
   if (std::find(slides.begin(), slides.end(), true) == slides.end()) return;
@@ -130,6 +135,22 @@ inline void read_rotary(const JsonFields& f, ModelConfig& c) {
   check(c.rope_theta > 0, "{}: rope_theta must be > 0 (got {})", f.source(), c.rope_theta);
 }
 
+/// Phi-3's partial_rotary_factor (at the top or in rope_parameters): the heads' first
+/// int(head_dim x factor) dimensions rotate. Other families' modules rotate the whole head.
+inline void read_rotary_dim(const JsonFields& f, ModelConfig& c, bool phi3) {
+  std::optional<double> factor = f.number("partial_rotary_factor");
+  if (f.has("rope_parameters") && f.raw("rope_parameters").is_object()) {
+    JsonFields rope(f.raw("rope_parameters"), f.source() + " rope_parameters");
+    if (auto inner = rope.number("partial_rotary_factor")) factor = inner;
+  }
+  const double value = factor.value_or(1.0);
+  check(phi3 || value == 1.0, "{}: partial_rotary_factor {} is not supported for this family (1.0)", f.source(), value);
+  check(value > 0.0 && value <= 1.0, "{}: partial_rotary_factor must be in (0, 1] (got {})", f.source(), value);
+  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * value);  // Python's int(): truncation
+  check(c.rotary_dim >= 2 && c.rotary_dim % 2 == 0, "{}: partial_rotary_factor {} leaves {} rotary dimensions of {} (an "
+        "even number >= 2 is needed)", f.source(), value, c.rotary_dim, c.head_dim);
+}
+
 /// Which projections have biases and whether queries and keys are normalised, as each family's
 /// transformers module decides it: Qwen2 biases q/k/v always and nothing else; Qwen3 follows
 /// attention_bias, Llama attention_bias and mlp_bias; Mistral has none (the flags are ignored where
@@ -138,11 +159,13 @@ inline void read_rotary_family(const JsonFields& f, ModelConfig& c) {
   const bool qwen2 = c.model_type == "qwen2" || c.architecture == "Qwen2ForCausalLM";
   const bool qwen3 = c.model_type == "qwen3" || c.architecture == "Qwen3ForCausalLM";
   const bool mistral = c.model_type == "mistral" || c.architecture == "MistralForCausalLM";
-  const bool attention_bias = !mistral && f.boolean("attention_bias").value_or(false);
+  const bool phi3 = c.model_type == "phi3" || c.architecture == "Phi3ForCausalLM";
+  const bool attention_bias = !mistral && !phi3 && f.boolean("attention_bias").value_or(false);
   c.qkv_bias = qwen2 || attention_bias;
   c.o_bias = !qwen2 && attention_bias;
-  c.mlp_bias = !qwen2 && !qwen3 && !mistral && f.boolean("mlp_bias").value_or(false);
+  c.mlp_bias = !qwen2 && !qwen3 && !mistral && !phi3 && f.boolean("mlp_bias").value_or(false);
   c.qk_norm = qwen3;
+  c.fused_projections = phi3;
 }
 
 }  // namespace detail
@@ -206,6 +229,7 @@ inline ModelConfig model_config_from_json(const nlohmann::json& json, const std:
                 source, c.num_heads, c.num_kv_heads);
   c.head_dim = f.integer("head_dim").value_or(c.hidden_size / c.num_heads);
   detail::require_positive(f, "head_dim", c.head_dim);
+  if (!gpt2) detail::read_rotary_dim(f, c, c.fused_projections);  // Phi-3 alone has fused projections
   detail::check(c.norm_eps > 0, "{}: the norm epsilon must be > 0 (got {})", source, c.norm_eps);
   if (auto eos = f.integer_list("eos_token_id")) c.eos_token_ids = *eos;
   c.pad_token_id = f.integer("pad_token_id");

@@ -20,7 +20,7 @@ namespace lmdecode {
 
 /// Architectures load_pretrained() implements, as named in config.json's "architectures".
 inline constexpr const char* kSupportedArchitectures =
-    "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GPT2LMHeadModel";
+    "LlamaForCausalLM, MistralForCausalLM, Phi3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GPT2LMHeadModel";
 
 /// The model in `folder`, on `options.device`, its weights and activations in `options.dtype` (one
 /// floating-point dtype for the whole model; unset: float32, whatever the checkpoint stores).
@@ -39,9 +39,10 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
   auto config = load_model_config(folder / "config.json");
   const auto& arch = config.architecture;
   const auto& type = config.model_type;
-  const bool rotary = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Qwen2ForCausalLM" ||
-                      arch == "Qwen3ForCausalLM" ||
-                      (arch.empty() && (type == "llama" || type == "mistral" || type == "qwen2" || type == "qwen3"));
+  const bool rotary = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Phi3ForCausalLM" ||
+                      arch == "Qwen2ForCausalLM" || arch == "Qwen3ForCausalLM" ||
+                      (arch.empty() && (type == "llama" || type == "mistral" || type == "phi3" || type == "qwen2" ||
+                                        type == "qwen3"));
   const bool gpt2 = arch == "GPT2LMHeadModel" || (arch.empty() && config.model_type == "gpt2");
   if (!rotary && !gpt2)
     throw invalid_argument(fmt::format("{}: architecture \"{}\" (model_type \"{}\") is not supported; supported: {}",

@@ -1,9 +1,10 @@
 #pragma once
-// The rotary decoder families, Llama (3.x), Qwen2 and Qwen3, in one model: RMSNorm, rotary
-// embeddings (default, linear or llama3 frequency scaling), grouped-query attention, SwiGLU MLP; what
-// differs by family comes from ModelConfig: the biases (Qwen2's q/k/v, Llama's attention_bias and
-// mlp_bias, Qwen3's attention_bias) and Qwen3's per-head RMSNorm of queries and keys before the
-// rotation. The weight names are the same in all three. It mirrors transformers' float32 islands exactly
+// The rotary decoder families, Llama (3.x), Mistral, Phi-3, Qwen2 and Qwen3, in one model: RMSNorm,
+// rotary embeddings (default, linear or llama3 frequency scaling; Phi-3's partial rotary),
+// grouped-query attention (sliding-window layers by the mask), SwiGLU MLP; what differs by family
+// comes from ModelConfig: the biases (Qwen2's q/k/v, Llama's attention_bias and mlp_bias, Qwen3's
+// attention_bias), Qwen3's per-head RMSNorm of queries and keys before the rotation, and the weight
+// names (Phi-3 stores qkv_proj and gate_up_proj fused). It mirrors transformers' float32 islands exactly
 // (DECODING_RULES.md §6): RMSNorm, RoPE cos/sin and the attention softmax run in float32 whatever the
 // model dtype, which is what keeps bf16/f16 accurate and float64 within 1e-6 of transformers.
 //
@@ -41,8 +42,10 @@ class RotaryDecoderModel : public PretrainedModel {
       l.input_norm = weights.take(p + "input_layernorm.weight", {h});
       l.post_norm = weights.take(p + "post_attention_layernorm.weight", {h});
       const std::string a = p + "self_attn.", m = p + "mlp.";
-      l.qkv_t = at::cat({weights.take(a + "q_proj.weight", {q, h}), weights.take(a + "k_proj.weight", {kv, h}),
-                         weights.take(a + "v_proj.weight", {kv, h})})
+      // The q/k/v and gate/up weights are used concatenated; Phi-3 stores them so.
+      l.qkv_t = (c.fused_projections ? weights.take(a + "qkv_proj.weight", {q + 2 * kv, h})
+                                     : at::cat({weights.take(a + "q_proj.weight", {q, h}), weights.take(a + "k_proj.weight", {kv, h}),
+                                                weights.take(a + "v_proj.weight", {kv, h})}))
                     .t();
       if (c.qkv_bias)
         l.qkv_bias = at::cat({weights.take(a + "q_proj.bias", {q}), weights.take(a + "k_proj.bias", {kv}),
@@ -53,7 +56,10 @@ class RotaryDecoderModel : public PretrainedModel {
       l.o_t = weights.take(a + "o_proj.weight", {h, q}).t();
       if (c.o_bias) l.o_bias = weights.take(a + "o_proj.bias", {h});
       const int64_t inner = c.intermediate_size;
-      l.gate_up_t = at::cat({weights.take(m + "gate_proj.weight", {inner, h}), weights.take(m + "up_proj.weight", {inner, h})}).t();
+      l.gate_up_t = (c.fused_projections ? weights.take(m + "gate_up_proj.weight", {2 * inner, h})
+                                         : at::cat({weights.take(m + "gate_proj.weight", {inner, h}),
+                                                    weights.take(m + "up_proj.weight", {inner, h})}))
+                        .t();
       l.down_t = weights.take(m + "down_proj.weight", {h, inner}).t();
       if (c.mlp_bias) {
         l.gate_up_bias = at::cat({weights.take(m + "gate_proj.bias", {inner}), weights.take(m + "up_proj.bias", {inner})});
@@ -156,9 +162,10 @@ class RotaryDecoderModel : public PretrainedModel {
   /// transformers' inverse frequencies (modeling_rope_utils: default, linear, llama3), every operation
   /// in float32 and in its order (Python's `scalar / t` is `t.reciprocal() * scalar`).
   static at::Tensor inverse_frequencies(const ModelConfig& c, at::Device device) {
-    // 1 / theta ** (arange(0, d, 2) / d)
-    auto exponent = at::arange(0, c.head_dim, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) /
-                    static_cast<double>(c.head_dim);
+    // 1 / theta ** (arange(0, d, 2) / d), d the rotary dimensions
+    const int64_t d = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
+    auto exponent = at::arange(0, d, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) /
+                    static_cast<double>(d);
     auto inv_freq = at::reciprocal(at::pow(c.rope_theta, exponent));
     const RopeScaling& s = c.rope_scaling;
     if (s.type == "linear") return inv_freq / s.factor;
@@ -187,10 +194,14 @@ class RotaryDecoderModel : public PretrainedModel {
     return {emb.cos().to(dtype()).unsqueeze(2), signed_sin.unsqueeze(2)};
   }
 
-  /// HF apply_rotary_pos_emb on x [rows, T, heads, d]: x * cos + rotate_half(x) * sin.
+  /// HF apply_rotary_pos_emb on x [rows, T, heads, d]: x * cos + rotate_half(x) * sin over the
+  /// first cos.size(-1) dimensions (all of them but with Phi-3's partial rotary), the rest as it is.
   static at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& signed_sin) {
-    auto swapped = x.roll(x.size(-1) / 2, -1);  // the two halves swapped
-    return (x * cos).add_(swapped.mul_(signed_sin));
+    const int64_t rotary = cos.size(-1), d = x.size(-1);
+    auto rotating = rotary == d ? x : x.narrow(-1, 0, rotary);
+    auto swapped = rotating.roll(rotary / 2, -1);  // the two halves swapped
+    auto rotated = (rotating * cos).add_(swapped.mul_(signed_sin));
+    return rotary == d ? rotated : at::cat({rotated, x.narrow(-1, rotary, d - rotary)}, -1);
   }
 
   bool fused_;  // fused attention and RMSNorm kernels (half precision on libtorch >= 2.4)

@@ -228,6 +228,10 @@ FAMILY_MODELS = {
     # Mistral: every layer attends to the last 8 positions only.
     "mistral-tiny": (transformers.MistralConfig, dict(
         sliding_window=8, tie_word_embeddings=False, max_position_embeddings=256)),
+    # Phi-3: fused qkv_proj and gate_up_proj, half of each head rotating, a sliding window of 12.
+    "phi3-tiny": (transformers.Phi3Config, dict(
+        sliding_window=12, tie_word_embeddings=False, max_position_embeddings=256, original_max_position_embeddings=256,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5})),
     # Qwen2 with use_sliding_window: layers from max_window_layers (1) on slide, over 6 positions.
     "qwen2-sliding-tiny": (transformers.Qwen2Config, dict(
         use_sliding_window=True, sliding_window=6, max_window_layers=1, tie_word_embeddings=False,
