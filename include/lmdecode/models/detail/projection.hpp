@@ -14,13 +14,14 @@ namespace lmdecode::detail {
 /// [out, in] weight.
 inline at::Tensor project(const at::Tensor& x, const at::Tensor& w_t, const at::Tensor& bias = {}) {
   const auto dtype = x.scalar_type();
-  // float32 and float64 only: libtorch's CPU half-precision mv may accumulate in half precision.
-  if (x.is_cpu() && w_t.t().is_contiguous()) {
-    if (x.size(0) == 1 && (dtype == at::kFloat || dtype == at::kDouble)) {
-      auto y = bias.defined() ? at::addmv(bias, w_t.t(), x[0]) : at::mv(w_t.t(), x[0]);
+  if (x.is_cpu() && x.size(0) <= kFewRowsMax) {
+    const auto weight = w_t.t();  // the row-major [out, in] weight
+    // float32 and float64 only: libtorch's CPU half-precision mv may accumulate in half precision.
+    if (x.size(0) == 1 && (dtype == at::kFloat || dtype == at::kDouble) && weight.is_contiguous()) {
+      auto y = bias.defined() ? at::addmv(bias, weight, x[0]) : at::mv(weight, x[0]);
       return y.unsqueeze(0);
     }
-    if (auto y = few_rows_product(x, w_t.t(), bias); y.defined()) return y;
+    if (auto y = few_rows_product(x, weight, bias); y.defined()) return y;
   }
   return bias.defined() ? at::addmm(bias, x, w_t) : at::mm(x, w_t);
 }
