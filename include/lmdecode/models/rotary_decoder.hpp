@@ -43,10 +43,22 @@ class RotaryDecoderModel : public PretrainedModel {
       l.post_norm = weights.take(p + "post_attention_layernorm.weight", {h});
       const std::string a = p + "self_attn.", m = p + "mlp.";
       // The q/k/v and gate/up weights are used concatenated; Phi-3 stores them so.
-      l.qkv_t = (c.fused_projections ? weights.take(a + "qkv_proj.weight", {q + 2 * kv, h})
-                                     : at::cat({weights.take(a + "q_proj.weight", {q, h}), weights.take(a + "k_proj.weight", {kv, h}),
-                                                weights.take(a + "v_proj.weight", {kv, h})}))
-                    .t();
+      at::Tensor qkv, gate_up;
+      if (c.fused_projections) {
+        qkv = weights.take(a + "qkv_proj.weight", {q + 2 * kv, h});
+        gate_up = weights.take(p + "mlp.gate_up_proj.weight", {2 * c.intermediate_size, h});
+      } else {
+        std::vector<at::Tensor> parts;  // taken one by one: a missing one throws with nothing half-built
+        parts.push_back(weights.take(a + "q_proj.weight", {q, h}));
+        parts.push_back(weights.take(a + "k_proj.weight", {kv, h}));
+        parts.push_back(weights.take(a + "v_proj.weight", {kv, h}));
+        qkv = at::cat(parts);
+        parts.clear();
+        parts.push_back(weights.take(p + "mlp.gate_proj.weight", {c.intermediate_size, h}));
+        parts.push_back(weights.take(p + "mlp.up_proj.weight", {c.intermediate_size, h}));
+        gate_up = at::cat(parts);
+      }
+      l.qkv_t = qkv.t();
       if (c.qkv_bias)
         l.qkv_bias = at::cat({weights.take(a + "q_proj.bias", {q}), weights.take(a + "k_proj.bias", {kv}),
                               weights.take(a + "v_proj.bias", {kv})});
@@ -56,10 +68,7 @@ class RotaryDecoderModel : public PretrainedModel {
       l.o_t = weights.take(a + "o_proj.weight", {h, q}).t();
       if (c.o_bias) l.o_bias = weights.take(a + "o_proj.bias", {h});
       const int64_t inner = c.intermediate_size;
-      l.gate_up_t = (c.fused_projections ? weights.take(m + "gate_up_proj.weight", {2 * inner, h})
-                                         : at::cat({weights.take(m + "gate_proj.weight", {inner, h}),
-                                                    weights.take(m + "up_proj.weight", {inner, h})}))
-                        .t();
+      l.gate_up_t = gate_up.t();
       l.down_t = weights.take(m + "down_proj.weight", {h, inner}).t();
       if (c.mlp_bias) {
         l.gate_up_bias = at::cat({weights.take(m + "gate_proj.bias", {inner}), weights.take(m + "up_proj.bias", {inner})});
