@@ -24,7 +24,7 @@ echo "== sanitizers (ASan + UBSan)"
 asan="$build-asan"
 cmake -S "$root" -B "$asan" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -g1" -DLMDECODE_SANITIZE=ON >/dev/null
 cmake --build "$asan" -j2 --target lmdecode_tests lmdecode_tokenizer_tests lmdecode_cli_tests lmdecode-conformance \
-  lmdecode-tokenize lmdecode-soak
+  lmdecode-tokenize lmdecode-soak lmdecode-beam-streaming
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd "$asan" && ctest -j2 --output-on-failure -E "find_package_consumer|readme_example_is_compiled")
 # Under ASan this run is for leak reports: its allocator quarantine makes RSS grow by design.
