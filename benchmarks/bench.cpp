@@ -112,6 +112,7 @@ lmdecode::ModelConfig preset_config(const std::string& preset) {
   lmdecode::ModelConfig c;
   c.architecture = "Qwen2ForCausalLM";
   c.model_type = "qwen2";
+  c.family = lmdecode::ModelFamily::qwen2;
   c.qkv_bias = true;  // Qwen2's q/k/v biases
   c.rope_theta = 1000000.0;
   c.max_position_embeddings = 32768;

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <fstream>
 
 #include "lmdecode/config.hpp"
@@ -257,6 +258,58 @@ TEST_CASE("config.json says which layers slide and over how many positions, as t
   REQUIRE(read(R"({"model_type": "mistral", "sliding_window": 7, "layer_types": ["full_attention"]})").sliding_window == 7);
   // Llama never slides.
   REQUIRE(read(R"({"model_type": "llama", "use_sliding_window": true, "sliding_window": 4})").sliding_layers.empty());
+}
+
+TEST_CASE("config.json reads Gemma 3 with Gemma3TextConfig's defaults", "[config]") {
+  using nlohmann::json;
+  auto read = [](const char* extra) {
+    auto config = json::parse(R"({"architectures": ["Gemma3ForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+        "num_hidden_layers": 7, "num_attention_heads": 2, "intermediate_size": 16})");
+    config.update(json::parse(extra));
+    return lmdecode::model_config_from_json(config);
+  };
+  // As Gemma 3 1B's config.json (transformers 4.x) has it: no layer_types, a pattern of 6.
+  auto gemma = read(R"({"rope_local_base_freq": 10000.0, "rope_scaling": null, "sliding_window": 512,
+      "sliding_window_pattern": 6, "final_logit_softcapping": null, "attn_logit_softcapping": null})");
+  REQUIRE(gemma.family == lmdecode::ModelFamily::gemma3);
+  REQUIRE((gemma.scaled_embeddings && gemma.unit_offset_norms && gemma.sandwich_norms && gemma.qk_norm));
+  REQUIRE((!gemma.qkv_bias && !gemma.o_bias && !gemma.mlp_bias));
+  REQUIRE(gemma.activation == lmdecode::Activation::gelu_tanh);
+  REQUIRE(gemma.head_dim == 256);  // not hidden / heads
+  REQUIRE(gemma.attention_scale == std::pow(256.0, -0.5));
+  REQUIRE(gemma.tie_word_embeddings);
+  REQUIRE(gemma.max_position_embeddings == 131072);
+  REQUIRE(gemma.final_logit_softcap == 0.0);
+  REQUIRE(gemma.sliding_window == 512);
+  REQUIRE(gemma.sliding_layers == std::vector<bool>{true, true, true, true, true, false, true});
+  REQUIRE((gemma.rope_theta == 1e6 && gemma.sliding_rope_theta == 10000.0));
+  // Gemma 3 4B's: linear scaling on the full layers only; transformers 5.x's rope_parameters per type.
+  auto scaled = read(R"({"rope_theta": 1000000.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+      "query_pre_attn_scalar": 168, "final_logit_softcapping": 30.0, "tie_word_embeddings": false,
+      "layer_types": ["full_attention", "sliding_attention", "full_attention", "sliding_attention",
+                      "full_attention", "sliding_attention", "full_attention"]})");
+  REQUIRE((scaled.rope_scaling.type == "linear" && scaled.rope_scaling.factor == 8.0));
+  REQUIRE(scaled.sliding_rope_scaling.type == "default");
+  REQUIRE(scaled.sliding_window == 4096);
+  REQUIRE(scaled.sliding_layers == std::vector<bool>{false, true, false, true, false, true, false});
+  REQUIRE(scaled.attention_scale == std::pow(168.0, -0.5));
+  REQUIRE(scaled.final_logit_softcap == 30.0);
+  REQUIRE_FALSE(scaled.tie_word_embeddings);
+  auto per_type = read(R"({"rope_parameters": {"full_attention": {"rope_type": "linear", "rope_theta": 500.0, "factor": 2.0},
+      "sliding_attention": {"rope_type": "default", "rope_theta": 20.0}}})");
+  REQUIRE((per_type.rope_theta == 500.0 && per_type.rope_scaling.factor == 2.0 && per_type.sliding_rope_theta == 20.0));
+  auto rejects = [&](const char* extra, const std::string& message) { REQUIRE_THROWS_WITH(read(extra), Contains(message)); };
+  rejects(R"({"hidden_activation": "gelu"})", R"(hidden_activation "gelu" is not supported)");
+  rejects(R"({"use_bidirectional_attention": true})", "use_bidirectional_attention true is not supported");
+  rejects(R"({"rope_parameters": {"rope_type": "default", "rope_theta": 10.0}})", "is not a layer type (Gemma 3 has one dict per type");
+  rejects(R"({"rope_parameters": {"sliding_attention": {"rope_type": "yarn", "factor": 2.0}}})",
+          R"(sliding_attention: rope_type "yarn" is not supported)");
+  rejects(R"({"query_pre_attn_scalar": 0})", "query_pre_attn_scalar must be > 0");
+  rejects(R"({"sliding_window_pattern": 0})", "sliding_window_pattern must be >= 1");
+  // The multimodal checkpoint is another architecture.
+  auto multimodal = json::parse(R"({"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+      "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16})");
+  REQUIRE(lmdecode::model_config_from_json(multimodal).family == lmdecode::ModelFamily::unknown);
 }
 
 TEST_CASE("config.json settings the reference models do not implement are errors naming the key", "[config]") {

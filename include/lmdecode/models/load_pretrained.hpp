@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include <torch/version.h>
 
@@ -18,9 +19,12 @@
 
 namespace lmdecode {
 
-/// Architectures load_pretrained() implements, as named in config.json's "architectures".
-inline constexpr const char* kSupportedArchitectures =
-    "LlamaForCausalLM, MistralForCausalLM, Phi3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GPT2LMHeadModel";
+/// Architectures load_pretrained() implements, as config.json's "architectures" names them.
+inline std::string supported_architectures() {
+  std::string names;
+  for (const auto& name : detail::kFamilyNames) names += (names.empty() ? "" : ", ") + std::string(name.architecture);
+  return names;
+}
 
 /// The model in `folder`, on `options.device`, its weights and activations in `options.dtype` (one
 /// floating-point dtype for the whole model; unset: float32, whatever the checkpoint stores).
@@ -37,20 +41,14 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
   detail::check<file_error>(std::filesystem::is_directory(folder), "model folder {} does not exist or is not a folder",
                             folder.string());
   auto config = load_model_config(folder / "config.json");
-  const auto& arch = config.architecture;
-  const auto& type = config.model_type;
-  const bool rotary = arch == "LlamaForCausalLM" || arch == "MistralForCausalLM" || arch == "Phi3ForCausalLM" ||
-                      arch == "Qwen2ForCausalLM" || arch == "Qwen3ForCausalLM" ||
-                      (arch.empty() && (type == "llama" || type == "mistral" || type == "phi3" || type == "qwen2" ||
-                                        type == "qwen3"));
-  const bool gpt2 = arch == "GPT2LMHeadModel" || (arch.empty() && config.model_type == "gpt2");
-  if (!rotary && !gpt2)
+  if (config.family == ModelFamily::unknown)
     throw invalid_argument(fmt::format("{}: architecture \"{}\" (model_type \"{}\") is not supported; supported: {}",
-                                       (folder / "config.json").string(), arch, config.model_type,
-                                       kSupportedArchitectures));
+                                       (folder / "config.json").string(), config.architecture, config.model_type,
+                                       supported_architectures()));
   CheckpointWeights weights(load_safetensors_checkpoint(folder, options), folder.string());
-  if (rotary) return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);
-  return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
+  if (config.family == ModelFamily::gpt2)
+    return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
+  return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);
 }
 
 }  // namespace lmdecode

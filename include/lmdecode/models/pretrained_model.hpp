@@ -91,7 +91,7 @@ class PretrainedModel {
                       cache.head_dim() == config_.head_dim && cache.dtype() == dtype_ && cache.device() == device_,
                   "the cache was not made for this model (use make_cache)");
     const int64_t last = cache.length() + ids.size(1);
-    detail::check(last <= config_.max_position_embeddings || config_.model_type != "gpt2",
+    detail::check(last <= config_.max_position_embeddings || config_.family != ModelFamily::gpt2,
                   "sequence length {} exceeds the model's {} positions", last, config_.max_position_embeddings);
     if (cache.length() == 0) detail::check_prompt_in_vocabulary(ids, config_.vocab_size);
   }

@@ -1,10 +1,12 @@
 #pragma once
-// The rotary decoder families, Llama (3.x), Mistral, Phi-3, Qwen2 and Qwen3, in one model: RMSNorm,
-// rotary embeddings (default, linear or llama3 frequency scaling; Phi-3's partial rotary),
-// grouped-query attention (sliding-window layers by the mask), SwiGLU MLP; what differs by family
+// The rotary decoder families, Llama (3.x), Mistral, Phi-3, Qwen2, Qwen3 and Gemma 3, in one model:
+// RMSNorm, rotary embeddings (default, linear or llama3 frequency scaling; Phi-3's partial rotary),
+// grouped-query attention (sliding-window layers by the mask), a gated MLP; what differs by family
 // comes from ModelConfig: the biases (Qwen2's q/k/v, Llama's attention_bias and mlp_bias, Qwen3's
-// attention_bias), Qwen3's per-head RMSNorm of queries and keys before the rotation, and the weight
-// names (Phi-3 stores qkv_proj and gate_up_proj fused). It mirrors transformers' float32 islands exactly
+// attention_bias), the per-head RMSNorm of queries and keys before the rotation (Qwen3, Gemma 3),
+// the weight names (Phi-3 stores qkv_proj and gate_up_proj fused), and Gemma 3's scaled embeddings,
+// (1 + w) norms around both sublayers, GELU-tanh, query_pre_attn_scalar, a rotary base of its own for
+// the sliding layers and tanh soft-capping. It mirrors transformers' float32 islands exactly
 // (DECODING_RULES.md §6): RMSNorm, RoPE cos/sin and the attention softmax run in float32 whatever the
 // model dtype, which is what keeps bf16/f16 accurate and float64 within 1e-6 of transformers.
 //
@@ -39,14 +41,22 @@ class RotaryDecoderModel : public PretrainedModel {
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
       Layer l;
-      l.input_norm = weights.take(p + "input_layernorm.weight", {h});
-      l.post_norm = weights.take(p + "post_attention_layernorm.weight", {h});
+      l.input_norm = norm_weight(weights.take(p + "input_layernorm.weight", {h}));
+      // Gemma's post_attention_layernorm normalises the attention output; the others' is the MLP's input norm.
+      const auto post_attention = norm_weight(weights.take(p + "post_attention_layernorm.weight", {h}));
+      if (c.sandwich_norms) {
+        l.attention_out_norm = post_attention;
+        l.mlp_norm = norm_weight(weights.take(p + "pre_feedforward_layernorm.weight", {h}));
+        l.mlp_out_norm = norm_weight(weights.take(p + "post_feedforward_layernorm.weight", {h}));
+      } else {
+        l.mlp_norm = post_attention;
+      }
       const std::string a = p + "self_attn.", m = p + "mlp.";
       // The q/k/v and gate/up weights are used concatenated; Phi-3 stores them so.
       at::Tensor qkv, gate_up;
       if (c.fused_projections) {
         qkv = weights.take(a + "qkv_proj.weight", {q + 2 * kv, h});
-        gate_up = weights.take(p + "mlp.gate_up_proj.weight", {2 * c.intermediate_size, h});
+        gate_up = weights.take(m + "gate_up_proj.weight", {2 * c.intermediate_size, h});
       } else {
         std::vector<at::Tensor> parts;  // taken one by one: a missing one throws with nothing half-built
         parts.push_back(weights.take(a + "q_proj.weight", {q, h}));
@@ -54,8 +64,8 @@ class RotaryDecoderModel : public PretrainedModel {
         parts.push_back(weights.take(a + "v_proj.weight", {kv, h}));
         qkv = at::cat(parts);
         parts.clear();
-        parts.push_back(weights.take(p + "mlp.gate_proj.weight", {c.intermediate_size, h}));
-        parts.push_back(weights.take(p + "mlp.up_proj.weight", {c.intermediate_size, h}));
+        parts.push_back(weights.take(m + "gate_proj.weight", {c.intermediate_size, h}));
+        parts.push_back(weights.take(m + "up_proj.weight", {c.intermediate_size, h}));
         gate_up = at::cat(parts);
       }
       l.qkv_t = qkv.t();
@@ -63,8 +73,8 @@ class RotaryDecoderModel : public PretrainedModel {
         l.qkv_bias = at::cat({weights.take(a + "q_proj.bias", {q}), weights.take(a + "k_proj.bias", {kv}),
                               weights.take(a + "v_proj.bias", {kv})});
       if (c.qk_norm)  // one weight row per query head, then per key head: both normalised in one call
-        l.qk_norm = at::cat({weights.take(a + "q_norm.weight", {c.head_dim}).expand({c.num_heads, c.head_dim}),
-                             weights.take(a + "k_norm.weight", {c.head_dim}).expand({c.num_kv_heads, c.head_dim})});
+        l.qk_norm = at::cat({norm_weight(weights.take(a + "q_norm.weight", {c.head_dim})).expand({c.num_heads, c.head_dim}),
+                             norm_weight(weights.take(a + "k_norm.weight", {c.head_dim})).expand({c.num_kv_heads, c.head_dim})});
       l.o_t = weights.take(a + "o_proj.weight", {h, q}).t();
       if (c.o_bias) l.o_bias = weights.take(a + "o_proj.bias", {h});
       const int64_t inner = c.intermediate_size;
@@ -76,66 +86,67 @@ class RotaryDecoderModel : public PretrainedModel {
       }
       layers_.push_back(std::move(l));
     }
-    final_norm_ = weights.take("model.norm.weight", {h});
+    final_norm_ = norm_weight(weights.take("model.norm.weight", {h}));
     head_ = c.tie_word_embeddings ? embed_ : weights.take("lm_head.weight", {c.vocab_size, h});
-    inv_freq_ = inverse_frequencies(c, device);
+    const int64_t rotary_dim = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
+    inv_freq_ = inverse_frequencies(rotary_dim, c.rope_theta, c.rope_scaling, device);
+    if (c.sliding_rope_theta > 0)
+      sliding_inv_freq_ = inverse_frequencies(rotary_dim, c.sliding_rope_theta, c.sliding_rope_scaling, device);
+    // Gemma: sqrt(hidden_size) held as a float32 tensor and cast to the model dtype (transformers'
+    // embed_scale buffer; in bfloat16 sqrt(3072) becomes 55.5).
+    if (c.scaled_embeddings)
+      embed_scale_ = at::scalar_tensor(std::sqrt(static_cast<double>(h)), at::TensorOptions().dtype(at::kFloat).device(device)).to(dtype);
   }
 
   int64_t weight_bytes_per_step() const override {
     int64_t sum = detail::tensor_bytes({final_norm_, head_});
     for (const auto& l : layers_)
-      sum += detail::tensor_bytes({l.input_norm, l.post_norm, l.qkv_t, l.qkv_bias, l.qk_norm, l.o_t, l.o_bias, l.gate_up_t,
-                                   l.gate_up_bias, l.down_t, l.down_bias});
+      sum += detail::tensor_bytes({l.input_norm, l.attention_out_norm, l.mlp_norm, l.mlp_out_norm, l.qkv_t, l.qkv_bias,
+                                   l.qk_norm, l.o_t, l.o_bias, l.gate_up_t, l.gate_up_bias, l.down_t, l.down_bias});
     return sum;
   }
 
  protected:
   at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) override {
     const auto& c = config();
-    const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
-    const int64_t heads = c.num_heads, kv_heads = c.num_kv_heads, d = c.head_dim, group = heads / kv_heads;
-    const double scale = std::pow(static_cast<double>(d), -0.5);
+    const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1), group = c.num_heads / c.num_kv_heads;
     auto hidden = at::embedding(embed_, batch.input_ids.reshape({-1}));  // [rows * T, hidden]
-    const auto [cos, signed_sin] = rotary(batch.position_ids);          // [rows, T, 1, head_dim]
-    // Query head h reads KV head h / group. Queries are laid out [rows, kv_heads, group * T, d] (row
-    // g * T + t: head kv * group + g, position t), so each KV head serves its group in one matmul.
+    if (embed_scale_.defined()) hidden.mul_(embed_scale_);
+    const Rotation full_rotation = rotary(batch.position_ids, inv_freq_);
+    const Rotation sliding_rotation = sliding_inv_freq_.defined() ? rotary(batch.position_ids, sliding_inv_freq_) : full_rotation;
     const LayerMask full = layer_mask(blocked, group);
     const LayerMask sliding = c.sliding_layers.empty() ? LayerMask{} : layer_mask(detail::window_blocked(blocked, c.sliding_window), group);
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
-      const LayerMask& mask = !c.sliding_layers.empty() && c.sliding_layers[i] ? sliding : full;
-      auto x = rms_norm(hidden, l.input_norm);
-      auto qkv = detail::project(x, l.qkv_t, l.qkv_bias)
-                     .view({rows, fed, heads + 2 * kv_heads, d})
-                     .split_with_sizes({heads + kv_heads, kv_heads}, 2);  // queries and keys, values
-      auto qk_in = l.qk_norm.defined() ? eager_rms_norm(qkv[0], l.qk_norm) : qkv[0];
-      auto qk = apply_rotary(qk_in, cos, signed_sin).split_with_sizes({heads, kv_heads}, 2);  // [rows, T, heads | kv_heads, d]
-      // One position a row (every decoding step): the grouped layouts are plain views, one call each.
-      auto q = fed == 1 ? qk[0].view({rows, kv_heads, group, d})
-                        : qk[0].view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
-      const LayerKV kv = cache.append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));
-      // A shared prompt needs one softmax over two key sets, which the fused kernel cannot take.
-      auto attended = fused_ && !kv.shares_prompt()
-                          ? detail::fused_attention(q, kv.keys, kv.values, mask.bias, scale)
-                          : detail::cached_attention(q, kv, mask.grouped_blocked, {scale, {}}, at::kFloat);  // [rows, kv_heads, group * T, d]
-      attended = fed == 1 ? attended.reshape({rows, heads * d})
-                          : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
-      hidden.add_(detail::project(attended, l.o_t, l.o_bias));
-      x = rms_norm(hidden, l.post_norm);
-      auto gate_up = detail::project(x, l.gate_up_t, l.gate_up_bias).chunk(2, 1);
-      hidden.add_(detail::project(at::silu(gate_up[0]).mul_(gate_up[1]), l.down_t, l.down_bias));
+      const bool slides = !c.sliding_layers.empty() && c.sliding_layers[i];
+      auto attended = attention(i, rms_norm(hidden, l.input_norm), slides ? sliding_rotation : full_rotation,
+                                slides ? sliding : full, cache, rows, fed);
+      hidden.add_(l.attention_out_norm.defined() ? rms_norm(attended, l.attention_out_norm) : attended);
+      auto gate_up = detail::project(rms_norm(hidden, l.mlp_norm), l.gate_up_t, l.gate_up_bias).chunk(2, 1);
+      auto activated = c.activation == Activation::gelu_tanh ? at::gelu(gate_up[0], "tanh") : at::silu(gate_up[0]);
+      auto mlp_out = detail::project(activated.mul_(gate_up[1]), l.down_t, l.down_bias);
+      hidden.add_(l.mlp_out_norm.defined() ? rms_norm(mlp_out, l.mlp_out_norm) : mlp_out);
     }
     return rms_norm(hidden, final_norm_).view({rows, fed, c.hidden_size});
   }
 
-  at::Tensor lm_head(const at::Tensor& hidden) override { return detail::project_positions(hidden, head_); }
-
+  at::Tensor lm_head(const at::Tensor& hidden) override {
+    auto logits = detail::project_positions(hidden, head_);
+    const double cap = config().final_logit_softcap;
+    return cap > 0 ? logits.div_(cap).tanh_().mul_(cap) : logits;
+  }
 
  private:
+  /// cos and sin of the positions (sin with its first half negated, rotary()), [rows, T, 1, rotary dims].
+  struct Rotation {
+    at::Tensor cos, signed_sin;
+  };
+
   struct Layer {
-    at::Tensor input_norm, post_norm;
+    at::Tensor input_norm, mlp_norm;             // the norms of the attention's and the MLP's inputs
+    at::Tensor attention_out_norm, mlp_out_norm;  // Gemma: the norms of their outputs; or undefined
     at::Tensor qkv_t, qkv_bias;  // [hidden, (heads + 2 kv_heads) * head_dim] (a transposed view), bias or undefined
-    at::Tensor qk_norm;          // Qwen3: [heads + kv_heads, head_dim], q_norm's rows then k_norm's; or undefined
+    at::Tensor qk_norm;          // Qwen3, Gemma: [heads + kv_heads, head_dim], q_norm's rows then k_norm's; or undefined
     at::Tensor o_t, gate_up_t, down_t;          // transposed views: x @ w_t is HF's Linear
     at::Tensor o_bias, gate_up_bias, down_bias;  // or undefined
   };
@@ -154,29 +165,74 @@ class RotaryDecoderModel : public PretrainedModel {
     return mask;
   }
 
-  /// HF's RMSNorm (Qwen2RMSNorm, LlamaRMSNorm): normalise in float32, cast back, then scale.
+  /// Layer i's attention of x (normalised, [rows * T, hidden]) through the cache, o_proj applied.
+  at::Tensor attention(int64_t i, const at::Tensor& x, const Rotation& rotation, const LayerMask& mask, KVCache& cache,
+                       int64_t rows, int64_t fed) const {
+    const auto& c = config();
+    const Layer& l = layers_[i];
+    const int64_t heads = c.num_heads, kv_heads = c.num_kv_heads, d = c.head_dim, group = heads / kv_heads;
+    auto qkv = detail::project(x, l.qkv_t, l.qkv_bias)
+                   .view({rows, fed, heads + 2 * kv_heads, d})
+                   .split_with_sizes({heads + kv_heads, kv_heads}, 2);  // queries and keys, values
+    auto qk_in = l.qk_norm.defined() ? head_rms_norm(qkv[0], l.qk_norm) : qkv[0];
+    auto qk = apply_rotary(qk_in, rotation).split_with_sizes({heads, kv_heads}, 2);  // [rows, T, heads | kv_heads, d]
+    // Query head h reads KV head h / group. Queries are laid out [rows, kv_heads, group * T, d] (row
+    // g * T + t: head kv * group + g, position t), so each KV head serves its group in one matmul.
+    // One position a row (every decoding step): the grouped layouts are plain views, one call each.
+    auto q = fed == 1 ? qk[0].view({rows, kv_heads, group, d})
+                      : qk[0].view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
+    const LayerKV kv = cache.append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));
+    const detail::ScoreScale scale{c.attention_scale > 0 ? c.attention_scale : std::pow(static_cast<double>(d), -0.5), {}};
+    // A shared prompt needs one softmax over two key sets, which the fused kernel cannot take.
+    auto attended = fused_ && !kv.shares_prompt()
+                        ? detail::fused_attention(q, kv.keys, kv.values, mask.bias, scale.multiply_by)
+                        : detail::cached_attention(q, kv, mask.grouped_blocked, scale, at::kFloat);  // [rows, kv_heads, group * T, d]
+    attended = fed == 1 ? attended.reshape({rows, heads * d})
+                        : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
+    return detail::project(attended, l.o_t, l.o_bias);
+  }
+
+  /// A norm weight as rms_norm() takes it: Gemma's (1 + w) in float32 (what Gemma3RMSNorm multiplies
+  /// by), the others' as stored.
+  at::Tensor norm_weight(const at::Tensor& w) const {
+    return config().unit_offset_norms ? w.to(at::kFloat).add(1.0) : w;
+  }
+
+  /// HF's RMSNorm: normalise in float32; LlamaRMSNorm (Qwen2, Qwen3, Mistral, Phi-3 alike) casts back,
+  /// then scales; Gemma3RMSNorm scales by (1 + w) in float32, then casts back.
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+    if (config().unit_offset_norms) return offset_rms_norm(x, weight);
     return fused_ ? detail::fused_rms_norm(x, weight, config().norm_eps) : eager_rms_norm(x, weight);
   }
 
-  /// rms_norm as transformers writes it; also where the weight has a row per head (the fused kernel
-  /// takes one weight for the last dimension).
+  /// rms_norm over each head of x [rows, T, heads, d] with a weight row per head (which the fused
+  /// kernel cannot take).
+  at::Tensor head_rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+    return config().unit_offset_norms ? offset_rms_norm(x, weight) : eager_rms_norm(x, weight);
+  }
+
+  at::Tensor normalized_float(const at::Tensor& x) const {
+    auto h = x.scalar_type() == at::kFloat ? x : x.to(at::kFloat);
+    return h * h.pow(2).mean(-1, true).add_(config().norm_eps).rsqrt_();
+  }
+
   at::Tensor eager_rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
-    const bool is_float = x.scalar_type() == at::kFloat;
-    auto h = is_float ? x : x.to(at::kFloat);
-    h = h * h.pow(2).mean(-1, true).add_(config().norm_eps).rsqrt_();
-    return weight * (is_float ? h : h.to(x.scalar_type()));
+    auto h = normalized_float(x);
+    return weight * (x.scalar_type() == at::kFloat ? h : h.to(x.scalar_type()));
+  }
+
+  at::Tensor offset_rms_norm(const at::Tensor& x, const at::Tensor& weight_plus_one) const {
+    auto scaled = normalized_float(x).mul_(weight_plus_one);
+    return scaled.scalar_type() == x.scalar_type() ? scaled : scaled.to(x.scalar_type());
   }
 
   /// transformers' inverse frequencies (modeling_rope_utils: default, linear, llama3), every operation
   /// in float32 and in its order (Python's `scalar / t` is `t.reciprocal() * scalar`).
-  static at::Tensor inverse_frequencies(const ModelConfig& c, at::Device device) {
+  static at::Tensor inverse_frequencies(int64_t d, double theta, const RopeScaling& s, at::Device device) {
     // 1 / theta ** (arange(0, d, 2) / d), d the rotary dimensions
-    const int64_t d = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
     auto exponent = at::arange(0, d, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) /
                     static_cast<double>(d);
-    auto inv_freq = at::reciprocal(at::pow(c.rope_theta, exponent));
-    const RopeScaling& s = c.rope_scaling;
+    auto inv_freq = at::reciprocal(at::pow(theta, exponent));
     if (s.type == "linear") return inv_freq / s.factor;
     if (s.type != "llama3") return inv_freq;
     // Llama 3.1: wavelengths above the pretraining context / low_freq_factor are stretched by factor,
@@ -194,8 +250,8 @@ class RotaryDecoderModel : public PretrainedModel {
   /// cos and sin of positions x inv_freq, computed in float32 and cast to the model dtype, shaped
   /// [rows, T, 1, head_dim]. The sin comes with its first half negated: rotate_half(x) * sin then equals
   /// swap_halves(x) * signed_sin exactly (negation commutes with rounding), one operator fewer per layer.
-  std::pair<at::Tensor, at::Tensor> rotary(const at::Tensor& position_ids) const {
-    auto freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [rows, T, head_dim / 2]
+  Rotation rotary(const at::Tensor& position_ids, const at::Tensor& inv_freq) const {
+    auto freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [rows, T, head_dim / 2]
     auto emb = at::cat({freqs, freqs}, -1);
     auto sin = emb.sin().to(dtype());
     const int64_t half = sin.size(-1) / 2;
@@ -205,7 +261,8 @@ class RotaryDecoderModel : public PretrainedModel {
 
   /// HF apply_rotary_pos_emb on x [rows, T, heads, d]: x * cos + rotate_half(x) * sin over the
   /// first cos.size(-1) dimensions (all of them but with Phi-3's partial rotary), the rest as it is.
-  static at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& signed_sin) {
+  static at::Tensor apply_rotary(const at::Tensor& x, const Rotation& rotation) {
+    const auto& [cos, signed_sin] = rotation;
     const int64_t rotary = cos.size(-1), d = x.size(-1);
     auto rotating = rotary == d ? x : x.narrow(-1, 0, rotary);
     auto swapped = rotating.roll(rotary / 2, -1);  // the two halves swapped
@@ -215,7 +272,8 @@ class RotaryDecoderModel : public PretrainedModel {
 
   bool fused_;  // fused attention and RMSNorm kernels (half precision on libtorch >= 2.4)
   at::Tensor embed_, head_, final_norm_;
-  at::Tensor inv_freq_;  // [head_dim / 2] float32
+  at::Tensor embed_scale_;                 // Gemma: 0-dim, the model dtype; or undefined
+  at::Tensor inv_freq_, sliding_inv_freq_;  // [rotary dims / 2] float32; Gemma's sliding layers' own, or undefined
   std::vector<Layer> layers_;
 };
 
