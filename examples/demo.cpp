@@ -1,55 +1,105 @@
-// lmdecode-demo: a real generation on a Hugging Face checkpoint (by default the bundled qwen2-tiny,
-// random weights, vocabulary of 320 ids): greedy with streaming, then beam search.
+// lmdecode-demo: text from the bundled demo model, a toy trained on this kind of machine
+// (tests/data/hf-reference/fortunes-llama: a 4-layer Llama-style model of 4.2M parameters trained on
+// the quotations of Debian's `fortunes` package, see scripts/train-demo-model.sh). A prompt, then
+// greedy (streamed as it is decoded), 4-beam and sampled continuations, each with its finish reason,
+// tokens/s and the KV cache's bytes beside what the formula says.
 //
-//   lmdecode-demo [MODEL_DIR]
+//   lmdecode-demo [PROMPT [MODEL_DIR]]
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 
-#include <fmt/ranges.h>
+#include <fmt/core.h>
 
 #include <lmdecode/lmdecode.hpp>
+#include <lmdecode/text/tokenizer.hpp>
+
+namespace {
+
+/// The bytes a KV cache of this model holds for one prompt: layers x 2 (keys and values) x kv_heads x
+/// head_dim x element size x positions: the prompt's once, then each row's own, one a step after the
+/// prefill (the token of the last step is returned, never fed).
+int64_t formula_bytes(const lmdecode::PretrainedModel& model, int64_t prompt_length, int64_t rows, int64_t steps) {
+  const auto& c = model.config();
+  const int64_t element = static_cast<int64_t>(c10::elementSize(model.dtype()));
+  return c.num_layers * 2 * c.num_kv_heads * c.head_dim * element * (prompt_length + rows * (steps - 1));
+}
+
+/// `text` with its later lines indented under the first (quotations span lines).
+std::string indented(std::string text) {
+  for (size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at + 1)) text.insert(at + 1, "      ");
+  return text;
+}
+
+struct Run {
+  const char* title;
+  lmdecode::GenerationConfig config;
+  int64_t rows;  // rows decoded for the prompt: beams or 1
+};
+
+void print_run(const Run& run, const lmdecode::GenerationResult& result, double seconds, bool streamed,
+               const lmdecode::PretrainedModel& model, const lmdecode::Tokenizer& tokenizer, int64_t prompt_length) {
+  const auto& hypotheses = result.hypotheses[0];
+  for (size_t i = 0; i < hypotheses.size(); ++i) {
+    const auto& h = hypotheses[i];
+    if (!streamed) fmt::print("  [{}] {}\n", i + 1, indented(tokenizer.decode(h.tokens, /*skip_special_tokens=*/true)));
+    fmt::print("  [{}] {} tokens, finish reason {}, score {:.3f}\n", i + 1, h.tokens.size(), lmdecode::to_string(h.finish_reason),
+               h.score);
+  }
+  const auto tokens = static_cast<double>(hypotheses[0].tokens.size());
+  fmt::print("  {:.1f} ms, {:.0f} tokens/s (first sequence; {} steps x {} rows); KV cache {} bytes, formula "
+             "{} layers x 2 x {} kv heads x {} dims x {} bytes x ({} + {} x {}) = {} bytes\n\n",
+             seconds * 1e3, tokens / seconds, result.steps, run.rows, result.cache_bytes, model.config().num_layers,
+             model.config().num_kv_heads, model.config().head_dim, c10::elementSize(model.dtype()), prompt_length, run.rows,
+             result.steps - 1, formula_bytes(model, prompt_length, run.rows, result.steps));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  const std::string folder = argc > 1 ? argv[1] : LMDECODE_BUNDLED_MODEL;
+  const std::string prompt_text = argc > 1 ? argv[1] : "The secret of a happy life is";
+  const std::string folder = argc > 2 ? argv[2] : LMDECODE_DEMO_MODEL;
   try {
     auto model = lmdecode::load_pretrained(folder, {at::kCPU, at::kFloat});
+    auto tokenizer = lmdecode::Tokenizer::from_file(folder + "/tokenizer.json");
     const auto& mc = model->config();
-    fmt::print("model  {} ({}): {} layers, hidden {}, {} heads / {} kv heads, vocab {}\n", folder, mc.architecture,
+    fmt::print("model   {} ({}): {} layers, hidden {}, {} heads / {} kv heads, vocab {}\n", folder, mc.architecture,
                mc.num_layers, mc.hidden_size, mc.num_heads, mc.num_kv_heads, mc.vocab_size);
-    auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
-    config.max_new_tokens = 24;
-    const std::vector<lmdecode::TokenIds> prompts = {{208, 141, 227, 125, 139}, {17, 240, 5}};
-    fmt::print("eos    [{}], pad {}\n\n", fmt::join(config.eos_token_ids, ", "), config.resolved_pad_token_id());
+    const auto prompt = tokenizer.encode(prompt_text);
+    fmt::print("prompt  \"{}\" ({} tokens)\n\n", prompt_text, prompt.size());
 
-    fmt::print("greedy, streamed (prompt 0):");
-    auto start = std::chrono::steady_clock::now();
-    auto greedy = lmdecode::GreedyDecoder(*model, config).generate(prompts, [](const lmdecode::StepEvent& e) {
-      if (!e.finished[0] || e.tokens[0].size() == static_cast<size_t>(e.step + 1))
-        fmt::print(" {}", e.tokens[0].back());
-      std::fflush(stdout);
-    });
-    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    fmt::print("\n");
-    for (size_t p = 0; p < prompts.size(); ++p) {
-      const auto& h = greedy.hypotheses[p][0];
-      fmt::print("  prompt [{}] -> [{}]  logprob {:.3f}  ({})\n", fmt::join(prompts[p], " "), fmt::join(h.tokens, " "),
-                 h.score, lmdecode::to_string(h.finish_reason));
+    auto greedy = lmdecode::load_checkpoint_generation_config(folder, mc);  // EOS, pad and max_new_tokens
+    auto beams = greedy;
+    beams.num_beams = 4;
+    beams.num_return_sequences = 2;
+    auto sampled = greedy;
+    sampled.do_sample = true;
+    sampled.temperature = 0.8;
+    sampled.top_p = 0.95;
+    sampled.seed = 7;
+    sampled.num_return_sequences = 2;
+    const Run runs[] = {{"greedy, streamed", greedy, 1},
+                        {"beam search, 4 beams, best 2", beams, 4},
+                        {"sampling, temperature 0.8, top_p 0.95, seed 7", sampled, 2}};
+    for (const auto& run : runs) {
+      fmt::print("{}:\n", run.title);
+      const bool streamed = run.config.num_beams == 1 && !run.config.do_sample;
+      lmdecode::Tokenizer::StreamDecoder stream(tokenizer, /*skip_special_tokens=*/true);
+      lmdecode::StepCallback on_step;
+      if (streamed) {
+        std::fputs("  [1] ", stdout);
+        on_step = [&](lmdecode::StepEvent& e) {
+          for (auto id : e.committed[0]) std::fputs(stream.push(id).c_str(), stdout);
+          std::fflush(stdout);
+        };
+      }
+      const auto start = std::chrono::steady_clock::now();
+      auto result = lmdecode::generate(*model, {prompt}, run.config, on_step);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (streamed) fmt::print("{}\n", stream.flush());
+      print_run(run, result, seconds, streamed, *model, tokenizer, static_cast<int64_t>(prompt.size()));
     }
-    fmt::print("  {} steps in {:.1f} ms\n\n", greedy.steps, ms);
-
-    config.num_beams = 4;
-    config.num_return_sequences = 2;
-    config.length_penalty = 1.0;
-    start = std::chrono::steady_clock::now();
-    auto beams = lmdecode::BeamSearchDecoder(*model, config).generate(prompts);
-    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    fmt::print("beam search, 4 beams, best 2 per prompt:\n");
-    for (size_t p = 0; p < prompts.size(); ++p)
-      for (const auto& h : beams.hypotheses[p])
-        fmt::print("  prompt [{}] -> [{}]  score {:.4f}  ({})\n", fmt::join(prompts[p], " "), fmt::join(h.tokens, " "),
-                   h.score, lmdecode::to_string(h.finish_reason));
-    fmt::print("  {} steps in {:.1f} ms\n", beams.steps, ms);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lmdecode-demo: %s\n", e.what());
     return 1;

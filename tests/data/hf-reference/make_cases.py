@@ -8,7 +8,9 @@ makes one and runs this there). Two jobs:
       writes FILE (cases-generated.json): the close-EOS model's cases, made by this script from
       qwen2-tiny (model DIR/qwen2-tiny-close-eos is written too), and beam cases of the two
       original models with per-token scores (`token_logprobs` and `token_scores`, from
-      compute_transition_scores), and greedy and beam cases that keep every step's scores and logits.
+      compute_transition_scores), greedy and beam cases that keep every step's scores and logits,
+      9 cases on each tiny family model (FAMILY_MODELS, written to DIR too), and cases of the trained
+      demo model DIR/fortunes-llama prompted with text (each keeps its `texts`).
   make_cases.py --models DIR --reproduce cases.json
       reruns every case of an existing file and reports the ones whose tokens differ: shows that
       this script reproduces the data it did not make.
@@ -75,7 +77,7 @@ def run_case(model, kind, prompts, params, step_outputs=False):
     eos = eos_ids(model)
     with torch.no_grad():
         out = model.generate(ids, attention_mask=mask, do_sample=False, return_dict_in_generate=True,
-                             output_scores=True, output_logits=step_outputs, pad_token_id=PAD, **params)
+                             output_scores=True, output_logits=step_outputs, **{"pad_token_id": PAD, **params})
     sequences = out.sequences.tolist()
     block = {"sequences": sequences}
     beam_indices = out.beam_indices if kind == "beam" else None
@@ -236,22 +238,33 @@ FAMILY_MODELS = {
     "qwen2-sliding-tiny": (transformers.Qwen2Config, dict(
         use_sliding_window=True, sliding_window=6, max_window_layers=1, tie_word_embeddings=False,
         max_position_embeddings=256)),
+    # Gemma 3: one sliding layer (window 6, rotary base 10000) and one full layer (base 1000, linear
+    # scaling by 2), head_dim 32 beside hidden / heads = 16, q.k scaled by 24^-0.5, soft-capped
+    # logits, embeddings tied (its default) and scaled by sqrt(64). attn_logit_softcapping is set,
+    # but transformers' Gemma3Attention does not apply it: the cases show what it does instead.
+    "gemma3-tiny": (transformers.Gemma3TextConfig, dict(
+        head_dim=32, query_pre_attn_scalar=24, sliding_window=6, layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=256, attn_logit_softcapping=3.0, final_logit_softcapping=2.5,
+        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                         "full_attention": {"rope_type": "linear", "rope_theta": 1000.0, "factor": 2.0}})),
 }
 
 
 def make_family_model(models_dir, name):
     """A tiny random `name` saved with save_pretrained: norms and biases perturbed so they matter, the
-    EOS row of the output layer scaled so EOS is reached."""
+    EOS row of the output layer scaled so EOS is reached. Gemma's norms multiply by (1 + weight), so
+    their weights scatter around 0, the others' around 1."""
     config_class, extra = FAMILY_MODELS[name]
     config = config_class(vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
                           num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6, initializer_range=0.1,
                           bos_token_id=1, eos_token_id=2, pad_token_id=PAD, **extra)
     torch.manual_seed(29)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    norm_center = 0.0 if config.model_type == "gemma3_text" else 1.0
     with torch.no_grad():
         for param_name, param in model.named_parameters():
             if param_name.endswith("norm.weight"):
-                param.copy_(1.0 + 0.3 * torch.randn_like(param))
+                param.copy_(norm_center + 0.3 * torch.randn_like(param))
             elif param_name.endswith(".bias"):
                 param.copy_(0.2 * torch.randn_like(param))
         model.get_output_embeddings().weight[2] *= 3.0
@@ -280,6 +293,35 @@ def family_cases(models_dir, name):
     cases.append(make_case(models_dir, name, "greedy", [prompt(5), prompt(3)], {"num_beams": 1, "max_new_tokens": 12, **processors}))
     cases.append(make_case(models_dir, name, "beam", [prompt(5)], {"num_beams": 3, "max_new_tokens": 12,
                                                                   "early_stopping": True, **processors}))
+    return cases
+
+
+# The demo model, trained on Debian's fortunes (scripts/train-demo-model.sh): trained weights give
+# peaked distributions, early EOS and close beam races that random weights never do.
+TRAINED_MODEL = "fortunes-llama"
+TRAINED_PROMPTS = ["The secret of a happy life is", "A computer is", "Q: What do you call", "Never trust a man who",
+                   "Love is", "It is a truth universally acknowledged that"]
+
+
+def trained_model_cases(models_dir):
+    """Greedy, beam in every early_stopping mode, padded batches and processors on the demo model,
+    prompted with text its own tokenizer.json encodes (HF tokenizers); each case keeps the texts."""
+    from tokenizers import Tokenizer
+    tokenizer = Tokenizer.from_file(str(models_dir / TRAINED_MODEL / "tokenizer.json"))
+    texts = lambda *indices: [TRAINED_PROMPTS[i] for i in indices]
+    def case(kind, indices, params):
+        # Its own pad id is 0 (its EOS): the params say that these cases pad with 3, as all others do.
+        params = {"pad_token_id": PAD, **params}
+        made = make_case(models_dir, TRAINED_MODEL, kind, [tokenizer.encode(t).ids for t in texts(*indices)], params)
+        return {"texts": texts(*indices), **made}
+    beam = {"num_beams": 4, "max_new_tokens": 32, "length_penalty": 1.0, "num_return_sequences": 2}
+    processors = {"repetition_penalty": 1.2, "no_repeat_ngram_size": 3}
+    cases = [case("greedy", [0], {"num_beams": 1, "max_new_tokens": 48}),
+             case("greedy", [1, 2, 3], {"num_beams": 1, "max_new_tokens": 32})]
+    cases += [case("beam", [0], {**beam, "early_stopping": early}) for early in (True, False, "never")]
+    cases += [case("beam", [3, 4], {"num_beams": 3, "max_new_tokens": 24, "early_stopping": False, "num_return_sequences": 2}),
+              case("greedy", [4], {"num_beams": 1, "max_new_tokens": 32, **processors}),
+              case("beam", [5], {**beam, "length_penalty": 2.0, "early_stopping": True, **processors})]
     return cases
 
 
@@ -312,6 +354,7 @@ def main():
     cases = close_eos_cases(args.models, name) + scored_beam_cases(args.models) + step_output_cases(args.models)
     for family in FAMILY_MODELS:
         cases += family_cases(args.models, make_family_model(args.models, family))
+    cases += trained_model_cases(args.models)
     header = {"transformers": transformers.__version__, "torch": torch.__version__,
               "made_by": "tests/data/hf-reference/make_cases.py", "pad_token_id": PAD, "cases": cases}
     args.out.write_text(json.dumps(header, indent=None, separators=(",", ":")) + "\n")

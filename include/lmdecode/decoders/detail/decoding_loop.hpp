@@ -113,10 +113,11 @@ class DecodingLoop {
   /// Each step's processed scores kept so far, [rows, vocab] each (output_scores).
   const std::vector<at::Tensor>& step_scores() const { return step_scores_; }
 
-  /// Hands the kept scores and logits to `result`.
+  /// Hands the kept scores and logits, and the cache's size, to `result`.
   void move_step_outputs(GenerationResult& result) {
     result.scores = std::move(step_scores_);
     result.logits = std::move(step_logits_);
+    result.cache_bytes = runner_.cache_bytes();
   }
 
   /// How rows whose newest token is `token` end (§5). `sequence` ([..., >= L0 + generated]) holds

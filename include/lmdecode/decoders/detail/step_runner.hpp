@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -96,6 +97,15 @@ class StepRunner {
 
   /// read() of one bool scalar, with no ATen call on the host copy.
   bool read_flag(const at::Tensor& flag) { return host_value(copy_to_host({flag}), 0) != 0; }
+
+  /// The filled bytes of the cache, where its type can say (KVCache::bytes()); else 0.
+  int64_t cache_bytes() const {
+    if constexpr (requires(const typename Model::Cache& c) { { c.bytes() } -> std::convertible_to<int64_t>; }) {
+      return cache_ ? cache_->bytes() : 0;
+    } else {
+      return 0;
+    }
+  }
 
   /// Row i continues what row `row_index[i]` was (beam search).
   void reorder(const at::Tensor& row_index) {

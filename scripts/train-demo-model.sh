@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Trains the demo model (tests/data/hf-reference/fortunes-llama) with transformers and tokenizers in a
+# Debian sid chroot, on the quotations of Debian's `fortunes` package (fortune-mod, BSD-4-clause),
+# by running scripts/demo-model/train.py there; then copies the checkpoint into tests/data.
+#
+#   sudo scripts/train-demo-model.sh [CHROOT_DIR] [-- TRAIN_ARGS...]   (default /srv/lmdecode-sid)
+#
+# Needs root and Debian's mirror (about 2 minutes to make the chroot); training takes about 26
+# minutes on 2 cores (800 steps). The corpus stays in the chroot, out of git.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+jail="${1:-/srv/lmdecode-sid}"
+[ $# -gt 0 ] && shift
+[ "${1:-}" = "--" ] && shift
+# libopenblas0-pthread: without it torch runs on the reference BLAS, several times slower.
+"$root/scripts/sid-chroot.sh" "$jail" python3-torch python3-transformers python3-tokenizers python3-safetensors \
+  fortunes libopenblas0-pthread
+
+work="$jail/work/demo-model"
+rm -rf "$work" && mkdir -p "$work"
+cp "$root/scripts/demo-model/train.py" "$work/"
+chroot "$jail" bash -c "cd /work/demo-model && /usr/bin/python3 train.py --corpus /usr/share/games/fortunes --out out $*" \
+  2>&1 | { grep -v -e 'UCX  ERROR' -e cpuinfo || true; }
+target="$root/tests/data/hf-reference/fortunes-llama"
+rm -rf "$target" && cp -r "$work/out" "$target"
+echo "saved $target"
