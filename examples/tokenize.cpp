@@ -4,7 +4,8 @@
 //   lmdecode-tokenize --tokenizer FILE --json-lines    each stdin line is a JSON string (texts may hold newlines)
 //   lmdecode-tokenize --tokenizer FILE --decode        each stdin line is a JSON array of ids -> a JSON string
 //   lmdecode-tokenize --tokenizer FILE --time          also prints to stderr how long encoding took
-// No special tokens are added.
+//   --add-special-tokens: the post-processor's tokens around each text (Llama 2's and Gemma's BOS);
+//   --skip-special-tokens: decoding leaves special tokens out.
 
 #include <chrono>
 #include <cstdio>
@@ -19,8 +20,10 @@
 int main(int argc, char** argv) {
   CLI::App app{"lmdecode-tokenize: encode or decode lines with a Hugging Face tokenizer.json", "lmdecode-tokenize"};
   std::string path;
-  bool json_lines = false, decode = false, timed = false;
-  app.add_option("--tokenizer", path, "tokenizer.json (byte-level BPE)")->required();
+  bool json_lines = false, decode = false, timed = false, add_special = false, skip_special = false;
+  app.add_option("--tokenizer", path, "tokenizer.json (BPE: byte-level or SentencePiece-style)")->required();
+  app.add_flag("--add-special-tokens", add_special, "Add the post-processor's special tokens (BOS) around each text");
+  app.add_flag("--skip-special-tokens", skip_special, "Leave special tokens out of decoded text");
   app.add_flag("--json-lines", json_lines, "Each input line is a JSON string");
   app.add_flag("--decode", decode, "Read JSON arrays of ids, print JSON strings");
   app.add_flag("--time", timed, "Print the encoding time and throughput to stderr");
@@ -42,13 +45,13 @@ int main(int argc, char** argv) {
       }
       if (decode) {
         if (!parsed.is_array()) throw lmdecode::invalid_argument(fmt::format("line {} is not a JSON array of ids", line_number));
-        std::cout << nlohmann::json(tokenizer.decode(parsed.get<std::vector<int64_t>>())).dump() << '\n';
+        std::cout << nlohmann::json(tokenizer.decode(parsed.get<std::vector<int64_t>>(), skip_special)).dump() << '\n';
         continue;
       }
       if (json_lines && !parsed.is_string()) throw lmdecode::invalid_argument(fmt::format("line {} is not a JSON string", line_number));
       const std::string text = json_lines ? parsed.get<std::string>() : line;
       const auto start = std::chrono::steady_clock::now();
-      const auto ids = tokenizer.encode(text);
+      const auto ids = tokenizer.encode(text, add_special);
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       bytes += text.size();
       tokens += ids.size();

@@ -1,5 +1,6 @@
-// The byte-level BPE tokenizer on a hand-made tokenizer.json (hermetic) and on the real Qwen one
-// (fetched by scripts/fetch-tokenizers.sh), ChatML, and lmdecode-chat end to end.
+// The BPE tokenizer on hand-made tokenizer.json files (byte-level and SentencePiece-style, hermetic)
+// and on the real Qwen one (fetched by scripts/fetch-tokenizers.sh), ChatML, and lmdecode-chat end
+// to end. tokenizer/check_reference.sh holds all four real tokenizers to Hugging Face's output.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -76,6 +77,76 @@ TEST_CASE("BPE merges by rank, added tokens first, bytes for everything else", "
   }
 }
 
+namespace {
+
+/// A SentencePiece-style tokenizer.json as Llama 2's: "▁" prepended and for spaces (normalizer),
+/// characters as symbols, "<0xNN>" tokens (ids 3 + NN) for characters outside the vocabulary, and a
+/// decoder that gives spaces back and strips the one leading space; BOS with special tokens.
+/// Ids: <unk> 0, <s> 1, </s> 2, bytes 3..258, then "▁" 259, "h" 260, "e" 261, "l" 262, "o" 263,
+/// "▁h" 264, "ll" 265, "▁he" 266, "▁hell" 267, "▁hello" 268.
+nlohmann::json sentencepiece_tokenizer_json() {
+  nlohmann::json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  for (int b = 0; b < 256; ++b) vocab[fmt::format("<0x{:02X}>", b)] = 3 + b;
+  int64_t id = 259;
+  for (const char* token : {"\u2581", "h", "e", "l", "o", "\u2581h", "ll", "\u2581he", "\u2581hell", "\u2581hello"})
+    vocab[nlohmann::json::parse(fmt::format("\"{}\"", token)).get<std::string>()] = id++;
+  const std::string bar = "\xE2\x96\x81";  // ▁
+  return {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"byte_fallback", true}, {"fuse_unk", true}, {"unk_token", "<unk>"},
+                     {"merges", nlohmann::json::array({bar + " h", "l l", bar + "h e", bar + "he ll", bar + "hell o"})}}},
+          {"added_tokens", {{{"id", 1}, {"content", "<s>"}, {"special", true}}, {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
+          {"normalizer", {{"type", "Sequence"},
+                          {"normalizers", {{{"type", "Prepend"}, {"prepend", bar}},
+                                           {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", bar}}}}}},
+          {"pre_tokenizer", nullptr},
+          {"post_processor", {{"type", "TemplateProcessing"},
+                              {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+                              {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
+          {"decoder", {{"type", "Sequence"},
+                       {"decoders", {{{"type", "Replace"}, {"pattern", {{"String", bar}}}, {"content", " "}},
+                                     {{"type", "ByteFallback"}}, {{"type", "Fuse"}},
+                                     {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}}};
+}
+
+}  // namespace
+
+TEST_CASE("SentencePiece-style BPE: a prepended and replaced space, byte fallback, BOS, a stripped decode", "[tokenizer]") {
+  lmdecode::Tokenizer t(sentencepiece_tokenizer_json(), "sentencepiece tokenizer.json");
+  REQUIRE(t.encode("hello") == Ids{268});
+  REQUIRE(t.encode("hello hello") == Ids{268, 268});
+  REQUIRE(t.encode("h\xC3\xA9") == Ids{264, 3 + 0xC3, 3 + 0xA9});  // é is not in the vocabulary: its two bytes
+  REQUIRE(t.encode("hello", /*add_special_tokens=*/true) == Ids{1, 268});
+  REQUIRE(t.encode("<s>hello") == Ids{1, 268});  // each stretch between added tokens is normalised alone
+  REQUIRE(t.decode({268, 268}) == "hello hello");
+  REQUIRE(t.decode({1, 268}) == "<s> hello");  // the strip takes spaces only
+  REQUIRE(t.decode({1, 268}, /*skip_special_tokens=*/true) == "hello");
+  REQUIRE(t.decode(t.encode("h\xC3\xA9 ll")) == "h\xC3\xA9 ll");
+  SECTION("the stream strips the text's first space only, however the tokens come") {
+    lmdecode::Tokenizer::StreamDecoder stream(t, /*skip_special_tokens=*/true);
+    std::vector<std::string> pieces;
+    for (int64_t id : Ids{1, 259, 268, 264, 3 + 0xC3, 3 + 0xA9}) pieces.push_back(stream.push(id));
+    REQUIRE(pieces == std::vector<std::string>{"", "", " hello", " h", "", "\xC3\xA9"});
+  }
+  SECTION("without byte fallback, unknown characters are <unk>, fused where fuse_unk says") {
+    auto json = sentencepiece_tokenizer_json();
+    json["model"]["byte_fallback"] = false;
+    REQUIRE(lmdecode::Tokenizer(json, "unk").encode("h\xC3\xA9\xC3\xA9") == Ids{264, 0});
+    json["model"]["fuse_unk"] = false;
+    REQUIRE(lmdecode::Tokenizer(json, "unk").encode("h\xC3\xA9\xC3\xA9") == Ids{264, 0, 0});
+    json["model"].erase("unk_token");
+    REQUIRE_THROWS_WITH(lmdecode::Tokenizer(json, "unk").encode("h\xC3\xA9"), Contains("which has no unk_token"));
+  }
+  SECTION("a Metaspace pre-tokenizer instead: prepend_scheme first prepends only where the text starts") {
+    auto json = sentencepiece_tokenizer_json();
+    json["normalizer"] = nullptr;
+    json["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", true}};
+    lmdecode::Tokenizer first(json, "metaspace");
+    REQUIRE(first.encode("hello hello") == Ids{268, 268});
+    REQUIRE(first.encode("<s>hello") == Ids{1, 260, 261, 265, 263});
+    json["pre_tokenizer"]["prepend_scheme"] = "always";
+    REQUIRE(lmdecode::Tokenizer(json, "metaspace").encode("<s>hello") == Ids{1, 268});
+  }
+}
+
 TEST_CASE("a malformed tokenizer.json is named and explained", "[tokenizer][errors]") {
   auto json = small_tokenizer_json();
   auto fails = [](const nlohmann::json& j, const std::string& expected) {
@@ -92,8 +163,18 @@ TEST_CASE("a malformed tokenizer.json is named and explained", "[tokenizer][erro
   broken["model"]["merges"].push_back(42);
   fails(broken, "merge 4");
   broken = json;
-  broken["pre_tokenizer"] = {{"type", "Metaspace"}};
-  fails(broken, "pre-tokenizer \"Metaspace\" is not supported");
+  broken["pre_tokenizer"] = {{"type", "Whitespace"}};
+  fails(broken, "pre-tokenizer \"Whitespace\" is not supported");
+  broken = json;
+  broken["post_processor"] = {{"type", "RobertaProcessing"}};
+  fails(broken, "post-processor \"RobertaProcessing\" is not supported");
+  broken = json;
+  broken["decoder"] = {{"type", "WordPiece"}};
+  fails(broken, "decoder \"WordPiece\" is not supported");
+  broken = json;
+  broken["pre_tokenizer"] = nullptr;
+  broken["model"]["byte_fallback"] = true;  // without the byte-level pre-tokenizer: needs <0x00>...
+  fails(broken, "byte_fallback is set but the vocabulary lacks <0x00>");
   broken = json;
   broken["model"].erase("vocab");
   fails(broken, "model.vocab");

@@ -1,9 +1,15 @@
 #pragma once
-// Tokenizer: a Hugging Face tokenizer.json of the byte-level BPE kind (GPT-2, Qwen, Llama 3):
-// added tokens matched first, then NFC (where configured), the Split pre-tokenizer regex (PCRE2,
-// Unicode classes), the byte-level alphabet, and BPE merges by rank. Decoding maps back to bytes;
-// StreamDecoder holds a token that ends inside a UTF-8 character until the character completes.
-// Needs PCRE2 and utf8proc (the lmdecode::tokenizer CMake target); not part of lmdecode.hpp.
+// Tokenizer: a Hugging Face tokenizer.json with a BPE model, of either kind: byte-level (GPT-2,
+// Qwen, Llama 3: the ByteLevel pre-tokenizer maps bytes to printable characters) or SentencePiece-
+// style (Llama 2, Mistral, Gemma: "▁" for spaces by a Replace + Prepend normalizer or a Metaspace
+// pre-tokenizer, characters as symbols, bytes as "<0xNN>" tokens where a character is not in the
+// vocabulary (byte_fallback), unk otherwise). Encoding: added tokens matched in the raw text first,
+// then each stretch between them normalised (detail/normalizer.hpp), cut into pieces
+// (detail/pre_tokenizer.hpp), and each piece merged by rank; with special tokens, the
+// TemplateProcessing post-processor's tokens around them (Llama 2's and Gemma's BOS). Decoding
+// follows the decoder (detail/token_decoder.hpp); StreamDecoder holds a token that ends inside a
+// UTF-8 character until the character completes. Needs PCRE2 and utf8proc (the lmdecode::tokenizer
+// CMake target); not part of lmdecode.hpp.
 //
 // Example:
 //   auto tokenizer = lmdecode::Tokenizer::from_file("Qwen2.5-0.5B-Instruct/tokenizer.json");
@@ -26,9 +32,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lmdecode/text/detail/byte_level_alphabet.hpp"
 #include "lmdecode/detail/json_fields.hpp"
-#include "lmdecode/text/detail/split_regex.hpp"
+#include "lmdecode/text/detail/byte_level_alphabet.hpp"
+#include "lmdecode/text/detail/normalizer.hpp"
+#include "lmdecode/text/detail/pre_tokenizer.hpp"
+#include "lmdecode/text/detail/token_decoder.hpp"
 #include "lmdecode/text/detail/utf8.hpp"
 #include "lmdecode/error.hpp"
 #include "lmdecode/token_ids.hpp"
@@ -68,6 +76,17 @@ class Tokenizer {
       if (!id.is_number_integer() || id.get<int64_t>() < 0) fail(fmt::format("vocab entry \"{}\" has no valid id", token));
       add_vocab(token, id.get<int64_t>());
     }
+    read_merges(model, fail);
+    read_added_tokens(json, fail);
+    normalizer_.read(json.contains("normalizer") ? json["normalizer"] : nlohmann::json(), fail);
+    pre_tokenizer_.read(json.contains("pre_tokenizer") ? json["pre_tokenizer"] : nlohmann::json(), fail);
+    decoder_.read(json.contains("decoder") ? json["decoder"] : nlohmann::json(), fail);
+    read_post_processor(json.contains("post_processor") ? json["post_processor"] : nlohmann::json(), fail);
+    read_symbols(model, fail);
+  }
+
+  template <class Fail>
+  void read_merges(const nlohmann::json& model, const Fail& fail) {
     if (!model.contains("merges") || !model["merges"].is_array()) fail("model.merges must be an array");
     int32_t rank = 0;
     for (const auto& m : model["merges"]) {
@@ -87,35 +106,86 @@ class Tokenizer {
         fail(fmt::format("merge {} (\"{}\" \"{}\") uses a token missing from the vocabulary", rank, left, right));
       merges_.emplace(pair_key(l->second, r->second), Merge{rank++, merged->second});
     }
-    for (int b = 0; b < 256; ++b) {
-      auto it = token_ids_.find(alphabet_.encode(std::string(1, static_cast<char>(b))));
-      if (it == token_ids_.end()) fail(fmt::format("the vocabulary lacks the byte-level token of byte {}", b));
+  }
+
+  template <class Fail>
+  void read_added_tokens(const nlohmann::json& json, const Fail& fail) {
+    if (!json.contains("added_tokens") || !json["added_tokens"].is_array()) return;
+    for (const auto& t : json["added_tokens"]) {
+      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
+          !t["content"].is_string() || t["content"].get<std::string>().empty())
+        fail("an added token lacks an integer id or a non-empty content");
+      AddedToken added{t["id"].get<int64_t>(), t["content"].get<std::string>(), t.value("special", false)};
+      add_vocab(added.content, added.id);
+      added_ids_[added.id] = added_.size();
+      added_.push_back(std::move(added));
+    }
+    for (size_t i = 0; i < added_.size(); ++i)
+      added_by_first_byte_[static_cast<unsigned char>(added_[i].content[0])].push_back(i);
+    // At one position the longest added token wins.
+    for (auto& bucket : added_by_first_byte_)
+      std::sort(bucket.begin(), bucket.end(), [&](size_t a, size_t b) { return added_[a].content.size() > added_[b].content.size(); });
+  }
+
+  /// The tokens added around a text when special tokens are asked for: TemplateProcessing's
+  /// "single" template (alone or in a Sequence); ByteLevel post-processing adds none.
+  template <class Fail>
+  void read_post_processor(const nlohmann::json& p, const Fail& fail) {
+    if (p.is_null()) return;
+    const std::string type = p.value("type", "");
+    if (type == "Sequence" && p.contains("processors")) {
+      for (const auto& each : p["processors"]) read_post_processor(each, fail);
+    } else if (type == "TemplateProcessing" && p.contains("single") && p["single"].is_array()) {
+      bool after_text = false;
+      for (const auto& item : p["single"]) {
+        if (item.contains("Sequence")) {
+          after_text = true;
+          continue;
+        }
+        if (!item.contains("SpecialToken")) fail("a TemplateProcessing item is neither SpecialToken nor Sequence");
+        const auto name = item["SpecialToken"].value("id", "");
+        if (!p.contains("special_tokens") || !p["special_tokens"].contains(name))
+          fail(fmt::format("TemplateProcessing names \"{}\", which its special_tokens lack", name));
+        for (const auto& id : p["special_tokens"][name].at("ids"))
+          (after_text ? special_suffix_ : special_prefix_).push_back(id.get<int64_t>());
+      }
+    } else if (type != "ByteLevel") {
+      fail(fmt::format("post-processor \"{}\" is not supported (TemplateProcessing, ByteLevel, Sequence)", type));
+    }
+  }
+
+  /// The first symbols of a piece: its bytes' tokens (byte-level), or its characters' tokens with
+  /// "<0xNN>" byte tokens or unk for characters outside the vocabulary (SentencePiece).
+  template <class Fail>
+  void read_symbols(const nlohmann::json& model, const Fail& fail) {
+    ignore_merges_ = model.value("ignore_merges", false);
+    if (pre_tokenizer_.byte_level()) {
+      for (int b = 0; b < 256; ++b) {
+        auto it = token_ids_.find(alphabet_.encode(std::string(1, static_cast<char>(b))));
+        if (it == token_ids_.end()) fail(fmt::format("the vocabulary lacks the byte-level token of byte {}", b));
+        byte_ids_[b] = it->second;
+      }
+      return;
+    }
+    byte_fallback_ = model.value("byte_fallback", false);
+    fuse_unk_ = model.value("fuse_unk", false);
+    for (int b = 0; byte_fallback_ && b < 256; ++b) {
+      auto it = token_ids_.find(fmt::format("<0x{:02X}>", b));
+      if (it == token_ids_.end()) fail(fmt::format("byte_fallback is set but the vocabulary lacks <0x{:02X}>", b));
       byte_ids_[b] = it->second;
     }
-    if (json.contains("added_tokens") && json["added_tokens"].is_array()) {
-      for (const auto& t : json["added_tokens"]) {
-        if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
-            !t["content"].is_string() || t["content"].get<std::string>().empty())
-          fail("an added token lacks an integer id or a non-empty content");
-        AddedToken added{t["id"].get<int64_t>(), t["content"].get<std::string>(), t.value("special", false)};
-        add_vocab(added.content, added.id);
-        added_.push_back(std::move(added));
-      }
-      // At one position the longest added token wins.
-      std::sort(added_.begin(), added_.end(), [](const auto& a, const auto& b) { return a.content.size() > b.content.size(); });
+    if (model.contains("unk_token") && model["unk_token"].is_string()) {
+      auto it = token_ids_.find(model["unk_token"].get<std::string>());
+      if (it == token_ids_.end()) fail(fmt::format("unk_token \"{}\" is not in the vocabulary", model["unk_token"].get<std::string>()));
+      unk_id_ = it->second;
     }
-    read_normalizer(json.contains("normalizer") ? json["normalizer"] : nlohmann::json(), fail);
-    read_pre_tokenizer(json.contains("pre_tokenizer") ? json["pre_tokenizer"] : nlohmann::json(), fail);
-    if (json.contains("decoder") && !json["decoder"].is_null() && json["decoder"].value("type", "") != "ByteLevel")
-      fail(fmt::format("decoder type \"{}\" is not supported (ByteLevel)", json["decoder"].value("type", "")));
-    if (!split_) fail("no pre-tokenizer regex (Split or ByteLevel with use_regex) found");
   }
 
  public:
-
-  /// Token ids of `text` (UTF-8), no special tokens added around it.
-  TokenIds encode(std::string_view text) const {
-    TokenIds ids;
+  /// Token ids of `text` (UTF-8); with `add_special_tokens`, the post-processor's tokens around them
+  /// (transformers' add_special_tokens=True: Llama 2's and Gemma's BOS; nothing for Qwen or Llama 3).
+  TokenIds encode(std::string_view text, bool add_special_tokens = false) const {
+    TokenIds ids = add_special_tokens ? special_prefix_ : TokenIds{};
     size_t pos = 0, plain = 0;
     while (pos < text.size()) {
       const AddedToken* match = added_at(text, pos);
@@ -123,12 +193,13 @@ class Tokenizer {
         ++pos;
         continue;
       }
-      encode_plain(text.substr(plain, pos - plain), ids);
+      encode_plain(text.substr(plain, pos - plain), plain == 0, ids);
       ids.push_back(match->id);
       pos += match->content.size();
       plain = pos;
     }
-    encode_plain(text.substr(plain), ids);
+    encode_plain(text.substr(plain), plain == 0, ids);
+    if (add_special_tokens) ids.insert(ids.end(), special_suffix_.begin(), special_suffix_.end());
     return ids;
   }
 
@@ -136,17 +207,25 @@ class Tokenizer {
   std::string decode(const TokenIds& ids, bool skip_special_tokens = false) const {
     std::string bytes;
     for (int64_t id : ids) append_bytes(id, skip_special_tokens, bytes);
-    return detail::to_valid_utf8(bytes);
+    return detail::to_valid_utf8(std::string_view(bytes).substr(decoder_.leading_strip(bytes)));
   }
 
   /// Decodes one token at a time; text is released only once its UTF-8 characters are complete.
   class StreamDecoder {
    public:
     explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false)
-        : tokenizer_(tokenizer), skip_special_(skip_special_tokens) {}
+        : tokenizer_(tokenizer), skip_special_(skip_special_tokens), to_strip_(tokenizer.decoder_.strip_leading()) {}
     /// The text that `id` completes (possibly empty).
     std::string push(int64_t id) {
       tokenizer_.append_bytes(id, skip_special_, pending_);
+      // The decoder's leading strip applies to the start of the whole text, however it arrives.
+      for (; to_strip_ > 0 && !pending_.empty(); --to_strip_) {
+        if (pending_.front() != ' ') {
+          to_strip_ = 0;
+          break;
+        }
+        pending_.erase(0, 1);
+      }
       const size_t ready = detail::complete_utf8_prefix(pending_);
       std::string out = detail::to_valid_utf8(std::string_view(pending_).substr(0, ready));
       pending_.erase(0, ready);
@@ -162,6 +241,7 @@ class Tokenizer {
    private:
     const Tokenizer& tokenizer_;
     bool skip_special_;
+    int64_t to_strip_;  // leading spaces still to drop
     std::string pending_;
   };
 
@@ -176,72 +256,32 @@ class Tokenizer {
     token_ids_[token] = id;
   }
 
-  template <class Fail>
-  void read_normalizer(const nlohmann::json& n, const Fail& fail) {
-    if (n.is_null()) return;
-    const std::string type = n.value("type", "");
-    if (type == "NFC") {
-      nfc_ = true;
-    } else if (type == "Sequence" && n.contains("normalizers")) {
-      for (const auto& each : n["normalizers"]) read_normalizer(each, fail);
-    } else {
-      fail(fmt::format("normalizer \"{}\" is not supported (NFC, Sequence)", type));
-    }
-  }
-
-  template <class Fail>
-  void read_pre_tokenizer(const nlohmann::json& p, const Fail& fail) {
-    if (p.is_null()) return;
-    const std::string type = p.value("type", "");
-    if (type == "Sequence" && p.contains("pretokenizers")) {
-      for (const auto& each : p["pretokenizers"]) read_pre_tokenizer(each, fail);
-    } else if (type == "Split") {
-      if (split_) fail("more than one Split pre-tokenizer is not supported");
-      if (p.value("behavior", "") != "Isolated" || p.value("invert", false))
-        fail("only Split with behavior \"Isolated\" and invert false is supported");
-      if (!p.contains("pattern") || !p["pattern"].contains("Regex") || !p["pattern"]["Regex"].is_string())
-        fail("Split pre-tokenizer without a \"Regex\" pattern");
-      split_.emplace(p["pattern"]["Regex"].get<std::string>());
-    } else if (type == "ByteLevel") {
-      add_prefix_space_ = p.value("add_prefix_space", false);
-      if (p.value("use_regex", true)) {
-        if (split_) fail("a ByteLevel pre-tokenizer with use_regex after a Split is not supported");
-        // GPT-2's own pattern.
-        split_.emplace(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)");
-      }
-    } else {
-      fail(fmt::format("pre-tokenizer \"{}\" is not supported (Sequence, Split, ByteLevel)", type));
-    }
-  }
-
   const AddedToken* added_at(std::string_view text, size_t pos) const {
-    for (const auto& t : added_)
-      if (text.compare(pos, t.content.size(), t.content) == 0) return &t;
+    for (size_t i : added_by_first_byte_[static_cast<unsigned char>(text[pos])])
+      if (text.compare(pos, added_[i].content.size(), added_[i].content) == 0) return &added_[i];
     return nullptr;
   }
 
-  void encode_plain(std::string_view raw, TokenIds& ids) const {
+  /// A stretch of text between added tokens; `at_start`: it begins the input.
+  void encode_plain(std::string_view raw, bool at_start, TokenIds& ids) const {
     if (raw.empty()) return;
-    std::string text = nfc_ ? detail::nfc(raw) : std::string(raw);
-    if (add_prefix_space_ && text.front() != ' ') text.insert(text.begin(), ' ');
-    for (auto piece : split_->split(text)) bpe(piece, ids);
+    for (const auto& piece : pre_tokenizer_.split(normalizer_.apply(raw), at_start))
+      if (!piece.empty()) bpe(piece, ids);
   }
 
-  /// BPE of one pre-tokenized piece: start from its bytes' tokens and merge the adjacent pair of
-  /// lowest rank (every occurrence, left to right) until no pair has a merge.
-  void bpe(std::string_view piece, TokenIds& ids) const {
-    const std::string key(piece);
+  /// BPE of one pre-tokenized piece: start from its symbols' tokens and merge the adjacent pair of
+  /// lowest rank (every occurrence, left to right) until no pair has a merge. With ignore_merges
+  /// (Llama 3), a piece that is a token of its own is that token.
+  void bpe(const std::string& piece, TokenIds& ids) const {
     {
       std::lock_guard<std::mutex> lock(cache_->mutex);
-      auto hit = cache_->ids.find(key);
+      auto hit = cache_->ids.find(piece);
       if (hit != cache_->ids.end()) {
         ids.insert(ids.end(), hit->second.begin(), hit->second.end());
         return;
       }
     }
-    TokenIds parts;
-    parts.reserve(piece.size());
-    for (unsigned char c : piece) parts.push_back(byte_ids_[c]);
+    TokenIds parts = first_symbols(piece);
     while (parts.size() > 1) {
       const Merge* best = nullptr;
       for (size_t i = 0; i + 1 < parts.size(); ++i) {
@@ -265,7 +305,39 @@ class Tokenizer {
     }
     ids.insert(ids.end(), parts.begin(), parts.end());
     std::lock_guard<std::mutex> lock(cache_->mutex);
-    if (cache_->ids.size() < kCacheLimit) cache_->ids.emplace(key, std::move(parts));
+    if (cache_->ids.size() < kCacheLimit) cache_->ids.emplace(piece, std::move(parts));
+  }
+
+  TokenIds first_symbols(const std::string& piece) const {
+    TokenIds parts;
+    parts.reserve(piece.size());
+    if (pre_tokenizer_.byte_level()) {
+      if (ignore_merges_) {
+        auto whole = token_ids_.find(alphabet_.encode(piece));
+        if (whole != token_ids_.end()) return {whole->second};
+      }
+      for (unsigned char c : piece) parts.push_back(byte_ids_[c]);
+      return parts;
+    }
+    if (ignore_merges_) {
+      auto whole = token_ids_.find(piece);
+      if (whole != token_ids_.end()) return {whole->second};
+    }
+    for (size_t i = 0; i < piece.size();) {
+      const auto lead = static_cast<unsigned char>(piece[i]);
+      const size_t len = std::min(piece.size() - i, size_t{lead < 0x80 ? 1u : lead < 0xE0 ? 2u : lead < 0xF0 ? 3u : 4u});
+      auto it = token_ids_.find(piece.substr(i, len));
+      if (it != token_ids_.end()) {
+        parts.push_back(it->second);
+      } else if (byte_fallback_) {
+        for (size_t b = i; b < i + len; ++b) parts.push_back(byte_ids_[static_cast<unsigned char>(piece[b])]);
+      } else {
+        detail::check(unk_id_ >= 0, "\"{}\" is not in the vocabulary, which has no unk_token", piece.substr(i, len));
+        if (!(fuse_unk_ && !parts.empty() && parts.back() == unk_id_)) parts.push_back(unk_id_);
+      }
+      i += len;
+    }
+    return parts;
   }
 
   static uint64_t pair_key(int64_t left, int64_t right) {
@@ -274,12 +346,12 @@ class Tokenizer {
 
   void append_bytes(int64_t id, bool skip_special, std::string& out) const {
     detail::check(id >= 0 && id < vocab_size() && !tokens_[id].empty(), "token id {} is not in the vocabulary", id);
-    for (const auto& t : added_)
-      if (t.id == id) {
-        if (!(skip_special && t.special)) out += t.content;
-        return;
-      }
-    detail::check(alphabet_.decode(tokens_[id], out), "token {} is not a byte-level token", id);
+    if (auto added = added_ids_.find(id); added != added_ids_.end()) {
+      const auto& t = added_[added->second];
+      if (!(skip_special && t.special)) decoder_.append_added(t.content, out);
+      return;
+    }
+    detail::check(decoder_.append(tokens_[id], out), "token {} is not a byte-level token", id);
   }
 
   static constexpr size_t kCacheLimit = 1 << 18;
@@ -291,11 +363,16 @@ class Tokenizer {
     int64_t merged;  // the id of the joined token
   };
   std::unordered_map<uint64_t, Merge> merges_;  // (left id, right id) -> merge
-  std::array<int64_t, 256> byte_ids_{};           // the token of each single byte
-  std::vector<AddedToken> added_;                       // longest first
-  bool nfc_ = false;
-  bool add_prefix_space_ = false;
-  std::optional<detail::Regex> split_;
+  std::array<int64_t, 256> byte_ids_{};           // the token of each byte: byte-level, or "<0xNN>" (byte_fallback)
+  bool byte_fallback_ = false, fuse_unk_ = false, ignore_merges_ = false;
+  int64_t unk_id_ = -1;
+  std::vector<AddedToken> added_;
+  std::unordered_map<int64_t, size_t> added_ids_;              // id -> index in added_
+  std::array<std::vector<size_t>, 256> added_by_first_byte_;  // indices into added_, longest first
+  TokenIds special_prefix_, special_suffix_;                   // what add_special_tokens puts around a text
+  detail::Normalizer normalizer_;
+  detail::PreTokenizer pre_tokenizer_;
+  detail::TokenDecoder decoder_;
   detail::ByteLevelAlphabet alphabet_;
   /// Encoded pieces, shared by the threads that encode with this tokenizer.
   struct Cache {

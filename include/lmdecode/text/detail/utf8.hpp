@@ -1,6 +1,6 @@
 #pragma once
-// UTF-8 helpers for the tokenizer: NFC normalisation (utf8proc) and where a UTF-8 string stops
-// being complete (for streaming decodes).
+// UTF-8 helpers for the tokenizer: NFC normalisation (utf8proc), where a UTF-8 string stops
+// being complete (for streaming decodes), and literal replacement (normalizers, decoders).
 
 #include <utf8proc.h>
 
@@ -21,6 +21,17 @@ inline std::string nfc(std::string_view text) {
   if (n < 0) throw invalid_argument(fmt::format("text is not valid UTF-8: {}", utf8proc_errmsg(n)));
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(out, &std::free);
   return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+}
+
+/// `text` with every occurrence of `from` (not empty) replaced by `to`, left to right.
+inline std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
+  std::string out;
+  size_t at = 0;
+  for (size_t hit = text.find(from); hit != std::string_view::npos; hit = text.find(from, at)) {
+    out.append(text.substr(at, hit - at)).append(to);
+    at = hit + from.size();
+  }
+  return out.append(text.substr(at));
 }
 
 /// Length of the longest prefix of `bytes` that does not end inside a UTF-8 character that more
