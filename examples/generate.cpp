@@ -55,7 +55,7 @@ struct Flags {
   std::optional<uint64_t> seed;
   std::optional<int> threads;
   std::optional<std::string> early_stopping, eos_token_ids;
-  std::vector<std::string> stop_sequences;
+  std::vector<std::string> stop_sequences, stop_strings;
   bool do_sample = false, no_cache = false, json = false, stream = false, output_scores = false;
   std::string dtype = "f32", device = "cpu";
 };
@@ -84,6 +84,7 @@ lmdecode::GenerationConfig apply_flags(lmdecode::GenerationConfig c, const Flags
   if (f.pad_token_id) c.pad_token_id = *f.pad_token_id;
   if (f.max_time) c.max_time = *f.max_time;
   for (const auto& s : f.stop_sequences) c.stop_sequences.push_back(parse_ids(s, "--stop-sequence"));
+  c.stop_strings.insert(c.stop_strings.end(), f.stop_strings.begin(), f.stop_strings.end());
   if (f.no_cache) c.use_cache = false;
   if (f.output_scores) c.output_scores = true;
   lmdecode::validate(c);
@@ -159,6 +160,10 @@ int run(const Flags& f) {
   if (prompts.empty()) throw lmdecode::invalid_argument("give at least one --prompt-ids or --prompt");
   auto model = lmdecode::load_pretrained(f.model, {device, dtype_of(f.dtype)});
   auto config = apply_flags(lmdecode::load_checkpoint_generation_config(f.model, model->config()), f);
+  if (!config.stop_strings.empty()) {  // --stop-string or the checkpoint's stop_strings
+    if (!tokenizer) throw lmdecode::invalid_argument(fmt::format("stop strings need {}", tokenizer_path.string()));
+    config.token_texts = tokenizer->token_texts();
+  }
 
   const auto start = Clock::now();
   std::optional<Clock::time_point> first_step;
@@ -236,6 +241,9 @@ int main(int argc, char** argv) {
   app.add_option("--eos-token-ids", f.eos_token_ids, "EOS ids, comma separated (replaces the checkpoint's)");
   app.add_option("--pad-token-id", f.pad_token_id, "Pad id");
   app.add_option("--stop-sequence", f.stop_sequences, "A stop token sequence, comma separated; repeatable");
+  app.add_option("--stop-string", f.stop_strings,
+                 "A stop string (transformers' stop_strings: ends a row once it ends in the newest token's text; "
+                 "needs the folder's tokenizer.json); repeatable");
   app.add_option("--max-time", f.max_time, "Wall-clock limit in seconds");
   app.add_flag("--no-cache", f.no_cache, "Recompute the whole sequence every step (slow reference path)");
   app.add_option("--dtype", f.dtype, "Model dtype")->check(CLI::IsMember({"f64", "f32", "bf16", "f16"}));

@@ -26,4 +26,6 @@ for made in qwen2-tiny-close-eos llama3-tiny llama-linear-tiny qwen3-tiny mistra
   rm -rf "$root/tests/data/hf-reference/$made"
   cp -r "$data/$made" "$root/tests/data/hf-reference/"
 done
+# The demo model's token texts for its stop-string cases (transformers' own, see make_cases.py).
+cp "$data/fortunes-llama/token_texts.json" "$root/tests/data/hf-reference/fortunes-llama/"
 in_jail --reproduce cases.json

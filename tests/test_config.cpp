@@ -137,13 +137,23 @@ TEST_CASE("generation_config.json loads HF keys, ignores unknown ones and names 
             R"(gen.json: "renormalize_logits": true changes decoding in transformers and is not implemented here; )"
             "remove it or set it to false");
     rejects(R"({"epsilon_cutoff": 0.0003})", R"("epsilon_cutoff": 0.0003 changes decoding)");
-    rejects(R"({"stop_strings": ["###"]})", R"("stop_strings": ["###"] changes decoding in transformers and is not )"
-                                           "implemented here; remove it to decode without it");
+    rejects(R"({"token_healing": true})", R"("token_healing": true changes decoding in transformers and is not )"
+                                         "implemented here; remove it or set it to false");
     rejects(R"({"sequence_bias": [[[5], -1.0]]})", R"("sequence_bias")");
     rejects(R"({"num_beam_groups": 2, "diversity_penalty": 0.5})", R"("num_beam_groups": 2)");
     REQUIRE_NOTHROW(lmdecode::generation_config_from_json(json::parse(R"({"renormalize_logits": false,
         "epsilon_cutoff": 0, "eta_cutoff": 0.0, "num_beam_groups": 1, "diversity_penalty": 0.0, "guidance_scale": null,
         "sequence_bias": null, "stop_strings": [], "constraints": [], "encoder_repetition_penalty": 1.0})")));
+  }
+  SECTION("stop_strings: one string or a list of them, none empty") {
+    REQUIRE(lmdecode::generation_config_from_json(json::parse(R"({"stop_strings": "###"})")).stop_strings ==
+            std::vector<std::string>{"###"});
+    REQUIRE(lmdecode::generation_config_from_json(json::parse(R"({"stop_strings": ["a", "\n\n"]})")).stop_strings ==
+            std::vector<std::string>{"a", "\n\n"});
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"stop_strings": ["a", ""]})")),
+                        Contains("stop_strings[1] is empty"));
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"stop_strings": [1]})")),
+                        Contains("stop_strings"));
   }
   SECTION("values that fail validate() are rejected with the source named") {
     REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"num_beams": 0})"), {}, "gen.json"),

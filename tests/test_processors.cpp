@@ -1,6 +1,7 @@
 // Logits processors, the sampling warpers and stopping, on hand-worked examples.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -171,6 +172,33 @@ TEST_CASE("sampling warpers keep what HF keeps", "[processors][sampling]") {
     REQUIRE(kept(lmdecode::TypicalP(0.5), log_row(probs)) == Ids{0});
     REQUIRE(kept(lmdecode::TypicalP(0.75), log_row(probs)) == Ids{0, 1, 2, 3});
   }
+}
+
+TEST_CASE("stop strings match as transformers' StopStringCriteria: ending in the newest token, across tokens", "[stopping]") {
+  // The examples of StopStringCriteria's documentation, for the stop string "stop".
+  const std::vector<std::string> texts = {"st", "op", "stop", "opera", "sto", "pper", "las", "topper", "s", "to", "pped", "at",
+                                          "tion", "x", "\n\tstop!"};
+  auto id = [&](const std::string& text) { return static_cast<int64_t>(std::find(texts.begin(), texts.end(), text) - texts.begin()); };
+  const lmdecode::detail::StopStringMatcher matcher({"nomatch", "stop"}, std::make_shared<const std::vector<std::string>>(texts),
+                                                    at::kCPU);
+  auto matches = [&](std::vector<std::string> tokens) {
+    tokens.insert(tokens.begin(), "x");  // something before, as a prompt would be
+    std::vector<int64_t> ids;
+    for (const auto& t : tokens) ids.push_back(id(t));
+    return matcher.match(at::tensor(ids).unsqueeze(0)).item<int64_t>();
+  };
+  for (const auto& hit : std::vector<std::vector<std::string>>{
+           {"st", "op"}, {"stop"}, {"st", "opera"}, {"sto", "pper"}, {"las", "topper"}, {"s", "to", "pped"}, {"\n\tstop!"}}) {
+    INFO(hit.back());
+    REQUIRE(matches(hit) == 1);  // the second stop string
+  }
+  for (const auto& miss : std::vector<std::vector<std::string>>{{"stop", "at"}, {"st", "op", "at"}, {"st", "opera", "tion"}, {"to", "pped"}}) {
+    INFO(miss.back());
+    REQUIRE(matches(miss) == -1);
+  }
+  // An id beyond the texts (a model vocabulary larger than the tokenizer's) has no text.
+  REQUIRE(matcher.match(at::tensor(std::vector<int64_t>{id("st"), 999}).unsqueeze(0)).item<int64_t>() == -1);
+  REQUIRE_THROWS_WITH(lmdecode::detail::StopStringMatcher({"stop"}, nullptr, at::kCPU), Contains("need config.token_texts"));
 }
 
 TEST_CASE("stop sequences, max_time and the callback end rows with their own finish reason", "[stopping]") {

@@ -9,6 +9,7 @@
 #include "lmdecode/text/chat.hpp"
 #include "lmdecode/lmdecode.hpp"
 #include "lmdecode/text/tokenizer.hpp"
+#include "support/golden_cases.hpp"
 #include "support/safetensors_writer.hpp"
 #include "support/run_command.hpp"
 #include "support/test_data.hpp"
@@ -220,6 +221,18 @@ TEST_CASE("the demo model's tokenizer encodes each golden case's texts as Huggin
   REQUIRE(texts >= 10);
 }
 
+TEST_CASE("token_texts are the bytes transformers matches stop strings against", "[tokenizer][stopping]") {
+  // token_texts.json: transformers' clean_tokenizer_vocab of the demo model (make_cases.py), hex.
+  const auto folder = lmdecode_test::reference_dir() / "fortunes-llama";
+  const auto theirs = lmdecode_test::GoldenModels::read_token_texts(folder / "token_texts.json");
+  const auto ours = lmdecode::Tokenizer::from_file(folder / "tokenizer.json").token_texts();
+  REQUIRE(ours->size() == theirs->size());
+  for (size_t id = 0; id < ours->size(); ++id) {
+    INFO("id " << id);
+    REQUIRE((*ours)[id] == (*theirs)[id]);
+  }
+}
+
 namespace {
 
 /// A small random Qwen2 checkpoint with the real vocabulary and tokenizer, so that the real
@@ -286,5 +299,83 @@ TEST_CASE("lmdecode-generate --prompt --stream prints the committed text, which 
     REQUIRE(!returned.empty());
     REQUIRE(out.substr(0, result_at) == returned);
   }
+}
+#endif
+
+TEST_CASE("stop strings end greedy, sampled and beam rows where transformers would, with the Qwen tokenizer", "[tokenizer][stopping]") {
+  const auto dir = qwen_vocabulary_checkpoint();
+  auto model = lmdecode::load_pretrained(dir, {at::kCPU, at::kFloat});
+  auto t = lmdecode::Tokenizer::from_file(dir / "tokenizer.json");
+  auto config = lmdecode::load_checkpoint_generation_config(dir, model->config());
+  config.token_texts = t.token_texts();
+  const auto& texts = *config.token_texts;
+  const auto prompt = t.encode("Stop strings: across tokens, 流式 🙂");
+  auto bytes_of = [&](const lmdecode::TokenIds& ids, size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out += texts[ids[i]];
+    return out;
+  };
+  for (const bool sample : {false, true}) {
+    config.do_sample = sample;
+    config.seed = 3;
+    config.stop_strings.clear();
+    const auto free = lmdecode::generate(*model, {prompt}, config).hypotheses[0][0].tokens;
+    REQUIRE(free.size() >= 8);
+    // Two stop strings made from the unstopped tokens: the end of token 4 and the start of token 5
+    // (across a boundary), and token 6's whole text.
+    const std::string across = texts[free[4]].substr(texts[free[4]].size() - 1) + texts[free[5]].substr(0, 1);
+    for (const std::string& stop : {across, texts[free[6]]}) {
+      // Where transformers stops: the first token in whose text the string ends (it may begin in the prompt).
+      const std::string before = bytes_of(prompt, prompt.size());
+      const size_t from = before.size() + 1 >= stop.size() ? before.size() + 1 - stop.size() : 0;
+      size_t expected = 1;
+      while (expected < free.size() && (before + bytes_of(free, expected)).find(stop, from) == std::string::npos) ++expected;
+      config.stop_strings = {stop};
+      const auto result = lmdecode::generate(*model, {prompt}, config);
+      const auto& h = result.hypotheses[0][0];
+      INFO("sample " << sample << ", stop string of " << stop.size() << " bytes, expected after " << expected << " tokens");
+      REQUIRE(h.tokens == lmdecode::TokenIds(free.begin(), free.begin() + static_cast<std::ptrdiff_t>(expected)));
+      REQUIRE(h.finish_reason == lmdecode::FinishReason::stop_sequence);
+      REQUIRE(h.stop_sequence == 0);
+    }
+  }
+  config.do_sample = false;
+  config.num_beams = 3;
+  config.num_return_sequences = 3;
+  config.length_penalty = 0.0;  // scores are sums of log-probs: hypotheses that stop early rank first
+  config.stop_strings = {};
+  const auto free_beams = lmdecode::generate(*model, {prompt}, config).hypotheses[0];
+  config.stop_strings = {texts[free_beams[0].tokens[3]]};
+  const auto stopped = lmdecode::generate(*model, {prompt}, config);
+  int ended_by_stop = 0;
+  for (const auto& h : stopped.hypotheses[0]) {
+    if (h.finish_reason != lmdecode::FinishReason::stop_sequence) continue;
+    ++ended_by_stop;
+    // A finished beam ends where the stop string first ends inside its newest token.
+    const std::string before = bytes_of(prompt, prompt.size()), stop = config.stop_strings[0];
+    const size_t from = before.size() + 1 >= stop.size() ? before.size() + 1 - stop.size() : 0;
+    REQUIRE((before + bytes_of(h.tokens, h.tokens.size())).find(stop, from) != std::string::npos);
+    REQUIRE((before + bytes_of(h.tokens, h.tokens.size() - 1)).find(stop, from) == std::string::npos);
+  }
+  REQUIRE(ended_by_stop >= 1);  // the best free beam's fourth token ends one at least
+}
+
+#ifdef LMDECODE_GENERATE_BIN
+TEST_CASE("lmdecode-generate --stop-string stops the demo model where transformers does", "[tokenizer][stopping]") {
+  // transformers 5.12, greedy on this prompt with stop_strings=[" the"]: " a\nmat.  The only thing is the".
+  const auto command = fmt::format("{} --model {} --prompt 'The secret of a happy life is' --max-new-tokens 32 "
+                                   "--stop-string ' the' --json", LMDECODE_GENERATE_BIN,
+                                   (lmdecode_test::reference_dir() / "fortunes-llama").string());
+  const auto [status, out] = lmdecode_test::run_command(command);
+  INFO(command << "\n" << out);
+  REQUIRE(status == 0);
+  const auto result = nlohmann::json::parse(out.substr(out.find('{')));
+  REQUIRE(result.at("texts")[0] == " a\nmat.  The only thing is the");
+  REQUIRE(result.at("finish_reasons")[0] == "stop_sequence");
+  const auto missing = lmdecode_test::run_command(
+      fmt::format("{} --model {} --prompt-ids 1,2 --stop-string x", LMDECODE_GENERATE_BIN,
+                  (lmdecode_test::reference_dir() / "qwen2-tiny").string()));
+  REQUIRE(missing.status != 0);
+  REQUIRE_THAT(missing.out, Contains("stop strings need"));
 }
 #endif

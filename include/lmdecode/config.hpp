@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "lmdecode/error.hpp"
@@ -74,6 +76,12 @@ struct GenerationConfig {
   std::optional<uint64_t> seed;
   /// Token sequences that end a row once its newest tokens equal one of them (all of it generated).
   std::vector<std::vector<int64_t>> stop_sequences;
+  /// transformers' stop_strings: a row ends once one of them ends inside its newest token's text,
+  /// across token boundaries (the prompt's tokens included). Needs token_texts.
+  std::vector<std::string> stop_strings;
+  /// Each token id's text in the middle of a text (Tokenizer::token_texts()); what stop_strings are
+  /// matched against, as transformers needs the tokenizer for them.
+  std::shared_ptr<const std::vector<std::string>> token_texts;
   /// Wall-clock limit in seconds for the decoding loop; rows still running end with FinishReason::time.
   std::optional<double> max_time;
   /// false: recompute the whole sequence every step (slow reference path).
@@ -153,6 +161,7 @@ inline void validate(const GenerationConfig& c) {
   };
   check_sequences(c.bad_words_ids, "bad_words_ids");
   check_sequences(c.stop_sequences, "stop_sequences");
+  for (size_t i = 0; i < c.stop_strings.size(); ++i) check(!c.stop_strings[i].empty(), "stop_strings[{}] is empty", i);
   for (int64_t id : c.suppress_tokens) check(id >= 0, "suppress_tokens must be >= 0 (got {})", id);
   for (int64_t id : c.begin_suppress_tokens) check(id >= 0, "begin_suppress_tokens must be >= 0 (got {})", id);
   if (c.forced_bos_token_id) check(*c.forced_bos_token_id >= 0, "forced_bos_token_id must be >= 0 (got {})", *c.forced_bos_token_id);

@@ -15,7 +15,7 @@ namespace lmdecode {
 /// Why a returned sequence ended.
 enum class FinishReason : int64_t {
   eos = 0,            ///< it produced one of the EOS ids (kept as its last token)
-  stop_sequence = 1,  ///< its newest tokens equal one of config.stop_sequences (kept)
+  stop_sequence = 1,  ///< its newest tokens equal one of config.stop_sequences, or a stop string ended in its newest token (kept)
   length = 2,         ///< it reached max_new_tokens / max_length
   callback = 3,       ///< the step callback asked to stop
   time = 4,           ///< config.max_time ran out
@@ -44,7 +44,8 @@ struct Hypothesis {
   /// Greedy: sum of token_logprobs. Beam: HF `sequences_scores`, sum / (tokens.size() ** length_penalty).
   double score = 0.0;
   FinishReason finish_reason = FinishReason::length;
-  /// With FinishReason::stop_sequence: the index in config.stop_sequences that matched; else -1.
+  /// With FinishReason::stop_sequence: the index in config.stop_sequences that matched, or
+  /// config.stop_sequences.size() + the index in config.stop_strings; else -1.
   int64_t stop_sequence = -1;
 };
 

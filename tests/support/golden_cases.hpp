@@ -137,10 +137,14 @@ inline std::string compare_with_reference(const lmdecode::GenerationResult& ours
     const auto& reasons = ref.at("finish_reasons");
     if (reasons.size() != flat.size())
       return fmt::format("{} hypotheses returned, reference has {} finish reasons", flat.size(), reasons.size());
-    for (size_t r = 0; r < flat.size(); ++r)
-      if (lmdecode::to_string(flat[r]->finish_reason) != reasons[r].get<std::string>())
-        return fmt::format("row {} finished with {}, reference with {}", r, lmdecode::to_string(flat[r]->finish_reason),
-                           reasons[r].get<std::string>());
+    for (size_t r = 0; r < flat.size(); ++r) {
+      // The cases set no stop_sequences: a stop there is a stop string ("stop_string" in the data).
+      const auto reason = flat[r]->finish_reason == lmdecode::FinishReason::stop_sequence
+                              ? std::string("stop_string")
+                              : std::string(lmdecode::to_string(flat[r]->finish_reason));
+      if (reason != reasons[r].get<std::string>())
+        return fmt::format("row {} finished with {}, reference with {}", r, reason, reasons[r].get<std::string>());
+    }
   }
   if (beam) {
     const auto& scores = ref.at("sequences_scores");
@@ -193,8 +197,22 @@ class GoldenModels {
       slot.model = lmdecode::load_pretrained(folder, {device_, golden_dtype(dtype)});
       slot.model->set_cache_layout(layout_);
       slot.defaults = lmdecode::load_checkpoint_generation_config(folder, slot.model->config());
+      if (std::filesystem::exists(folder / "token_texts.json")) slot.defaults.token_texts = read_token_texts(folder / "token_texts.json");
     }
     return slot;
+  }
+
+  /// transformers' own token texts (token_texts.json: each id's bytes in hex), for stop strings.
+  static std::shared_ptr<const std::vector<std::string>> read_token_texts(const std::filesystem::path& path) {
+    auto texts = std::make_shared<std::vector<std::string>>();
+    const auto json = lmdecode::detail::read_json_file(path);
+    for (const auto& hex : json.at("hex")) {
+      const auto digits = hex.get<std::string>();
+      std::string bytes;
+      for (size_t i = 0; i + 1 < digits.size(); i += 2) bytes += static_cast<char>(std::stoi(digits.substr(i, 2), nullptr, 16));
+      texts->push_back(std::move(bytes));
+    }
+    return texts;
   }
 
  private:

@@ -22,8 +22,8 @@ inline void reject_unimplemented_generation_options(const JsonFields& f) {
       {"remove_invalid_values", false}, {"exponential_decay_length_penalty", nullptr}, {"sequence_bias", nullptr},
       {"encoder_repetition_penalty", 1.0}, {"encoder_no_repeat_ngram_size", 0}, {"guidance_scale", 1.0},
       {"watermarking_config", nullptr},
-      // stopping and prompt handling that need the tokenizer
-      {"stop_strings", nullptr}, {"token_healing", false},
+      // prompt handling that needs the tokenizer
+      {"token_healing", false},
       // other decoding methods (contrastive search, DoLa, group and constrained beam search)
       {"penalty_alpha", 0.0}, {"dola_layers", nullptr}, {"num_beam_groups", 1}, {"diversity_penalty", 0.0},
       {"constraints", nullptr}, {"force_words_ids", nullptr}};
@@ -81,6 +81,11 @@ inline GenerationConfig generation_config_from_json(const nlohmann::json& json, 
   if (auto v = f.integer("top_k")) base.top_k = *v;
   if (auto v = f.number("top_p")) base.top_p = *v;
   if (auto v = f.integer("seed")) base.seed = static_cast<uint64_t>(*v);
+  if (f.has("stop_strings")) {  // a string or a list of strings
+    const auto& v = f.raw("stop_strings");
+    if (v.is_string()) base.stop_strings = {v.get<std::string>()};
+    else if (auto list = f.string_list("stop_strings")) base.stop_strings = *list;
+  }
   if (auto v = f.boolean("use_cache")) base.use_cache = *v;
   if (auto v = f.boolean("output_scores")) base.output_scores = *v;
   if (auto v = f.boolean("output_logits")) base.output_logits = *v;

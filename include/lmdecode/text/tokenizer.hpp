@@ -245,6 +245,16 @@ class Tokenizer {
     std::string pending_;
   };
 
+  /// Each id's bytes in the middle of a text (no leading strip, special tokens as their content,
+  /// a "<0xNN>" token its byte, a byte-level token its raw bytes, whole characters or not): what
+  /// transformers' stop-string matching compares (GenerationConfig::token_texts). Ids with no token: "".
+  std::shared_ptr<const std::vector<std::string>> token_texts() const {
+    auto texts = std::make_shared<std::vector<std::string>>(tokens_.size());
+    for (size_t id = 0; id < tokens_.size(); ++id)
+      if (!tokens_[id].empty()) append_bytes(static_cast<int64_t>(id), /*skip_special=*/false, (*texts)[id]);
+    return texts;
+  }
+
   /// Number of ids (the largest id + 1).
   int64_t vocab_size() const { return static_cast<int64_t>(tokens_.size()); }
   const std::vector<AddedToken>& added_tokens() const { return added_; }

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 import transformers
 from transformers import AutoModelForCausalLM
+from transformers.generation.stopping_criteria import StopStringCriteria
 
 PAD = 3
 
@@ -52,12 +53,14 @@ def left_pad(prompts):
     return torch.tensor(ids), torch.tensor(mask), width
 
 
-def new_token_count(row, eos):
-    """Tokens of a greedy row up to and including its first EOS."""
-    for i, t in enumerate(row):
-        if t in eos:
+def new_token_count(row, width, eos, stop=None):
+    """Tokens a greedy row generated: up to and including its first EOS, or the token that completes
+    a stop string (`stop(prefix)`); transformers pads the row after either."""
+    new = row[width:]
+    for i, t in enumerate(new):
+        if t in eos or (stop and stop(row[:width + i + 1])):
             return i + 1
-    return len(row)
+    return len(new)
 
 
 def strict_json_rows(step):
@@ -70,24 +73,40 @@ def strict_json_rows(step):
     return [[float(f"{v:.9g}") if math.isfinite(v) else None for v in row] for row in values]
 
 
+@functools.lru_cache(maxsize=None)
+def tokenizer_of(folder):
+    return transformers.AutoTokenizer.from_pretrained(folder)
+
+
+def stop_string_test(model, params):
+    """transformers' StopStringCriteria for the case's stop_strings, as a test of a token list; or None."""
+    if "stop_strings" not in params:
+        return None
+    criteria = StopStringCriteria(tokenizer_of(model.name_or_path), params["stop_strings"])
+    return lambda row: bool(criteria(torch.tensor([row]), None)[0])
+
+
 def run_case(model, kind, prompts, params, step_outputs=False):
     """One generate() call; returns the block {sequences, scores...} or None when a score is not finite.
-    With step_outputs the block also keeps every step's processed scores and raw logits."""
+    With step_outputs the block also keeps every step's processed scores and raw logits. Stop strings
+    are matched with the model folder's tokenizer, as generate() needs it."""
     ids, mask, width = left_pad(prompts)
     eos = eos_ids(model)
+    tokenizer = {"tokenizer": tokenizer_of(model.name_or_path)} if "stop_strings" in params else {}
     with torch.no_grad():
         out = model.generate(ids, attention_mask=mask, do_sample=False, return_dict_in_generate=True,
-                             output_scores=True, output_logits=step_outputs, **{"pad_token_id": PAD, **params})
+                             output_scores=True, output_logits=step_outputs, **tokenizer, **{"pad_token_id": PAD, **params})
     sequences = out.sequences.tolist()
     block = {"sequences": sequences}
     beam_indices = out.beam_indices if kind == "beam" else None
     transition = model.compute_transition_scores(out.sequences, out.scores, beam_indices, normalize_logits=False)
+    stop = stop_string_test(model, params)
     if kind == "greedy":
         steps = torch.stack(out.scores, 1).float().log_softmax(-1)  # [rows, steps, vocab]
         logprobs = []
         for r, row in enumerate(sequences):
             new = row[width:]
-            n = new_token_count(new, eos)
+            n = new_token_count(row, width, eos, stop)
             logprobs.append([steps[r, j, new[j]].item() for j in range(n)])
         block["token_logprobs"] = logprobs
         block["token_scores"] = [transition[r][:len(lp)].tolist() for r, lp in enumerate(logprobs)]
@@ -103,7 +122,8 @@ def run_case(model, kind, prompts, params, step_outputs=False):
         if None in block["step_scores"] + block["step_logits"]:
             return None
     finals = [row[width + len(lp) - 1] if lp else None for row, lp in zip(sequences, block["token_logprobs"])]
-    block["finish_reasons"] = ["eos" if f in eos else "length" for f in finals]
+    block["finish_reasons"] = ["eos" if f in eos else "stop_string" if stop and stop(row[:width + len(lp)]) else "length"
+                               for f, row, lp in zip(finals, sequences, block["token_logprobs"])]
     flat = [s for key in ("token_logprobs", "token_scores") for row in block[key] for s in row]
     flat += block.get("sequences_scores", [])
     if not all(math.isfinite(s) for s in flat):
@@ -322,7 +342,29 @@ def trained_model_cases(models_dir):
     cases += [case("beam", [3, 4], {"num_beams": 3, "max_new_tokens": 24, "early_stopping": False, "num_return_sequences": 2}),
               case("greedy", [4], {"num_beams": 1, "max_new_tokens": 32, **processors}),
               case("beam", [5], {**beam, "length_penalty": 2.0, "early_stopping": True, **processors})]
+    # Stop strings: within a token, across tokens, reaching into the prompt ("is a" after "... is"),
+    # one that never comes; greedy on a padded batch and beam search, where a candidate that
+    # completes one finishes as an EOS would.
+    stops = {"stop_strings": [" the", "ness", "s a", "--", "zzz"]}
+    cases += [case("greedy", [0, 1, 4], {"num_beams": 1, "max_new_tokens": 32, **stops}),
+              case("greedy", [2], {"num_beams": 1, "max_new_tokens": 32, "stop_strings": ["\n"]}),
+              case("beam", [0], {**beam, "early_stopping": True, **stops}),
+              case("beam", [3, 5], {"num_beams": 3, "max_new_tokens": 24, "early_stopping": False,
+                                    "num_return_sequences": 2, "stop_strings": ["ing", "\t"]})]
+    write_token_texts(models_dir / TRAINED_MODEL)
     return cases
+
+
+def write_token_texts(folder):
+    """token_texts.json: each id's bytes, hex, as transformers' StopStringCriteria matches them
+    (clean_tokenizer_vocab in its byte-level mode), for a runner without a tokenizer."""
+    tokenizer = tokenizer_of(str(folder))
+    mode = StopStringCriteria._get_stop_string_matching_mode(tokenizer)
+    texts, ids = StopStringCriteria.clean_tokenizer_vocab(tokenizer, stop_string_matching_mode=mode)
+    by_id = [""] * (max(ids) + 1)
+    for text, i in zip(texts, ids):
+        by_id[i] = (text if isinstance(text, bytes) else text.encode("utf-8")).hex()
+    (folder / "token_texts.json").write_text(json.dumps({"matching_mode": mode, "hex": by_id}) + "\n")
 
 
 def reproduce(models_dir, cases_path):

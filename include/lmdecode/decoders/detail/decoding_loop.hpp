@@ -21,6 +21,7 @@
 #include "lmdecode/decoders/detail/padded_batch.hpp"
 #include "lmdecode/decoders/detail/step_runner.hpp"
 #include "lmdecode/decoders/detail/stop_sequences.hpp"
+#include "lmdecode/decoders/detail/stop_strings.hpp"
 #include "lmdecode/decoders/detail/streamed_tokens.hpp"
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/model.hpp"
@@ -38,12 +39,13 @@ inline int64_t checked_max_new_tokens(const GenerationConfig& config, int64_t pr
   return max_new;
 }
 
-/// Which rows end with their newest token, and why: an EOS id first, else a stop sequence.
+/// Which rows end with their newest token, and why: an EOS id first, else a stop sequence or string.
 struct RowEnds {
   at::Tensor eos;      // bool: ended by an EOS id
-  at::Tensor stop;     // bool: ended by a stop sequence (and not by an EOS id)
+  at::Tensor stop;     // bool: ended by a stop sequence or string (and not by an EOS id)
   at::Tensor ended;    // bool: eos or stop
-  at::Tensor matched;  // int64: the first stop sequence the row ends with, -1 if none (EOS rows too)
+  at::Tensor matched;  // int64: the first stop sequence the row ends with, else stop_sequences.size() + the
+                       // first stop string, -1 if none (EOS rows too)
 };
 
 /// What a step's callback is shown. Shown row i is row i * stride (greedy: every row; beam search:
@@ -79,6 +81,7 @@ class DecodingLoop {
         processors_(make_processors(config, prompt_length_, user_processors)),
         runner_(model, batch_, copies, max_new_tokens_, config.use_cache, config.resolved_pad_token_id()),
         stops_(config.stop_sequences, batch_.input_ids.device()),
+        stop_strings_(config.stop_strings, config.token_texts, batch_.input_ids.device()),
         eos_(at::tensor(config.eos_token_ids, longs())),
         on_step_(on_step),
         output_scores_(config.output_scores),
@@ -92,7 +95,7 @@ class DecodingLoop {
   int64_t max_new_tokens() const { return max_new_tokens_; }
   at::TensorOptions longs() const { return batch_.input_ids.options(); }
   at::TensorOptions floats() const { return longs().dtype(at::kFloat); }
-  bool has_stop_sequences() const { return !stops_.empty(); }
+  bool has_stop_sequences() const { return !stops_.empty() || !stop_strings_.empty(); }
   bool has_eos() const { return eos_.numel() > 0; }
   bool streaming() const { return static_cast<bool>(on_step_); }
   bool out_of_time() const { return deadline_.passed(); }
@@ -130,6 +133,11 @@ class DecodingLoop {
     ends.eos = only_live(has_eos() ? at::isin(token, eos_) : at::zeros_like(token, at::kBool));
     ends.matched = stops_.empty() ? at::full_like(token, -1)
                                   : stops_.match(sequence.narrow(-1, prompt_length_, generated));
+    if (!stop_strings_.empty()) {  // numbered after the stop sequences
+      auto string_hit = stop_strings_.match(sequence.narrow(-1, 0, prompt_length_ + generated));
+      ends.matched = at::where(ends.matched.ge(0).logical_or(string_hit.lt(0)), ends.matched,
+                               string_hit + stops_.size());
+    }
     ends.stop = only_live(ends.eos.logical_not()).logical_and(ends.matched >= 0);
     ends.ended = ends.eos.logical_or(ends.stop);
     return ends;
@@ -186,6 +194,7 @@ class DecodingLoop {
   LogitsProcessorList processors_;
   StepRunner<Model> runner_;
   StopSequenceMatcher stops_;
+  StopStringMatcher stop_strings_;
   at::Tensor eos_;  // [E] int64
   const StepCallback& on_step_;
   std::optional<StreamedTokens> streamed_;  // the callback's tokens, kept on the host

@@ -14,6 +14,7 @@ class StopSequenceMatcher {
   }
 
   bool empty() const { return sequences_.empty(); }
+  int64_t size() const { return static_cast<int64_t>(sequences_.size()); }
 
   /// For generated tokens `generated` [..., n] (only what was generated: a stop sequence never
   /// reaches into the prompt), the index of the first stop sequence the rows end with, else -1.
