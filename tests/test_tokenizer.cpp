@@ -176,6 +176,24 @@ TEST_CASE("a malformed tokenizer.json is named and explained", "[tokenizer][erro
   broken["pre_tokenizer"] = nullptr;
   broken["model"]["byte_fallback"] = true;  // without the byte-level pre-tokenizer: needs <0x00>...
   fails(broken, "byte_fallback is set but the vocabulary lacks <0x00>");
+  // Hostile values that would loop forever, allocate without bound or index outside the vocabulary.
+  broken = json;
+  broken["model"]["vocab"]["far"] = 1000000000000000LL;  // found by fuzz_tokenizer: a table that size
+  fails(broken, "vocab entry \"far\" has id 1000000000000000, far beyond the");
+  broken = json;
+  broken["added_tokens"].push_back({{"id", 1000000000000000LL}, {"content", "<far>"}});
+  fails(broken, "added token \"<far>\" has id 1000000000000000, outside the vocabulary's range");
+  broken = json;
+  broken["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", ""}};
+  fails(broken, "a Metaspace pre-tokenizer with an empty replacement");
+  broken = json;
+  broken["decoder"] = {{"type", "Metaspace"}, {"replacement", ""}};
+  fails(broken, "a Metaspace decoder with an empty replacement");
+  broken = json;
+  broken["post_processor"] = {{"type", "TemplateProcessing"},
+                              {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}},
+                              {"special_tokens", {{"<s>", {{"ids", {999999}}}}}}};
+  fails(broken, "TemplateProcessing's \"<s>\" has id 999999, which is not in the vocabulary");
   broken = json;
   broken["model"].erase("vocab");
   fails(broken, "model.vocab");

@@ -11,9 +11,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!json) return 0;
   try {
     lmdecode::Tokenizer tokenizer(*json, "fuzz input");
+    tokenizer.token_texts();
     for (const std::string text : {std::string("Hello, world! 你好 🙂 <|end|>"), std::string(reinterpret_cast<const char*>(data), size)}) {
       try {
         tokenizer.decode(tokenizer.encode(text));
+        tokenizer.decode(tokenizer.encode(text, /*add_special_tokens=*/true), /*skip_special_tokens=*/true);
       } catch (const lmdecode::invalid_argument&) {  // invalid UTF-8 input, or ids the vocabulary lacks
       }
     }

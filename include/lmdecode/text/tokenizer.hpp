@@ -72,8 +72,14 @@ class Tokenizer {
     const auto& model = json["model"];
     if (model.value("type", "") != "BPE") fail(fmt::format("model type \"{}\" is not supported (BPE)", model.value("type", "")));
     if (!model.contains("vocab") || !model["vocab"].is_object()) fail("model.vocab must be an object");
+    // Ids number the entries (densely in every real file): one far beyond their count is an error,
+    // not a table of that size. Found by fuzz_tokenizer.
+    const size_t added = json.contains("added_tokens") && json["added_tokens"].is_array() ? json["added_tokens"].size() : 0;
+    id_limit_ = 2 * static_cast<int64_t>(model["vocab"].size() + added) + 1024;
     for (const auto& [token, id] : model["vocab"].items()) {
       if (!id.is_number_integer() || id.get<int64_t>() < 0) fail(fmt::format("vocab entry \"{}\" has no valid id", token));
+      if (id.get<int64_t>() >= id_limit_)
+        fail(fmt::format("vocab entry \"{}\" has id {}, far beyond the {} entries", token, id.get<int64_t>(), model["vocab"].size()));
       add_vocab(token, id.get<int64_t>());
     }
     read_merges(model, fail);
@@ -116,6 +122,8 @@ class Tokenizer {
           !t["content"].is_string() || t["content"].get<std::string>().empty())
         fail("an added token lacks an integer id or a non-empty content");
       AddedToken added{t["id"].get<int64_t>(), t["content"].get<std::string>(), t.value("special", false)};
+      if (added.id < 0 || added.id >= id_limit_)
+        fail(fmt::format("added token \"{}\" has id {}, outside the vocabulary's range", added.content, added.id));
       add_vocab(added.content, added.id);
       added_ids_[added.id] = added_.size();
       added_.push_back(std::move(added));
@@ -146,8 +154,12 @@ class Tokenizer {
         const auto name = item["SpecialToken"].value("id", "");
         if (!p.contains("special_tokens") || !p["special_tokens"].contains(name))
           fail(fmt::format("TemplateProcessing names \"{}\", which its special_tokens lack", name));
-        for (const auto& id : p["special_tokens"][name].at("ids"))
-          (after_text ? special_suffix_ : special_prefix_).push_back(id.get<int64_t>());
+        for (const auto& id : p["special_tokens"][name].at("ids")) {
+          const auto value = id.get<int64_t>();
+          if (value < 0 || value >= vocab_size() || tokens_[value].empty())
+            fail(fmt::format("TemplateProcessing's \"{}\" has id {}, which is not in the vocabulary", name, value));
+          (after_text ? special_suffix_ : special_prefix_).push_back(value);
+        }
       }
     } else if (type != "ByteLevel") {
       fail(fmt::format("post-processor \"{}\" is not supported (TemplateProcessing, ByteLevel, Sequence)", type));
@@ -376,6 +388,7 @@ class Tokenizer {
   std::array<int64_t, 256> byte_ids_{};           // the token of each byte: byte-level, or "<0xNN>" (byte_fallback)
   bool byte_fallback_ = false, fuse_unk_ = false, ignore_merges_ = false;
   int64_t unk_id_ = -1;
+  int64_t id_limit_ = 0;  // ids at or above it are refused (see load())
   std::vector<AddedToken> added_;
   std::unordered_map<int64_t, size_t> added_ids_;              // id -> index in added_
   std::array<std::vector<size_t>, 256> added_by_first_byte_;  // indices into added_, longest first

@@ -41,6 +41,7 @@ class PreTokenizer {
       Step step;
       step.kind = Step::metaspace;
       step.literal = p.value("replacement", "\xE2\x96\x81");
+      if (step.literal.empty()) fail("a Metaspace pre-tokenizer with an empty replacement");
       const std::string scheme = p.value("prepend_scheme", p.value("add_prefix_space", true) ? "always" : "never");
       if (scheme != "always" && scheme != "first" && scheme != "never")
         fail(fmt::format("Metaspace prepend_scheme \"{}\" is not supported (always, first, never)", scheme));

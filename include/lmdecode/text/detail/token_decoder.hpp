@@ -36,11 +36,12 @@ class TokenDecoder {
       fused_ = true;
     } else if (type == "Strip") {
       // After Fuse there is one token, the whole text: only its start is stripped.
-      if (!fused_ || d.value("stop", 0) != 0 || d.value("content", " ") != " ")
+      if (!fused_ || d.value("stop", 0) != 0 || d.value("content", " ") != " " || d.value("start", 0) < 0)
         fail("only a Strip of leading spaces after Fuse is supported");
       strip_leading_ += d.value("start", 0);
     } else if (type == "Metaspace") {
       replacements_.emplace_back(d.value("replacement", "\xE2\x96\x81"), " ");
+      if (replacements_.back().first.empty()) fail("a Metaspace decoder with an empty replacement");
       if (d.value("prepend_scheme", d.value("add_prefix_space", true) ? "always" : "never") != "never") strip_leading_ += 1;
     } else {
       fail(fmt::format("decoder \"{}\" is not supported (ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence)",

@@ -25,6 +25,7 @@ inline std::string nfc(std::string_view text) {
 
 /// `text` with every occurrence of `from` (not empty) replaced by `to`, left to right.
 inline std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
+  if (from.empty()) return std::string(text);
   std::string out;
   size_t at = 0;
   for (size_t hit = text.find(from); hit != std::string_view::npos; hit = text.find(from, at)) {
