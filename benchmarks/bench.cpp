@@ -21,6 +21,8 @@
 //                     of 128 and 1024 tokens, 32 new tokens: the median decode step (timestamped by the
 //                     step callback) and the whole generate() over the new tokens, for
 //                     scripts/compare-peers.sh
+//   conversation      a later chat turn (16 new tokens after a history of 256 and 1024) with the
+//                     Conversation's kept cache against generate() on the whole history: prefill ms
 //   memory            KV bytes by formula and peak RSS growth of a 1024-token beam-4 run (CPU)
 //   ops               ATen operator calls per step (what each step dispatches, and on CUDA launches)
 //                     and device-to-host reads per step, for the bare step, greedy and beam-4, with
@@ -207,6 +209,7 @@ class Bench {
     if (wanted("shared_prompt")) add(json::array({shared_prompt_scenario()}));
     if (wanted("bandwidth") && o_.device.is_cpu()) add(bandwidth_scenario());
     if (o_.only.count("peers")) add(peers_scenario());
+    if (wanted("conversation")) add(conversation_scenario());
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     if (wanted("ops")) add(ops_scenario());
     return scenarios;
@@ -520,6 +523,46 @@ class Bench {
     while (std::getline(in, line))
       if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::string(key).size()));
     return -1;
+  }
+
+  /// A later chat turn: the cache holds a history of H tokens (an earlier turn's), and the next turn
+  /// adds 16; its reply's first token (max_new_tokens 1: the prefill alone) with the Conversation's
+  /// cache, against generate() on the whole history.
+  json conversation_scenario() {
+    json rows = json::array();
+    const int64_t added = 16;
+    for (int64_t history : o_.quick ? std::vector<int64_t>{64, 256} : std::vector<int64_t>{256, 1024}) {
+      auto config = decode_config(1, 1, true);
+      const auto earlier = prompts_of(1, history, model_.config().vocab_size)[0];
+      auto turn = earlier;
+      turn.insert(turn.end(), added, 7);
+      auto timed = [&](const std::function<void()>& fn) {
+        auto start = Clock::now();
+        fn();
+        sync(o_.device);
+        return ms_since(start);
+      };
+      std::vector<double> kept, fresh;
+      int64_t fed = 0;
+      for (int i = 0; i < (o_.quick ? 1 : o_.repeats) + 1; ++i) {  // the first is a warm-up
+        lmdecode::Conversation<lmdecode::PretrainedModel> chat(model_);
+        chat.reply(earlier, config);
+        const double k = timed([&] { chat.reply(turn, config); });
+        fed = chat.last_prefill_tokens();
+        const double f = timed([&] { lmdecode::generate(model_, {turn}, config); });
+        if (i == 0) continue;
+        kept.push_back(k);
+        fresh.push_back(f);
+      }
+      const auto k = stats_of(kept), f = stats_of(fresh);
+      fmt::print("  {:<18} {:<26} {:9.3f} ms a turn (min {:.3f}, max {:.3f}), prefills {} tokens; generate() on the "
+                 "whole history {:.3f} ms ({:.1f}x)\n", "conversation", fmt::format("history {} + {} tokens", history, added),
+                 k.median, k.min, k.max, fed, f.median, f.median / k.median);
+      std::fflush(stdout);
+      rows.push_back({{"name", "conversation"}, {"history", history}, {"added_tokens", added}, {"prefill_tokens", fed},
+                      {"turn_ms", k.median}, {"whole_history_ms", f.median}, {"speedup", f.median / k.median}});
+    }
+    return rows;
   }
 
   json memory_scenario() {

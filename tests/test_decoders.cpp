@@ -527,3 +527,42 @@ TEST_CASE("two threads decoding on one shared model get the results each gets al
     REQUIRE(at::equal(beam_threaded, beam_alone));
   }
 }
+
+TEST_CASE("a Conversation keeps its cache between turns and replies as generate() on the whole history", "[conversation]") {
+  const auto folder = lmdecode_test::reference_dir() / "fortunes-llama";
+  auto model = lmdecode::load_pretrained(folder, {at::kCPU, at::kFloat});
+  auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+  config.max_new_tokens = 16;
+  // Turns as the demo model's tokenizer encodes "The secret of a happy life is", " Q: What do you
+  // call", " Love is" (the golden cases' texts).
+  const std::vector<lmdecode::TokenIds> turns = {{318, 3424, 289, 259, 2101, 681, 300}, {33, 966, 300}, {2264, 300}};
+  for (const bool sample : {false, true}) {
+    config.do_sample = sample;
+    config.seed = 11;
+    lmdecode::Conversation chat(*model);
+    lmdecode::TokenIds history;
+    for (size_t turn = 0; turn < turns.size(); ++turn) {
+      const int64_t cached = chat.cached_tokens();
+      history.insert(history.end(), turns[turn].begin(), turns[turn].end());
+      const auto reply = chat.reply(history, config);
+      const auto fresh = lmdecode::generate(*model, {history}, config);
+      INFO("sample " << sample << " turn " << turn);
+      REQUIRE(reply.hypotheses[0][0].tokens == fresh.hypotheses[0][0].tokens);
+      // Only what follows the cached tokens is prefilled: the new turn, and the last reply's last token.
+      REQUIRE(chat.last_prefill_tokens() == static_cast<int64_t>(history.size()) - cached);
+      const auto& tokens = reply.hypotheses[0][0].tokens;
+      history.insert(history.end(), tokens.begin(), tokens.end());
+      REQUIRE(chat.cached_tokens() == static_cast<int64_t>(history.size()) - 1);
+    }
+    // Regenerating an earlier turn: the cache is cut back to the common prefix.
+    const lmdecode::TokenIds edited(history.begin(), history.begin() + 9);
+    const auto again = chat.reply(edited, config);
+    REQUIRE(again.hypotheses[0][0].tokens == lmdecode::generate(*model, {edited}, config).hypotheses[0][0].tokens);
+    REQUIRE(chat.last_prefill_tokens() == 1);
+    chat.reset();
+    REQUIRE(chat.cached_tokens() == 0);
+  }
+  config.num_beams = 2;
+  lmdecode::Conversation beams(*model);
+  REQUIRE_THROWS_WITH(beams.reply(turns[0], config), Catch::Matchers::Contains("a Conversation decodes one sequence"));
+}

@@ -299,6 +299,28 @@ TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and st
   REQUIRE_THAT(out, !Contains("<|im_end|>"));
 }
 
+TEST_CASE("lmdecode-chat keeps the cache between turns: a later turn prefills its new tokens, /reset all of them", "[tokenizer][chat]") {
+  const auto dir = qwen_vocabulary_checkpoint();
+  const auto [status, out] = lmdecode_test::run_command(
+      fmt::format("printf 'First question\\nSecond one, a little longer\\n/reset\\nSecond one, a little longer\\n' | {} --model {}",
+                  LMDECODE_CHAT_BIN, dir.string()));
+  INFO(out);
+  REQUIRE(status == 0);
+  // One "[N new tokens, reason, prefill P of H tokens, T threads]" line a turn.
+  std::vector<std::pair<int64_t, int64_t>> prefills;
+  for (size_t at = out.find("prefill "); at != std::string::npos; at = out.find("prefill ", at + 1)) {
+    long long fed = 0, history = 0;
+    REQUIRE(std::sscanf(out.c_str() + at, "prefill %lld of %lld tokens", &fed, &history) == 2);
+    prefills.emplace_back(fed, history);
+  }
+  REQUIRE(prefills.size() == 3);
+  REQUIRE(prefills[0].first == prefills[0].second);  // the first turn feeds everything
+  REQUIRE(prefills[1].second > prefills[0].second);
+  REQUIRE(prefills[1].first < prefills[1].second - prefills[0].second + 3);  // about its own tokens only
+  REQUIRE(out.find("[reset]") != std::string::npos);
+  REQUIRE(prefills[2].first == prefills[2].second);  // after /reset, everything again
+}
+
 #ifdef LMDECODE_GENERATE_BIN
 TEST_CASE("lmdecode-generate --prompt --stream prints the committed text, which is the returned text", "[tokenizer][streaming]") {
   const auto dir = qwen_vocabulary_checkpoint();

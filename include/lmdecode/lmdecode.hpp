@@ -13,6 +13,7 @@
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/decoders/greedy.hpp"
 #include "lmdecode/decoders/beam_search.hpp"
+#include "lmdecode/decoders/conversation.hpp"
 #include "lmdecode/decoders/generate.hpp"
 #include "lmdecode/decoders/sampling.hpp"
 #include "lmdecode/adapters/hf_style_model.hpp"

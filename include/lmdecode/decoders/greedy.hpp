@@ -35,10 +35,12 @@ class GreedyDecoder : public detail::DecoderBase<GreedyDecoder<Model>, Model> {
 
  private:
   /// Runs until EOS, a stop sequence or max_new_tokens.
-  GenerationResult run(const detail::PaddedBatch& batch, const StepCallback& on_step) {
+  GenerationResult run(const detail::PaddedBatch& batch, const StepCallback& on_step,
+                       typename Model::Cache* kept_cache = nullptr) {
     // torch.argmax returns the first maximal index, as transformers relies on.
     return detail::run_token_loop(this->model_, this->config_, this->user_processors_, batch, on_step,
-                                  [](const at::Tensor& scores) { return detail::Draws{scores.argmax(-1, true), {}}; });
+                                  [](const at::Tensor& scores) { return detail::Draws{scores.argmax(-1, true), {}}; },
+                                  kept_cache);
   }
 };
 

@@ -37,10 +37,12 @@ class SamplingDecoder : public detail::DecoderBase<SamplingDecoder<Model>, Model
 
  private:
   /// Samples num_return_sequences continuations of each prompt.
-  GenerationResult run(const detail::PaddedBatch& batch, const StepCallback& on_step) {
+  GenerationResult run(const detail::PaddedBatch& batch, const StepCallback& on_step,
+                       typename Model::Cache* kept_cache = nullptr) {
     auto generator = detail::make_generator(this->config_.seed, this->model_.device());
     return detail::run_token_loop(this->model_, this->config_, this->user_processors_, batch, on_step,
-                                  [&](const at::Tensor& scores) { return detail::draw_from_softmax(scores, 1, generator); });
+                                  [&](const at::Tensor& scores) { return detail::draw_from_softmax(scores, 1, generator); },
+                                  kept_cache);
   }
 };
 

@@ -25,6 +25,13 @@ class DecoderBase {
     return derived().run(pad_prompts(prompts, config_.resolved_pad_token_id(), model_.device()), on_step);
   }
 
+  /// Decodes one prompt whose first cache.length() tokens `cache` (one row, from make_cache or an
+  /// earlier call) already holds: only the rest is fed, and the cache keeps what was fed (the prompt
+  /// and every new token but the last). Greedy and sampling, one sequence (Conversation uses it).
+  GenerationResult continue_from(const TokenIds& prompt, typename Model::Cache& cache, const StepCallback& on_step = {}) {
+    return derived().run(pad_prompts({prompt}, config_.resolved_pad_token_id(), model_.device()), on_step, &cache);
+  }
+
   /// As above, from an HF-style left-padded batch: input_ids and attention_mask [B, L0] on the model's device.
   GenerationResult generate(const at::Tensor& input_ids, const at::Tensor& attention_mask, const StepCallback& on_step = {}) {
     return derived().run(batch_from_tensors(input_ids, attention_mask, model_.device()), on_step);

@@ -70,16 +70,17 @@ template <CausalLM Model>
 class DecodingLoop {
  public:
   /// One generate() call on `prompts`, each decoded as `copies` rows (its beams, or its sampled
-  /// sequences; row p * copies + i is copy i of prompt p).
+  /// sequences; row p * copies + i is copy i of prompt p); with `kept_cache`, continuing it (StepRunner).
   DecodingLoop(Model& model, const GenerationConfig& config, const LogitsProcessorList& user_processors,
-               const PaddedBatch& prompts, int64_t copies, const StepCallback& on_step)
+               const PaddedBatch& prompts, int64_t copies, const StepCallback& on_step,
+               typename Model::Cache* kept_cache = nullptr)
       : batch_(prompts.repeated(copies)),
         rows_(batch_.input_ids.size(0)),
         prompt_length_(batch_.input_ids.size(1)),
         max_new_tokens_(checked_max_new_tokens(config, prompt_length_)),
         deadline_(config.max_time),
         processors_(make_processors(config, prompt_length_, user_processors)),
-        runner_(model, batch_, copies, max_new_tokens_, config.use_cache, config.resolved_pad_token_id()),
+        runner_(model, batch_, copies, max_new_tokens_, config.use_cache, config.resolved_pad_token_id(), kept_cache),
         stops_(config.stop_sequences, batch_.input_ids.device()),
         stop_strings_(config.stop_strings, config.token_texts, batch_.input_ids.device()),
         eos_(at::tensor(config.eos_token_ids, longs())),

@@ -26,15 +26,24 @@ class StepRunner {
  public:
   /// `batch` holds every row the loop decodes, each prompt repeated in `copies` consecutive identical
   /// rows (its beams, or its sampled sequences); `pad_token_id` is fed for left padding and after a
-  /// row ends, so it must be a token of the model.
+  /// row ends, so it must be a token of the model. With `kept` (one row, one copy: Conversation), the
+  /// loop continues that cache, which already holds the row's first kept->length() tokens, and leaves
+  /// in it what it fed.
   StepRunner(Model& model, const PaddedBatch& batch, int64_t copies, int64_t max_new_tokens, bool use_cache,
-             int64_t pad_token_id)
+             int64_t pad_token_id, typename Model::Cache* kept = nullptr)
       : model_(model), rows_(batch.input_ids.size(0)), copies_(copies), use_cache_(use_cache), pad_token_id_(pad_token_id) {
     const int64_t capacity = batch.input_ids.size(1) + std::min(max_new_tokens, kFirstNewTokenChunk);
     mask_ = batch.attention_mask;
     positions_ = batch.position_ids;
     grow_columns(capacity);
-    if (use_cache_) cache_.emplace(model_.make_cache(rows_ / copies_, capacity));
+    if (kept) {
+      check(use_cache_ && rows_ == 1 && copies_ == 1, "a kept cache continues one row with use_cache");
+      check(kept->length() < batch.input_ids.size(1), "the kept cache holds {} positions, the prompt only {}: one must be fed",
+            kept->length(), batch.input_ids.size(1));
+      cache_ = kept;
+    } else if (use_cache_) {
+      cache_ = &owned_cache_.emplace(model_.make_cache(rows_ / copies_, capacity));
+    }
   }
 
   /// Float32 logits [rows, vocab] for the next token after `sequence` ([rows, cur], the whole history).
@@ -167,7 +176,8 @@ class StepRunner {
   at::Tensor undrawable_;  // bool scalar on the device, once sampling: a row had nothing to draw
   at::Tensor mask_;       // [rows, columns allocated so far]
   at::Tensor positions_;  // [rows, columns allocated so far]
-  std::optional<typename Model::Cache> cache_;
+  std::optional<typename Model::Cache> owned_cache_;
+  typename Model::Cache* cache_ = nullptr;  // owned_cache_'s, or the kept one
 };
 
 }  // namespace lmdecode::detail

@@ -74,10 +74,11 @@ struct TokenRows {
 
 template <CausalLM Model>
 GenerationResult run_token_loop(Model& model, const GenerationConfig& config, const LogitsProcessorList& user_processors,
-                                const PaddedBatch& prompts, const StepCallback& on_step, const TokenChooser& choose) {
+                                const PaddedBatch& prompts, const StepCallback& on_step, const TokenChooser& choose,
+                                typename Model::Cache* kept_cache = nullptr) {
   c10::InferenceMode inference;
   const int64_t copies = config.num_return_sequences;  // sampled sequences per prompt
-  DecodingLoop<Model> loop(model, config, user_processors, prompts, copies, on_step);
+  DecodingLoop<Model> loop(model, config, user_processors, prompts, copies, on_step, kept_cache);
   const int64_t prompt_len = loop.prompt_length(), max_new = loop.max_new_tokens();
   const int64_t pad = config.resolved_pad_token_id();
   TokenRows rows(loop.batch(), max_new, pad);
