@@ -1,5 +1,6 @@
 // lmdecode-chat: a multi-turn chat with a checkpoint. Each stdin line (typed or piped) is a user
-// turn; the conversation is formatted as ChatML and the reply streamed as text. The KV cache is kept
+// turn; the conversation is rendered with the checkpoint's chat template (tokenizer_config.json or
+// chat_template.jinja; ChatML where it has none) and the reply streamed as text. The KV cache is kept
 // between turns (lmdecode::Conversation): a turn prefills only what follows what the cache holds.
 // "/reset" starts over. Defaults come from the checkpoint's generation_config.json.
 //
@@ -13,7 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include <lmdecode/lmdecode.hpp>
-#include <lmdecode/text/chat.hpp>
+#include <lmdecode/text/chat_template.hpp>
 #include <lmdecode/text/tokenizer.hpp>
 
 namespace {
@@ -22,7 +23,7 @@ namespace {
 constexpr int64_t kDefaultReplyTokens = 256;
 
 struct Flags {
-  std::string folder, tokenizer_path, system, device = "cpu", dtype = "f32";
+  std::string folder, tokenizer_path, chat_template_path, system, device = "cpu", dtype = "f32";
   std::optional<int64_t> max_new_tokens, top_k;
   std::optional<double> temperature, top_p;
   std::optional<uint64_t> seed;
@@ -54,6 +55,9 @@ int run(const Flags& f) {
                           "the tokenizer has {} ids but the model only {}: they do not belong together",
                           tokenizer.vocab_size(), model->config().vocab_size);
   const auto config = chat_config(lmdecode::load_checkpoint_generation_config(f.folder, model->config()), f);
+  const auto chat_template = f.chat_template_path.empty() ? lmdecode::ChatTemplate::for_model(f.folder)
+                                                          : lmdecode::ChatTemplate::from_file(f.chat_template_path);
+  std::fprintf(stderr, "[chat template: %s]\n", chat_template.origin().c_str());
 
   lmdecode::Conversation<lmdecode::PretrainedModel> chat(*model);
   std::vector<lmdecode::ChatMessage> messages;
@@ -70,7 +74,7 @@ int run(const Flags& f) {
       continue;
     }
     messages.push_back({"user", line});
-    const auto history = tokenizer.encode(lmdecode::format_chatml(messages));
+    const auto history = tokenizer.encode(chat_template.render(messages));
     lmdecode::Tokenizer::StreamDecoder stream(tokenizer, /*skip_special_tokens=*/true);
     auto result = chat.reply(history, config, [&](lmdecode::StepEvent& e) {
       for (auto id : e.committed[0]) std::fputs(stream.push(id).c_str(), stdout);
@@ -91,12 +95,14 @@ int run(const Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"lmdecode-chat: a multi-turn ChatML chat, a user turn per stdin line, with a checkpoint folder holding "
-               "tokenizer.json",
+  CLI::App app{"lmdecode-chat: a multi-turn chat, a user turn per stdin line, with a checkpoint folder holding "
+               "tokenizer.json; the prompt is the checkpoint's chat template (ChatML where it has none)",
                "lmdecode-chat"};
   Flags f;
   app.add_option("--model", f.folder, "Checkpoint folder (config.json, safetensors, generation_config.json)")->required();
   app.add_option("--tokenizer", f.tokenizer_path, "tokenizer.json (default: the one in the model folder)");
+  app.add_option("--chat-template", f.chat_template_path,
+                 "tokenizer_config.json or a .jinja file (default: the model folder's template, else ChatML)");
   app.add_option("--system", f.system, "A system prompt");
   app.add_option("--max-new-tokens", f.max_new_tokens,
                  "New tokens per reply at most (default: the checkpoint's; " + std::to_string(kDefaultReplyTokens) +

@@ -1,4 +1,4 @@
-// lmdecode-tokenize: a tokenizer.json from the shell, to compare with any other tokenizer.
+// lmdecode-tokenize: a tokenizer.json (and a chat template) from the shell, to compare with any other tokenizer.
 //
 //   lmdecode-tokenize --tokenizer FILE                 each stdin line -> a JSON array of ids
 //   lmdecode-tokenize --tokenizer FILE --json-lines    each stdin line is a JSON string (texts may hold newlines)
@@ -6,6 +6,12 @@
 //   lmdecode-tokenize --tokenizer FILE --time          also prints to stderr how long encoding took
 //   --add-special-tokens: the post-processor's tokens around each text (Llama 2's and Gemma's BOS);
 //   --skip-special-tokens: decoding leaves special tokens out.
+//   lmdecode-tokenize --tokenizer FILE --chat-template tokenizer_config.json
+//       each stdin line is a chat: a JSON array of {"role", "content"} messages, or an object
+//       {"messages": [...], "tools": [...], "documents": [...], "add_generation_prompt": bool, any other
+//       key: a template variable such as enable_thinking} -> the rendered prompt as a JSON string
+//       (generation prompt included unless the line or --no-generation-prompt says otherwise);
+//       a chat the template refuses -> null, and the error on stderr.
 
 #include <chrono>
 #include <cstdio>
@@ -15,34 +21,85 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <lmdecode/text/chat_template.hpp>
 #include <lmdecode/text/tokenizer.hpp>
 
+namespace {
+
+nlohmann::json parse_line(const std::string& line, size_t line_number) {
+  try {
+    return nlohmann::json::parse(line);
+  } catch (const nlohmann::json::parse_error&) {
+    throw lmdecode::invalid_argument(fmt::format("line {} is not valid JSON", line_number));
+  }
+}
+
+/// A chat line: the messages, and the options the line sets (see the header).
+std::pair<nlohmann::ordered_json, lmdecode::ChatTemplateOptions> read_chat(const std::string& line, size_t line_number,
+                                                                           bool add_generation_prompt) {
+  nlohmann::ordered_json chat;
+  try {
+    chat = nlohmann::ordered_json::parse(line);
+  } catch (const nlohmann::json::parse_error&) {
+    throw lmdecode::invalid_argument(fmt::format("line {} is not valid JSON", line_number));
+  }
+  lmdecode::ChatTemplateOptions options;
+  options.add_generation_prompt = add_generation_prompt;
+  if (chat.is_array()) return {chat, options};
+  if (!chat.is_object() || !chat.contains("messages"))
+    throw lmdecode::invalid_argument(fmt::format("line {} is neither a JSON array of messages nor an object with \"messages\"", line_number));
+  for (auto& [key, value] : chat.items()) {
+    if (key == "tools") options.tools = value;
+    else if (key == "documents") options.documents = value;
+    else if (key == "add_generation_prompt" && value.is_boolean()) options.add_generation_prompt = value.get<bool>();
+    else if (key != "messages") options.variables[key] = value;
+  }
+  return {chat["messages"], options};
+}
+
+int render_chats(const lmdecode::ChatTemplate& chat_template, bool add_generation_prompt) {
+  int status = 0;
+  size_t line_number = 0;
+  for (std::string line; std::getline(std::cin, line);) {
+    ++line_number;
+    if (line.empty()) continue;
+    const auto [messages, options] = read_chat(line, line_number, add_generation_prompt);
+    try {
+      std::cout << nlohmann::json(chat_template.render(messages, options)).dump() << '\n';
+    } catch (const lmdecode::invalid_argument& e) {
+      std::cout << "null\n";
+      std::fprintf(stderr, "line %zu: %s\n", line_number, e.what());
+      status = 1;
+    }
+  }
+  return status;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"lmdecode-tokenize: encode or decode lines with a Hugging Face tokenizer.json", "lmdecode-tokenize"};
-  std::string path;
-  bool json_lines = false, decode = false, timed = false, add_special = false, skip_special = false;
+  CLI::App app{"lmdecode-tokenize: encode or decode lines with a Hugging Face tokenizer.json, or render chats", "lmdecode-tokenize"};
+  std::string path, chat_template_path;
+  bool json_lines = false, decode = false, timed = false, add_special = false, skip_special = false, no_generation_prompt = false;
   app.add_option("--tokenizer", path, "tokenizer.json (BPE: byte-level or SentencePiece-style)")->required();
   app.add_flag("--add-special-tokens", add_special, "Add the post-processor's special tokens (BOS) around each text");
   app.add_flag("--skip-special-tokens", skip_special, "Leave special tokens out of decoded text");
   app.add_flag("--json-lines", json_lines, "Each input line is a JSON string");
   app.add_flag("--decode", decode, "Read JSON arrays of ids, print JSON strings");
   app.add_flag("--time", timed, "Print the encoding time and throughput to stderr");
+  app.add_option("--chat-template", chat_template_path,
+                 "tokenizer_config.json (or chat_template.jinja): render each stdin line, a JSON array of messages, as a prompt");
+  app.add_flag("--no-generation-prompt", no_generation_prompt, "With --chat-template: leave the assistant header out");
   CLI11_PARSE(app, argc, argv);
   try {
     const auto tokenizer = lmdecode::Tokenizer::from_file(path);
     std::ios::sync_with_stdio(false);
+    if (!chat_template_path.empty()) return render_chats(lmdecode::ChatTemplate::from_file(chat_template_path), !no_generation_prompt);
     double seconds = 0;
     size_t bytes = 0, tokens = 0, line_number = 0;
     for (std::string line; std::getline(std::cin, line);) {
       ++line_number;
-      nlohmann::json parsed;
-      if (decode || json_lines) {
-        try {
-          parsed = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error&) {
-          throw lmdecode::invalid_argument(fmt::format("line {} is not valid JSON", line_number));
-        }
-      }
+      const nlohmann::json parsed = decode || json_lines ? parse_line(line, line_number) : nlohmann::json();
       if (decode) {
         if (!parsed.is_array()) throw lmdecode::invalid_argument(fmt::format("line {} is not a JSON array of ids", line_number));
         std::cout << nlohmann::json(tokenizer.decode(parsed.get<std::vector<int64_t>>(), skip_special)).dump() << '\n';

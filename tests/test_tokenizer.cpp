@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "lmdecode/text/chat.hpp"
+#include "lmdecode/text/chat_template.hpp"
 #include "lmdecode/lmdecode.hpp"
 #include "lmdecode/text/tokenizer.hpp"
 #include "support/golden_cases.hpp"
@@ -204,7 +204,7 @@ TEST_CASE("a malformed tokenizer.json is named and explained", "[tokenizer][erro
 
 TEST_CASE("the Qwen tokenizer encodes ChatML turns and streams text", "[tokenizer][qwen]") {
   auto t = lmdecode::Tokenizer::from_file(qwen_tokenizer_path());
-  const auto chat = lmdecode::format_chatml({{"system", "Be brief."}, {"user", "hi"}});
+  const auto chat = lmdecode::ChatTemplate::chatml().render({{"system", "Be brief."}, {"user", "hi"}});
   REQUIRE(chat == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
   auto ids = t.encode(chat);
   REQUIRE(ids.front() == 151644);  // <|im_start|>

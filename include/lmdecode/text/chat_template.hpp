@@ -1,0 +1,246 @@
+#pragma once
+// A checkpoint's chat template: the Jinja `chat_template` of its tokenizer_config.json (or its
+// chat_template.jinja), rendered as transformers' apply_chat_template renders it, by an
+// interpreter of our own for the part of Jinja that chat templates use (text/detail/jinja/). The
+// template sees `messages`, `tools`, `documents`, `add_generation_prompt`, the special tokens
+// (bos_token, eos_token, ...) and any extra variables (enable_thinking, ...). A construct the
+// interpreter does not support is an invalid_argument naming it and its line and column, when the
+// template is read; what a template raises (raise_exception) or a fault while rendering is one too.
+// ChatML is the fallback for a checkpoint without a template.
+//
+// Example:
+//   auto chat = lmdecode::ChatTemplate::for_model("Qwen3-0.6B");   // ChatML if it has none
+//   auto prompt = chat.render({{"user", "Hi!"}});   // or a JSON array of messages and ChatTemplateOptions
+//   auto ids = tokenizer.encode(prompt);  // no add_special_tokens: the template wrote BOS if any
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lmdecode/error.hpp"
+#include "lmdecode/text/detail/jinja/interpreter.hpp"
+#include "lmdecode/text/detail/jinja/lexer.hpp"
+#include "lmdecode/text/detail/jinja/parser.hpp"
+
+namespace lmdecode {
+
+struct ChatMessage {
+  std::string role;  ///< "system", "user", "assistant", "tool"
+  std::string content;
+};
+
+struct ChatTemplateOptions {
+  /// Ends the prompt with the header of an assistant turn (transformers' default is false; ours is
+  /// true, since a prompt is rendered to be generated from).
+  bool add_generation_prompt = true;
+  nlohmann::ordered_json tools = nullptr;      ///< a list of JSON schemas, or null (the template sees none)
+  nlohmann::ordered_json documents = nullptr;  ///< a list of {"title", "text"}, or null
+  /// More template variables (enable_thinking, date_string, ...); they override the special tokens.
+  nlohmann::ordered_json variables = nlohmann::ordered_json::object();
+  /// For a checkpoint with several named templates: the one to use (default: "tool_use" when tools
+  /// are given and it exists, else "default").
+  std::string template_name;
+};
+
+class ChatTemplate {
+ public:
+  /// `source` is the Jinja text; `special_tokens` an object of bos_token, eos_token, ... (strings);
+  /// `origin` names the template in errors.
+  explicit ChatTemplate(const std::string& source, nlohmann::ordered_json special_tokens = nlohmann::ordered_json::object(),
+                        std::string origin = "the chat template")
+      : special_tokens_(std::move(special_tokens)), origin_(std::move(origin)) {
+    templates_.emplace_back("default", compile(source, origin_));
+  }
+
+  /// ChatML, for checkpoints that bring no template: each turn is "<|im_start|>role\ncontent<|im_end|>\n",
+  /// and the generation prompt "<|im_start|>assistant\n" (the format of Qwen's chat checkpoints).
+  static ChatTemplate chatml() {
+    return ChatTemplate(
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+        nlohmann::ordered_json::object(), "the ChatML template");
+  }
+
+  /// The template of a tokenizer_config.json (its "chat_template": a string, or a list of
+  /// {"name", "template"}), of a chat_template.jinja beside it (which wins, as in transformers 5),
+  /// or of a .jinja file given directly (special tokens then come from the tokenizer_config.json
+  /// beside it). A config without any is an invalid_argument.
+  static ChatTemplate from_file(const std::filesystem::path& path) {
+    auto found = find(path);
+    if (!found) throw invalid_argument(fmt::format("{} has no chat_template, and no chat_template.jinja is beside it", path.string()));
+    return std::move(*found);
+  }
+
+  /// The template of a model folder (tokenizer_config.json, chat_template.jinja), else ChatML.
+  static ChatTemplate for_model(const std::filesystem::path& model_dir) {
+    auto found = find(model_dir / "tokenizer_config.json");
+    return found ? std::move(*found) : chatml();
+  }
+
+  /// The prompt for `messages` (a JSON array of {"role", "content", ...} objects, tool calls and
+  /// all); `options` has no default so that render({{"user", "hi"}}) means the ChatMessage overload.
+  std::string render(const nlohmann::ordered_json& messages, const ChatTemplateOptions& options) const {
+    detail::check(messages.is_array(), "the messages of a chat are a JSON array, not {}", messages.type_name());
+    detail::check(options.variables.is_object(), "chat template variables are a JSON object, not {}", options.variables.type_name());
+    detail::jinja::Dict variables;
+    const auto add = [&](const std::string& key, const nlohmann::ordered_json& value) {
+      variables.items.emplace_back(key, to_value(value));
+    };
+    add("messages", messages);
+    add("tools", options.tools);
+    add("documents", options.documents);
+    add("add_generation_prompt", options.add_generation_prompt);
+    for (const auto& [key, value] : special_tokens_.items())
+      if (!options.variables.contains(key)) add(key, value);
+    for (const auto& [key, value] : options.variables.items()) add(key, value);
+    const auto& [name, body] = choose(options);
+    try {
+      return detail::jinja::Interpreter(std::move(variables)).render(*body);
+    } catch (const detail::jinja::LocatedError& e) {
+      throw invalid_argument(fmt::format("{}{}, line {}, column {}: {}", origin_, name == "default" ? "" : " '" + name + "'",
+                                         e.where.line, e.where.column, e.what()));
+    }
+  }
+
+  /// Where the template came from ("<path> chat_template", "the ChatML template"), for messages.
+  const std::string& origin() const { return origin_; }
+
+  std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt = true) const {
+    auto array = nlohmann::ordered_json::array();
+    for (const auto& m : messages) array.push_back({{"role", m.role}, {"content", m.content}});
+    ChatTemplateOptions options;
+    options.add_generation_prompt = add_generation_prompt;
+    return render(array, options);
+  }
+
+ private:
+  using Compiled = std::shared_ptr<const detail::jinja::Body>;
+  ChatTemplate(std::vector<std::pair<std::string, Compiled>> templates, nlohmann::ordered_json special_tokens, std::string origin)
+      : templates_(std::move(templates)), special_tokens_(std::move(special_tokens)), origin_(std::move(origin)) {}
+
+  static Compiled compile(const std::string& source, const std::string& origin) {
+    try {
+      return std::make_shared<const detail::jinja::Body>(detail::jinja::Parser(detail::jinja::Lexer(source).pieces()).parse());
+    } catch (const detail::jinja::SyntaxError& e) {
+      throw invalid_argument(fmt::format("{}, line {}, column {}: {}", origin, e.where.line, e.where.column, e.what()));
+    }
+  }
+
+  static std::string read_text(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw file_error(fmt::format("cannot open {}", path.string()));
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+  static nlohmann::ordered_json read_json(const std::filesystem::path& path) {
+    try {
+      return nlohmann::ordered_json::parse(read_text(path));
+    } catch (const nlohmann::json::exception& e) {
+      throw file_error(fmt::format("{} is not valid JSON: {}", path.string(), e.what()));
+    }
+  }
+
+  /// bos_token, eos_token, ... of a tokenizer_config.json (strings or {"content": ...}), as
+  /// transformers' special_tokens_map passes them; special_tokens_map.json fills what it lacks.
+  static nlohmann::ordered_json special_tokens_of(const std::filesystem::path& config_path) {
+    auto tokens = nlohmann::ordered_json::object();
+    for (const auto& file : {config_path, config_path.parent_path() / "special_tokens_map.json"}) {
+      if (!std::filesystem::exists(file)) continue;
+      const auto config = read_json(file);
+      for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
+        if (tokens.contains(key) || !config.is_object() || !config.contains(key)) continue;
+        const auto& value = config[key];
+        if (value.is_string()) tokens[key] = value;
+        else if (value.is_object() && value.contains("content") && value["content"].is_string()) tokens[key] = value["content"];
+      }
+    }
+    return tokens;
+  }
+
+  static std::optional<ChatTemplate> find(const std::filesystem::path& path) {
+    const bool jinja_file = path.extension() == ".jinja";
+    const auto config_path = jinja_file ? path.parent_path() / "tokenizer_config.json" : path;
+    const auto jinja_path = jinja_file ? path : path.parent_path() / "chat_template.jinja";
+    const auto special = std::filesystem::exists(config_path) ? special_tokens_of(config_path) : nlohmann::ordered_json::object();
+    if (std::filesystem::exists(jinja_path)) return ChatTemplate(read_text(jinja_path), special, jinja_path.string());
+    if (jinja_file || !std::filesystem::exists(config_path)) {
+      if (jinja_file) throw file_error(fmt::format("cannot open {}", path.string()));
+      return std::nullopt;
+    }
+    const auto config = read_json(config_path);
+    if (!config.is_object() || !config.contains("chat_template") || config["chat_template"].is_null()) return std::nullopt;
+    const auto& source = config["chat_template"];
+    const std::string origin = config_path.string() + " chat_template";
+    if (source.is_string()) return ChatTemplate(source.get<std::string>(), special, origin);
+    detail::check<file_error>(source.is_array(), "{} is neither a string nor a list of named templates", origin);
+    std::vector<std::pair<std::string, Compiled>> named;
+    for (const auto& entry : source) {
+      detail::check<file_error>(entry.is_object() && entry.contains("name") && entry["name"].is_string() && entry.contains("template") &&
+                                    entry["template"].is_string(),
+                                "{}: each entry needs a string name and a string template", origin);
+      const auto name = entry["name"].get<std::string>();
+      named.emplace_back(name, compile(entry["template"].get<std::string>(), origin + " '" + name + "'"));
+    }
+    detail::check<file_error>(!named.empty(), "{} is an empty list", origin);
+    return ChatTemplate(std::move(named), special, origin);
+  }
+
+  const std::pair<std::string, Compiled>& choose(const ChatTemplateOptions& options) const {
+    const auto named = [&](const std::string& name) -> const std::pair<std::string, Compiled>* {
+      for (const auto& t : templates_)
+        if (t.first == name) return &t;
+      return nullptr;
+    };
+    if (!options.template_name.empty()) {
+      if (const auto* t = named(options.template_name)) return *t;
+      throw invalid_argument(fmt::format("{} has no template named '{}'", origin_, options.template_name));
+    }
+    if (!options.tools.is_null())
+      if (const auto* t = named("tool_use")) return *t;
+    if (const auto* t = named("default")) return *t;
+    std::vector<std::string> names;
+    for (const auto& t : templates_) names.push_back(t.first);
+    throw invalid_argument(fmt::format("{} has several templates and none named default: pick one of {}", origin_, names));
+  }
+
+  static detail::jinja::Value to_value(const nlohmann::ordered_json& json, size_t depth = 0) {
+    using detail::jinja::Value;
+    detail::check(depth < 256, "a chat value nests deeper than 256 levels");
+    switch (json.type()) {
+      case nlohmann::json::value_t::null: return nullptr;
+      case nlohmann::json::value_t::boolean: return json.get<bool>();
+      case nlohmann::json::value_t::number_integer: return json.get<int64_t>();
+      case nlohmann::json::value_t::number_unsigned:
+        detail::check(json.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX), "a chat value {} does not fit 64 bits", json.dump());
+        return static_cast<int64_t>(json.get<uint64_t>());
+      case nlohmann::json::value_t::number_float: return json.get<double>();
+      case nlohmann::json::value_t::string: return json.get<std::string>();
+      case nlohmann::json::value_t::array: {
+        detail::jinja::List list;
+        for (const auto& item : json) list.items.push_back(to_value(item, depth + 1));
+        return list;
+      }
+      case nlohmann::json::value_t::object: {
+        detail::jinja::Dict dict;
+        for (const auto& [key, value] : json.items()) dict.items.emplace_back(key, to_value(value, depth + 1));
+        return dict;
+      }
+      default: throw invalid_argument("a chat value of an unsupported JSON type (binary)");
+    }
+  }
+
+  std::vector<std::pair<std::string, Compiled>> templates_;
+  nlohmann::ordered_json special_tokens_;
+  std::string origin_;
+};
+
+}  // namespace lmdecode
