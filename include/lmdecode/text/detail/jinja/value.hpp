@@ -82,16 +82,21 @@ struct Value {
   bool is_namespace() const { return std::holds_alternative<std::shared_ptr<Namespace>>(data); }
   bool is_callable() const { return std::holds_alternative<std::shared_ptr<const Callable>>(data); }
 
-  const std::string& str() const { return std::get<std::string>(data); }
-  const List& list() const { return *std::get<ListPtr>(data); }
-  const Dict& dict() const { return *std::get<DictPtr>(data); }
-  Namespace& ns() const { return *std::get<std::shared_ptr<Namespace>>(data); }
-  const Callable& callable() const { return *std::get<std::shared_ptr<const Callable>>(data); }
-  const std::string& undefined_hint() const { return std::get<Undefined>(data).hint; }
+  // The accessors check the kind: a value of another kind is a RenderError, never a crash.
+  const std::string& str() const { return get<std::string>("a string"); }
+  const List& list() const { return *get<ListPtr>("a list"); }
+  const Dict& dict() const { return *get<DictPtr>("a dict"); }
+  Namespace& ns() const { return *get<std::shared_ptr<Namespace>>("a namespace"); }
+  const Callable& callable() const { return *get<std::shared_ptr<const Callable>>("a function"); }
+  const std::string& undefined_hint() const { return get<Undefined>("undefined").hint; }
   /// An int, a bool (as 0 or 1) or a float, as a double.
   double number() const;
   /// An int or a bool as int64.
-  int64_t integer() const { return is_bool() ? std::get<bool>(data) : std::get<int64_t>(data); }
+  int64_t integer() const { return is_bool() ? std::get<bool>(data) : get<int64_t>("an integer"); }
+
+ private:
+  template <class T>
+  const T& get(const char* expected) const;
 };
 
 inline const Value* Dict::find(std::string_view key) const {
@@ -100,17 +105,24 @@ inline const Value* Dict::find(std::string_view key) const {
   return nullptr;
 }
 
-inline double Value::number() const {
-  if (is_float()) return std::get<double>(data);
-  return static_cast<double>(integer());
-}
-
 /// Python's type name ("str", "list", ...), for errors.
 inline std::string type_name(const Value& v) {
   static const char* const names[] = {"undefined", "NoneType", "bool", "int", "float", "str", "list", "dict", "Namespace",
                                       "function"};
   if (v.is_list() && v.list().tuple) return "tuple";
   return names[v.data.index()];
+}
+
+template <class T>
+const T& Value::get(const char* expected) const {
+  if (const T* value = std::get_if<T>(&data)) return *value;
+  throw RenderError(std::string("expected ") + expected + ", not " + (is_undefined() ? "an undefined value" : type_name(*this)));
+}
+
+inline double Value::number() const {
+  if (is_float()) return std::get<double>(data);
+  if (!is_int() && !is_bool()) throw RenderError("expected a number, not " + (is_undefined() ? std::string("an undefined value") : type_name(*this)));
+  return static_cast<double>(integer());
 }
 
 /// Undefined values fail loudly where Jinja's do: attribute access, arithmetic, calls.
