@@ -15,7 +15,8 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-std::string render(const std::string& source, Json messages = Json::array(), Json variables = Json::object()) {
+std::string render(const std::string& source, Json messages = Json::parse(R"([{"role": "user", "content": "hi"}])"),
+                   Json variables = Json::object()) {
   lmdecode::ChatTemplateOptions options;
   options.variables = std::move(variables);
   return lmdecode::ChatTemplate(source).render(messages, options);
@@ -142,6 +143,7 @@ TEST_CASE("a checkpoint's template is found in tokenizer_config.json or chat_tem
   write(dir / "tokenizer_config.json", R"({"chat_template": 7})");
   REQUIRE_THROWS_AS(lmdecode::ChatTemplate::from_file(dir / "tokenizer_config.json"), lmdecode::file_error);
   REQUIRE_THROWS_WITH(lmdecode::ChatTemplate("x").render(Json::object(), {}), Contains("JSON array"));
+  REQUIRE_THROWS_WITH(lmdecode::ChatTemplate("x").render(Json::array(), {}), Contains("at least one message"));
   std::filesystem::remove_all(dir);
 }
 

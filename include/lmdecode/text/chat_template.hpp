@@ -88,6 +88,8 @@ class ChatTemplate {
   /// all); `options` has no default so that render({{"user", "hi"}}) means the ChatMessage overload.
   std::string render(const nlohmann::ordered_json& messages, const ChatTemplateOptions& options) const {
     detail::check(messages.is_array(), "the messages of a chat are a JSON array, not {}", messages.type_name());
+    // transformers' apply_chat_template fails on an empty conversation (an IndexError) before rendering.
+    detail::check(!messages.empty(), "a chat needs at least one message");
     detail::check(options.variables.is_object(), "chat template variables are a JSON object, not {}", options.variables.type_name());
     detail::jinja::Dict variables;
     const auto add = [&](const std::string& key, const nlohmann::ordered_json& value) {
