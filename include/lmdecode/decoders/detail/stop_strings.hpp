@@ -13,6 +13,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,7 +35,10 @@ class StopStringMatcher {
     std::vector<int64_t> lengths(texts.size() + 1, 0);  // the extra last row: ids beyond the texts (no text)
     for (size_t t = 0; t < texts.size(); ++t) lengths[t] = static_cast<int64_t>(texts[t].size());
     lengths_ = at::tensor(lengths, at::TensorOptions().dtype(at::kLong)).to(device);
-    for (const auto& s : strings) tables_.push_back(make_table(s, texts, device));
+    for (const auto& s : strings) {
+      tables_.push_back(make_table(s, texts, device));
+      longest_ = std::max(longest_, tables_.back().length);
+    }
   }
 
   bool empty() const { return tables_.empty(); }
@@ -42,8 +46,10 @@ class StopStringMatcher {
   /// For sequences [..., n] (the prompt included), the index of the first stop string each row's
   /// newest token completes, else -1.
   at::Tensor match(const at::Tensor& sequence) const {
-    const int64_t n = sequence.size(-1);
-    auto ids = at::where(sequence < vocab_, sequence, at::full_like(sequence, vocab_));
+    // Only the newest longest-string-many tokens can take part: a step's cost does not grow with the sequence.
+    const int64_t n = std::min(sequence.size(-1), longest_);
+    const auto recent = sequence.narrow(-1, sequence.size(-1) - n, n);
+    auto ids = at::where(recent < vocab_, recent, at::full_like(recent, vocab_));
     auto found = at::full(sequence.sizes().slice(0, sequence.dim() - 1), -1, sequence.options());
     for (int64_t i = static_cast<int64_t>(tables_.size()) - 1; i >= 0; --i)  // the lowest index wins
       found.masked_fill_(completes(tables_[i], ids, n), i);
@@ -95,7 +101,7 @@ class StopStringMatcher {
     return done.view(newest.sizes());
   }
 
-  int64_t vocab_ = 0;
+  int64_t vocab_ = 0, longest_ = 0;  // longest_: bytes of the longest stop string (a token holds at least one)
   at::Tensor lengths_;  // [V + 1] int64: each token text's bytes
   std::vector<Table> tables_;
 };
