@@ -26,9 +26,11 @@
 
 namespace {
 
-nlohmann::json parse_line(const std::string& line, size_t line_number) {
+/// A line as JSON (ordered_json keeps a chat's key order, which tojson shows).
+template <class Json = nlohmann::json>
+Json parse_line(const std::string& line, size_t line_number) {
   try {
-    return nlohmann::json::parse(line);
+    return Json::parse(line);
   } catch (const nlohmann::json::parse_error&) {
     throw lmdecode::invalid_argument(fmt::format("line {} is not valid JSON", line_number));
   }
@@ -37,12 +39,7 @@ nlohmann::json parse_line(const std::string& line, size_t line_number) {
 /// A chat line: the messages, and the options the line sets (see the header).
 std::pair<nlohmann::ordered_json, lmdecode::ChatTemplateOptions> read_chat(const std::string& line, size_t line_number,
                                                                            bool add_generation_prompt) {
-  nlohmann::ordered_json chat;
-  try {
-    chat = nlohmann::ordered_json::parse(line);
-  } catch (const nlohmann::json::parse_error&) {
-    throw lmdecode::invalid_argument(fmt::format("line {} is not valid JSON", line_number));
-  }
+  auto chat = parse_line<nlohmann::ordered_json>(line, line_number);
   lmdecode::ChatTemplateOptions options;
   options.add_generation_prompt = add_generation_prompt;
   if (chat.is_array()) return {chat, options};

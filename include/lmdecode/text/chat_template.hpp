@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lmdecode/detail/json_fields.hpp"
 #include "lmdecode/error.hpp"
 #include "lmdecode/text/detail/jinja/interpreter.hpp"
 #include "lmdecode/text/detail/jinja/lexer.hpp"
@@ -143,21 +144,13 @@ class ChatTemplate {
     return text.str();
   }
 
-  static nlohmann::ordered_json read_json(const std::filesystem::path& path) {
-    try {
-      return nlohmann::ordered_json::parse(read_text(path));
-    } catch (const nlohmann::json::exception& e) {
-      throw file_error(fmt::format("{} is not valid JSON: {}", path.string(), e.what()));
-    }
-  }
-
   /// bos_token, eos_token, ... of a tokenizer_config.json (strings or {"content": ...}), as
   /// transformers' special_tokens_map passes them; special_tokens_map.json fills what it lacks.
   static nlohmann::ordered_json special_tokens_of(const std::filesystem::path& config_path) {
     auto tokens = nlohmann::ordered_json::object();
     for (const auto& file : {config_path, config_path.parent_path() / "special_tokens_map.json"}) {
       if (!std::filesystem::exists(file)) continue;
-      const auto config = read_json(file);
+      const auto config = detail::read_json_file(file);
       for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
         if (tokens.contains(key) || !config.is_object() || !config.contains(key)) continue;
         const auto& value = config[key];
@@ -172,13 +165,12 @@ class ChatTemplate {
     const bool jinja_file = path.extension() == ".jinja";
     const auto config_path = jinja_file ? path.parent_path() / "tokenizer_config.json" : path;
     const auto jinja_path = jinja_file ? path : path.parent_path() / "chat_template.jinja";
-    const auto special = std::filesystem::exists(config_path) ? special_tokens_of(config_path) : nlohmann::ordered_json::object();
-    if (std::filesystem::exists(jinja_path)) return ChatTemplate(read_text(jinja_path), special, jinja_path.string());
-    if (jinja_file || !std::filesystem::exists(config_path)) {
-      if (jinja_file) throw file_error(fmt::format("cannot open {}", path.string()));
-      return std::nullopt;
-    }
-    const auto config = read_json(config_path);
+    const bool has_config = std::filesystem::exists(config_path);
+    const auto special = has_config ? special_tokens_of(config_path) : nlohmann::ordered_json::object();
+    // read_text names a missing .jinja given directly.
+    if (jinja_file || std::filesystem::exists(jinja_path)) return ChatTemplate(read_text(jinja_path), special, jinja_path.string());
+    if (!has_config) return std::nullopt;
+    const auto config = detail::read_json_file(config_path);
     if (!config.is_object() || !config.contains("chat_template") || config["chat_template"].is_null()) return std::nullopt;
     const auto& source = config["chat_template"];
     const std::string origin = config_path.string() + " chat_template";
