@@ -136,7 +136,8 @@ TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a 
 }
 
 TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the float64 product", "[models]") {
-  // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv), 2-8 (the kernel), 9 and 16 (GEMM).
+  // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv, or the kernel where it outruns sgemv),
+  // 2-8 (the kernel), 9 and 16 (GEMM).
   for (const int64_t in : {8, 37, 896}) {
     for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16}) {
       for (const bool with_bias : {false, true}) {

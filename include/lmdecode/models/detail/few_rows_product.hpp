@@ -1,10 +1,10 @@
 #pragma once
-// A decode step of 2 to 8 rows is a stream of the weights, but OpenBLAS's sgemm with M <= 8 reads
-// them at 6-11 GB/s on one AVX2 core, and 4 mv calls read them 4 times. This kernel reads each weight
-// row once and takes its dot product with every input row while that row sits in L1 (151936x896, one
-// thread: 4 rows in 40 ms against sgemm's 103 ms, benchmarks/RESULTS.md). It needs AVX2 and FMA,
-// checked at run time; elsewhere few_rows_product returns an undefined tensor and the caller keeps
-// the GEMM.
+// A decode step of 1 to 8 rows is a stream of the weights, but OpenBLAS's sgemm with M <= 8 reads
+// them at 4-11 GB/s on one core, and 4 mv calls read them 4 times. This kernel reads each weight row
+// once and takes its dot product with every input row while that row sits in L1 (151936x896, one
+// thread, AMD EPYC: 4 rows in 40 ms against sgemm's 103 ms, benchmarks/RESULTS.md). It needs AVX2 and
+// FMA, checked at run time; elsewhere few_rows_product returns an undefined tensor and the caller
+// keeps the GEMM.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -30,6 +30,9 @@ __attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
+/// How far ahead of the weight row being read the kernel asks for the weights: 8 KiB.
+constexpr int64_t kPrefetchFloats = 2048;
+
 /// out[r, j] = x[r] . w[j] (+ bias[j]) for output features j in [begin, end); x is [Rows, in], w is
 /// [out, in] and out is [Rows, out], all row-major.
 template <int Rows>
@@ -43,6 +46,9 @@ __attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const flo
     int64_t k = 0;
     for (; k + 8 <= in; k += 8) {
       const __m256 wv = _mm256_loadu_ps(w_row + k);
+      // The hardware prefetcher alone left 2 to 4 rows at 0.6 of a plain read (Xeon, AVX-512 VM);
+      // 8 KiB ahead on the one weight stream brought them to 0.8-1.0 (benchmarks/RESULTS.md).
+      _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchFloats), _MM_HINT_T0);
       _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
         acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * in + k), acc[r]);
     }
@@ -68,6 +74,18 @@ inline bool cpu_has_avx2_fma() {
 }
 
 #endif
+
+/// Where the kernel also takes one row: on the CPU measured with AVX-512 (a Xeon VM) OpenBLAS's sgemv
+/// read 151936x896 at 7 GB/s against the kernel's 11-12; on the AVX2-only AMD EPYC sgemv was 1.14x
+/// faster than the kernel (before its prefetch), so there one row keeps sgemv.
+inline bool kernel_outruns_gemv() {
+#ifdef LMDECODE_FEW_ROWS_KERNEL
+  static const bool outruns = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
+  return outruns;
+#else
+  return false;
+#endif
+}
 
 /// x [rows, in] @ weight[out, in]^T (+ bias [out]) for 1 to kFewRowsMax contiguous float32 CPU rows,
 /// or an undefined tensor where the kernel does not apply (then the caller takes the GEMM).

@@ -2,7 +2,8 @@
 // The models' linear layers (HF's Linear and GPT-2's Conv1D), each chosen by shape: a decode step of
 // one row on the CPU is a matrix-vector product, which streams the weight once at two to three times
 // the speed of a GEMM with one row (OpenBLAS, benchmarks/RESULTS.md); 2 to 8 float32 rows take
-// few_rows_product, which also reads the weight once; more rows and every GPU call take the GEMM.
+// few_rows_product, which also reads the weight once, and so does one float32 row where the kernel
+// outruns sgemv (kernel_outruns_gemv); more rows and every GPU call take the GEMM.
 
 #include <ATen/ATen.h>
 
@@ -16,8 +17,9 @@ inline at::Tensor project(const at::Tensor& x, const at::Tensor& w_t, const at::
   const auto dtype = x.scalar_type();
   if (x.is_cpu() && x.size(0) <= kFewRowsMax) {
     const auto weight = w_t.t();  // the row-major [out, in] weight
+    const bool kernel_for_one_row = dtype == at::kFloat && kernel_outruns_gemv();
     // float32 and float64 only: libtorch's CPU half-precision mv may accumulate in half precision.
-    if (x.size(0) == 1 && (dtype == at::kFloat || dtype == at::kDouble) && weight.is_contiguous()) {
+    if (x.size(0) == 1 && !kernel_for_one_row && (dtype == at::kFloat || dtype == at::kDouble) && weight.is_contiguous()) {
       auto y = bias.defined() ? at::addmv(bias, weight, x[0]) : at::mv(weight, x[0]);
       return y.unsqueeze(0);
     }
