@@ -46,7 +46,7 @@ __attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const flo
     int64_t k = 0;
     for (; k + 8 <= in; k += 8) {
       const __m256 wv = _mm256_loadu_ps(w_row + k);
-      // The hardware prefetcher alone left 2 to 4 rows at 0.6 of a plain read (Xeon, AVX-512 VM);
+      // The hardware prefetcher alone left 2 to 8 rows at 0.5-0.65 of a plain read (Xeon, AVX-512 VM);
       // 8 KiB ahead on the one weight stream brought them to 0.8-1.0 (benchmarks/RESULTS.md).
       _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchFloats), _MM_HINT_T0);
       _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
