@@ -6,10 +6,13 @@
 // that way, once each and in order; when a prompt's search ends, the rest of its best hypothesis.
 // Concatenated, they are the returned best sequence.
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "lmdecode/decoders/detail/beam_hypotheses.hpp"
 #include "lmdecode/decoders/detail/streamed_tokens.hpp"
 #include "lmdecode/error.hpp"
 #include "lmdecode/token_ids.hpp"
@@ -19,13 +22,31 @@ namespace lmdecode::detail {
 /// What a step's finished-hypothesis merge did, as the step's device read brings it (int64, flat):
 /// for each prompt's top `beams` candidates the row they continue and their token, then for each of
 /// the `kept` finished slots which it now holds (i < kept: old slot i, else candidate i - kept) and
-/// whether it can still come first (finished, and scored as the best).
+/// whether it can still come first (finished, and scored as the best). pack() writes that layout on
+/// the device, unpack() reads it on the host.
 struct FinishedMerge {
   const int64_t* parent_rows;  // [prompts * beams]
   const int64_t* tokens;       // [prompts * beams]
   const int64_t* pick;         // [prompts * kept]
   const int64_t* can_win;      // [prompts * kept]
   int64_t kept;
+
+  /// The packed merge of a step: the top `beams` of `candidates` and the merge's `pick`
+  /// (FinishedHypotheses::merge), with `finished` after the merge; `row_offset` [B, 1] is each
+  /// prompt's first row.
+  static at::Tensor pack(const at::Tensor& row_offset, int64_t beams, const Candidates& candidates, const at::Tensor& pick,
+                         const FinishedHypotheses& finished) {
+    auto can_win = finished.done.logical_and(finished.score == finished.score.narrow(1, 0, 1));
+    return at::cat({(row_offset + candidates.beam.narrow(1, 0, beams)).view(-1),
+                    candidates.token.narrow(1, 0, beams).reshape(-1), pick.reshape(-1), can_win.to(at::kLong).view(-1)});
+  }
+
+  /// The merge of `prompts` prompts of `beams` beams from the `size` values pack() wrote.
+  static FinishedMerge unpack(const int64_t* packed, int64_t size, int64_t prompts, int64_t beams) {
+    const int64_t kept = (size - 2 * prompts * beams) / (2 * prompts);
+    const int64_t candidates = prompts * beams;
+    return {packed, packed + candidates, packed + 2 * candidates, packed + 2 * candidates + prompts * kept, kept};
+  }
 };
 
 class CommittedBeamTokens {

@@ -1,16 +1,20 @@
 #pragma once
-// DecodingLoop: what the two decoding loops share, written once. The token loop (greedy and
-// sampling, token_loop.hpp) and beam search (beam_search.hpp) each own a DecodingLoop for one
-// generate() call and run their own steps with it:
-//   setup      the rows (each prompt `copies` times in a row), the lengths, the processors, the
-//              model runner, the stop sequences, the EOS ids, the deadline, the callback's tokens;
-//   each step  next_scores() -> the strategy picks tokens -> classify_ends() -> read_step() or
-//              read_flag(), the step's one device-to-host read;
-//   the end    finish() (NaN logits are an error) and assemble_result() (hypotheses.hpp).
-// The rules both follow are DECODING_RULES.md §1-§5 (tests/data/hf-reference/).
+// DecodingLoop: the one loop every decoding strategy runs in. It owns what does not depend on how
+// tokens are chosen:
+//   setup      the rows (each prompt `copies` times in a row), the processors, the model runner, the
+//              end rules (EOS ids, stop sequences, stop strings), the deadline;
+//   each step  the forward, the processed scores of each fed position, the strategy's choice, the
+//              cache reorder (beams) or the dropped positions (a strategy that keeps fewer tokens
+//              than it fed), the step's one device read, the callback and committed streaming;
+//   the end    NaN logits are an error; the strategy's finished rows become the GenerationResult.
+// A strategy (token_strategy.hpp: greedy and sampling; beam_strategy.hpp: beam search and beam
+// sampling) only chooses, from the scores it is given, what each row takes next; its interface is
+// `DecodingStrategy` below. The rules both follow are DECODING_RULES.md §1-§5
+// (tests/data/hf-reference/).
 
 #include <ATen/ATen.h>
 
+#include <concepts>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -18,10 +22,10 @@
 #include "lmdecode/config.hpp"
 #include "lmdecode/decoders/detail/committed_tokens.hpp"
 #include "lmdecode/decoders/detail/deadline.hpp"
+#include "lmdecode/decoders/detail/end_rules.hpp"
+#include "lmdecode/decoders/detail/hypotheses.hpp"
 #include "lmdecode/decoders/detail/padded_batch.hpp"
 #include "lmdecode/decoders/detail/step_runner.hpp"
-#include "lmdecode/decoders/detail/stop_sequences.hpp"
-#include "lmdecode/decoders/detail/stop_strings.hpp"
 #include "lmdecode/decoders/detail/streamed_tokens.hpp"
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/model.hpp"
@@ -30,126 +34,193 @@
 
 namespace lmdecode::detail {
 
-/// New tokens allowed after the padded prompt; validates the config first.
+/// What a strategy is given to start: every row of the loop, and its bounds.
+struct LoopRows {
+  PaddedBatch batch;       // [rows, L0]: each prompt `copies` times in a row (row p * copies + i is copy i of prompt p)
+  int64_t prompts = 0;
+  int64_t copies = 1;
+  int64_t rows = 0;
+  int64_t prompt_length = 0;   // L0, the padded prompt length
+  int64_t max_new_tokens = 0;  // new tokens a row may take
+  at::TensorOptions longs() const { return batch.input_ids.options(); }
+  at::TensorOptions floats() const { return longs().dtype(at::kFloat); }
+};
+
+/// What a strategy is given at each step.
+struct StepInput {
+  /// The processed float32 scores [rows, vocab] of each position this step fed, in order: the one
+  /// after fed position j is scores[j] (one entry unless the strategy appended several tokens).
+  /// Logits, or log-probs where the strategy asks (kLogProbs), after the processors.
+  const std::vector<at::Tensor>& scores;
+  int64_t step;            // 0-based: the prefill's step is 0
+  bool out_of_time;        // config.max_time has run out
+  bool streaming;          // a callback will be shown the outcome's `view`
+  const EndRules& ends;    // how a row's newest token ends it
+};
+
+/// What a step's callback is shown. Shown row i is row i * stride (greedy: every row; beam search:
+/// each prompt's best running beam).
+struct StepView {
+  int64_t step = 0;    // 0-based index of the step
+  at::Tensor tokens;   // [rows] int64: each row's token of this step
+  at::Tensor parents;  // [rows] int64: the row each row continues (beam search), undefined if itself
+  at::Tensor lengths;  // [shown] int64: tokens each shown row keeps, undefined if step + 1
+  at::Tensor running;  // [shown] bool: the shown row (greedy) or its prompt's search (beam) goes on
+  int64_t stride = 1;
+  at::Tensor finished_merge;  // beam search: the step's merge, packed (FinishedMerge, committed_tokens.hpp)
+};
+
+/// A bool scalar on the device that tells whether to go on; read with the step's one device read.
+struct StopFlag {
+  at::Tensor value;       // undefined: nothing to read (the strategy knows the end on the host)
+  bool stop_when = true;  // the loop ends when value == stop_when
+};
+
+/// What a strategy decided at a step.
+struct StepOutcome {
+  /// Tokens each row appended to its history (`history()`) for the next forward to feed, 1 or more;
+  /// the next step scores each of them.
+  int64_t appended = 1;
+  /// [rows] int64: of the positions this step fed, how many each row keeps; the cache drops the
+  /// rest (their keys become masked holes, later positions continue from the kept ones). Undefined: all.
+  at::Tensor kept;
+  at::Tensor parents;     // [rows] int64: the row each row continues (beam search); undefined: itself
+  at::Tensor undrawable;  // bool scalar: a sampled row had nothing to draw (an error at the next read)
+  bool last = false;      // known on the host: no step follows
+  StopFlag stop;
+  StepView view;          // only when streaming
+};
+
+/// The interface of a decoding strategy (see the strategies named at the top of this file).
+template <class S>
+concept DecodingStrategy = requires(S& s, const StepInput& input, int64_t steps, const std::vector<at::Tensor>& scores) {
+  { S::kLogProbs } -> std::convertible_to<bool>;  // processors see log-probs (beam search), else logits
+  { s.history() } -> std::convertible_to<at::Tensor>;  // [rows, columns]: column-aligned with the cache
+  { s.step(input) } -> std::same_as<StepOutcome>;
+  s.stop_on_callback(steps);                           // the callback asked to stop after `steps` steps
+  { s.finish(steps, scores) } -> std::same_as<FinishedRows>;  // `scores`: each step's, with output_scores
+};
+
+/// New tokens allowed after the padded prompt (the config is validated by the decoder).
 inline int64_t checked_max_new_tokens(const GenerationConfig& config, int64_t prompt_length) {
-  validate(config);
   const int64_t max_new = config.resolved_max_new_tokens(prompt_length);
   check(max_new >= 1, "the padded prompt ({} tokens) leaves no room under max_length ({})", prompt_length,
         config.max_length.value_or(prompt_length + max_new));
   return max_new;
 }
 
-/// Which rows end with their newest token, and why: an EOS id first, else a stop sequence or string.
-struct RowEnds {
-  at::Tensor eos;      // bool: ended by an EOS id
-  at::Tensor stop;     // bool: ended by a stop sequence or string (and not by an EOS id)
-  at::Tensor ended;    // bool: eos or stop
-  at::Tensor matched;  // int64: the first stop sequence the row ends with, else stop_sequences.size() + the
-                       // first stop string, -1 if none (EOS rows too)
-};
-
-/// What a step's callback is shown. Shown row i is row i * stride (greedy: every row; beam search:
-/// each prompt's best running beam).
-struct StepView {
-  at::Tensor tokens;   // [rows] int64: each row's token of this step
-  at::Tensor parents;  // [rows] int64: the row each row continues (beam search), undefined if itself
-  at::Tensor lengths;  // [shown] int64: tokens each shown row keeps, undefined if all of them
-  at::Tensor running;  // [shown] bool: the shown row (greedy) or its prompt's search (beam) goes on
-  int64_t stride = 1;
-  at::Tensor finished_merge;  // beam search: the step's FinishedMerge flat (committed_tokens.hpp), int64
-};
-
-/// What the step's one device read brought back.
-struct StepRead {
-  bool flag = false;            // the value of the flag read with the step
-  bool any_running = false;     // some shown row still runs
-  bool stop_requested = false;  // the callback asked to end the generation now
-};
-
 template <CausalLM Model>
 class DecodingLoop {
  public:
   /// One generate() call on `prompts`, each decoded as `copies` rows (its beams, or its sampled
-  /// sequences; row p * copies + i is copy i of prompt p); with `kept_cache`, continuing it (StepRunner).
+  /// sequences); with `kept_cache`, continuing it (StepRunner).
   DecodingLoop(Model& model, const GenerationConfig& config, const LogitsProcessorList& user_processors,
                const PaddedBatch& prompts, int64_t copies, const StepCallback& on_step,
                typename Model::Cache* kept_cache = nullptr)
-      : batch_(prompts.repeated(copies)),
-        rows_(batch_.input_ids.size(0)),
-        prompt_length_(batch_.input_ids.size(1)),
-        max_new_tokens_(checked_max_new_tokens(config, prompt_length_)),
+      : rows_{prompts.repeated(copies), prompts.input_ids.size(0), copies, prompts.input_ids.size(0) * copies,
+              prompts.input_ids.size(1), checked_max_new_tokens(config, prompts.input_ids.size(1))},
         deadline_(config.max_time),
-        processors_(make_processors(config, prompt_length_, user_processors)),
-        runner_(model, batch_, copies, max_new_tokens_, config.use_cache, config.resolved_pad_token_id(), kept_cache),
-        stops_(config.stop_sequences, batch_.input_ids.device()),
-        stop_strings_(config.stop_strings, config.token_texts, batch_.input_ids.device()),
-        eos_(at::tensor(config.eos_token_ids, longs())),
+        processors_(make_processors(config, rows_.prompt_length, user_processors)),
+        runner_(model, rows_.batch, copies, rows_.max_new_tokens, config.use_cache, config.resolved_pad_token_id(),
+                kept_cache),
+        ends_(config, rows_.batch.input_ids.device(), rows_.prompt_length),
         on_step_(on_step),
         output_scores_(config.output_scores),
         output_logits_(config.output_logits) {
-    if (on_step_) streamed_.emplace(rows_);
+    if (on_step_) streamed_.emplace(rows_.rows);
   }
 
-  const PaddedBatch& batch() const { return batch_; }
-  int64_t rows() const { return rows_; }
-  int64_t prompt_length() const { return prompt_length_; }
-  int64_t max_new_tokens() const { return max_new_tokens_; }
-  at::TensorOptions longs() const { return batch_.input_ids.options(); }
-  at::TensorOptions floats() const { return longs().dtype(at::kFloat); }
-  bool has_stop_sequences() const { return !stops_.empty() || !stop_strings_.empty(); }
-  bool has_eos() const { return eos_.numel() > 0; }
-  bool streaming() const { return static_cast<bool>(on_step_); }
-  bool out_of_time() const { return deadline_.passed(); }
-  StepRunner<Model>& runner() { return runner_; }
+  const LoopRows& rows() const { return rows_; }
+  const EndRules& ends() const { return ends_; }
 
-  /// Float32 scores [rows, vocab] of each row's next token after `history` ([rows, cur]): the
-  /// logits, or their log-softmax with `log_probs` (beam search), then the processors (§2, §3.2a).
-  /// With output_scores / output_logits each step's scores / logits are kept (move_step_outputs).
-  at::Tensor next_scores(const at::Tensor& history, bool log_probs) {
-    at::Tensor logits = runner_.next_logits(history);
-    if (output_logits_) step_logits_.push_back(logits.clone());
-    at::Tensor scores = log_probs ? logits.log_softmax(-1) : logits;
-    processors_.apply(history, scores);
-    if (output_scores_) step_scores_.push_back(scores.clone());
-    return scores;
-  }
-
-  /// Each step's processed scores kept so far, [rows, vocab] each (output_scores).
-  const std::vector<at::Tensor>& step_scores() const { return step_scores_; }
-
-  /// Hands the kept scores and logits, and the cache's size, to `result`.
-  void move_step_outputs(GenerationResult& result) {
+  /// Runs `strategy` to the end: each step one forward, the strategy's choice and one device read.
+  template <DecodingStrategy Strategy>
+  GenerationResult run(Strategy& strategy) {
+    int64_t steps = 0, fed = 1;  // positions the next forward scores (the prefill: the last one)
+    for (bool done = false; !done;) {
+      const std::vector<at::Tensor> scores = next_scores(strategy.history(), fed, Strategy::kLogProbs);
+      StepOutcome out = strategy.step({scores, steps, deadline_.passed(), streaming(), ends_});
+      ++steps;
+      if (out.undrawable.defined()) runner_.note_undrawable(out.undrawable);
+      if (out.parents.defined()) runner_.reorder(out.parents);
+      if (out.kept.defined()) runner_.drop_unkept(fed, out.kept);
+      fed = out.appended;
+      done = out.last;
+      if (streaming()) {
+        const StepRead read = read_step(out.view, out.stop.value);
+        if (read.stop_requested) strategy.stop_on_callback(steps);
+        done = done || read.stop_requested || !read.any_running || (out.stop.value.defined() && read.flag == out.stop.stop_when);
+      } else if (!done && out.stop.value.defined()) {
+        done = runner_.read_flag(out.stop.value) == out.stop.stop_when;
+      }
+    }
+    runner_.read({});  // NaN logits (or a row with nothing to draw) are an error, also where no step read them
+    auto result = assemble_result(strategy.finish(steps, step_scores_), rows_.prompt_length, steps);
     result.scores = std::move(step_scores_);
     result.logits = std::move(step_logits_);
     result.cache_bytes = runner_.cache_bytes();
+    return result;
   }
 
-  /// How rows whose newest token is `token` end (§5). `sequence` ([..., >= L0 + generated]) holds
-  /// each row's padded prompt, then its `generated` tokens, that token last; a stop sequence must lie
-  /// within the generated ones. Where `live` (bool) is given, only live rows can end.
-  RowEnds classify_ends(const at::Tensor& token, const at::Tensor& sequence, int64_t generated,
-                        const at::Tensor& live = {}) const {
-    auto only_live = [&](const at::Tensor& t) { return live.defined() ? live.logical_and(t) : t; };
-    RowEnds ends;
-    ends.eos = only_live(has_eos() ? at::isin(token, eos_) : at::zeros_like(token, at::kBool));
-    ends.matched = stops_.empty() ? at::full_like(token, -1)
-                                  : stops_.match(sequence.narrow(-1, prompt_length_, generated));
-    if (!stop_strings_.empty()) {  // numbered after the stop sequences
-      auto string_hit = stop_strings_.match(sequence.narrow(-1, 0, prompt_length_ + generated));
-      ends.matched = at::where(ends.matched.ge(0).logical_or(string_hit.lt(0)), ends.matched,
-                               string_hit + stops_.size());
+ private:
+  /// What the step's one device read brought back.
+  struct StepRead {
+    bool flag = false;            // the value of the flag read with the step
+    bool any_running = false;     // some shown row still runs
+    bool stop_requested = false;  // the callback asked to end the generation now
+  };
+
+  LoopRows rows_;
+  Deadline deadline_;
+  LogitsProcessorList processors_;
+  StepRunner<Model> runner_;
+  EndRules ends_;
+  StepCallback on_step_;
+  std::optional<StreamedTokens> streamed_;  // the callback's tokens, kept on the host
+  bool output_scores_, output_logits_;
+  std::vector<at::Tensor> step_scores_, step_logits_;
+  std::optional<CommittedBeamTokens> committed_;  // beam search's committed prefix, with a callback
+  std::vector<size_t> shown_;                     // greedy and sampling: tokens committed per row
+
+  bool streaming() const { return static_cast<bool>(on_step_); }
+
+  /// Float32 scores [rows, vocab] of each of the `positions` last positions of `history` ([rows, cur]):
+  /// the logits, or their log-softmax with `log_probs`, then the processors, each position's on the
+  /// history up to it (§2, §3.2a). With output_scores / output_logits each one is kept.
+  std::vector<at::Tensor> next_scores(const at::Tensor& history, int64_t positions, bool log_probs) {
+    const at::Tensor logits = runner_.next_logits(history, positions);
+    const int64_t cur = history.size(1);
+    std::vector<at::Tensor> scores;
+    for (int64_t j = 0; j < positions; ++j) {
+      at::Tensor position_logits = positions == 1 ? logits : logits.select(1, j);
+      if (output_logits_) step_logits_.push_back(position_logits.clone());
+      at::Tensor processed = log_probs ? position_logits.log_softmax(-1) : position_logits;
+      apply_processors(history, cur - positions + 1 + j, processed);
+      if (output_scores_) step_scores_.push_back(processed.clone());
+      scores.push_back(processed);
     }
-    ends.stop = only_live(ends.eos.logical_not()).logical_and(ends.matched >= 0);
-    ends.ended = ends.eos.logical_or(ends.stop);
-    return ends;
+    return scores;
   }
 
-  /// The step's one device read without a callback: a bool scalar `flag` (and the error flags).
-  bool read_flag(const at::Tensor& flag) { return runner_.read_flag(flag); }
+  /// The processors on `scores`, after each row's first `upto` columns of `history`; where positions
+  /// were dropped, row by row on the row's prompt and kept tokens, so that each row's processors see
+  /// its history as it would be without them.
+  void apply_processors(const at::Tensor& history, int64_t upto, at::Tensor& scores) {
+    if (processors_.empty()) return;
+    if (!runner_.has_dropped()) {
+      processors_.apply(upto == history.size(1) ? history : history.narrow(1, 0, upto), scores);
+      return;
+    }
+    for (int64_t r = 0; r < rows_.rows; ++r) {
+      at::Tensor row_scores = scores.narrow(0, r, 1).clone();
+      processors_.apply(runner_.kept_history(history, r, upto), row_scores);
+      scores.narrow(0, r, 1).copy_(row_scores);
+    }
+  }
 
   /// The step's one device read with a callback: `view`, and `flag` where defined, in one copy;
-  /// then the step's event goes to the callback. `steps` counts the steps done, this one included.
-  StepRead read_step(int64_t steps, const StepView& view, const at::Tensor& flag = {}) {
+  /// then the step's event goes to the callback.
+  StepRead read_step(const StepView& view, const at::Tensor& flag) {
     std::vector<at::Tensor> values{view.tokens, view.running};
     for (const auto* t : {&view.parents, &view.lengths, &view.finished_merge, &flag})
       if (t->defined()) values.push_back(*t);
@@ -162,14 +233,18 @@ class DecodingLoop {
     StepRead read;
     if (flag.defined()) read.flag = *host[next].data_ptr<int64_t>() != 0;
     const int64_t shown = host[1].size(0);
-    if (merge) record_finished_merge(merge, shown, view.stride, view.finished_merge.numel());
+    if (merge) {
+      const FinishedMerge m = FinishedMerge::unpack(merge, view.finished_merge.numel(), shown, view.stride);
+      if (!committed_) committed_.emplace(shown, view.stride, m.kept);
+      committed_->merge_finished(*streamed_, m);
+    }
     if (parents) streamed_->append(host[0].data_ptr<int64_t>(), parents);
     else streamed_->append(host[0].data_ptr<int64_t>());
     StepEvent event;
-    event.step = steps - 1;
+    event.step = view.step;
     const auto running = host[1].accessor<int64_t, 1>();
     for (int64_t i = 0; i < shown; ++i) {
-      event.tokens.push_back(streamed_->prefix(i * view.stride, lengths ? lengths[i] : steps));
+      event.tokens.push_back(streamed_->prefix(i * view.stride, lengths ? lengths[i] : view.step + 1));
       event.finished.push_back(running[i] == 0);
       read.any_running = read.any_running || running[i] != 0;
     }
@@ -181,37 +256,6 @@ class DecodingLoop {
     on_step_(event);
     read.stop_requested = event.stop_requested;
     return read;
-  }
-
-  /// Ends the loop: NaN logits (or a row with nothing to draw) are an error, also where no step read them.
-  void finish() { runner_.read({}); }
-
- private:
-  PaddedBatch batch_;
-  int64_t rows_;
-  int64_t prompt_length_;
-  int64_t max_new_tokens_;
-  Deadline deadline_;
-  LogitsProcessorList processors_;
-  StepRunner<Model> runner_;
-  StopSequenceMatcher stops_;
-  StopStringMatcher stop_strings_;
-  at::Tensor eos_;  // [E] int64
-  const StepCallback& on_step_;
-  std::optional<StreamedTokens> streamed_;  // the callback's tokens, kept on the host
-  bool output_scores_, output_logits_;
-  std::vector<at::Tensor> step_scores_, step_logits_;
-  std::optional<CommittedBeamTokens> committed_;  // beam search's committed prefix, with a callback
-  std::vector<size_t> shown_;                     // greedy and sampling: tokens committed per row
-
-  /// Beam search: the step's finished-hypothesis merge (`size` int64 values, for `prompts` prompts
-  /// of `beams` beams) goes into the committed prefix, before the rows take this step's tokens.
-  void record_finished_merge(const int64_t* merge, int64_t prompts, int64_t beams, int64_t size) {
-    const int64_t kept = (size - 2 * prompts * beams) / (2 * prompts);
-    if (!committed_) committed_.emplace(prompts, beams, kept);
-    const int64_t candidates = prompts * beams;
-    committed_->merge_finished(*streamed_, {merge, merge + candidates, merge + 2 * candidates,
-                                            merge + 2 * candidates + prompts * kept, kept});
   }
 
   /// Greedy and sampling: each shown row's tokens not shown before (a token is final once chosen).

@@ -18,6 +18,7 @@ inline FinishReason reason_of(int64_t code) { return static_cast<FinishReason>(c
 
 /// The returned rows of a generation, `per_prompt` consecutive rows for each prompt, best first.
 struct FinishedRows {
+  int64_t per_prompt = 1;
   at::Tensor sequences;  // [n, L0 + >= length] int64: the padded prompt, then the generated tokens
   at::Tensor logprobs;   // [n, >= length] float32: each generated token's log-prob
   at::Tensor lengths;    // [n] int64: generated tokens kept (the EOS or stop sequence included)
@@ -25,6 +26,7 @@ struct FinishedRows {
   at::Tensor reasons;    // [n] int64: reason_code(FinishReason)
   at::Tensor stops;      // [n] int64: the matched stop sequence, -1 if none
   at::Tensor token_scores;  // [n, >= length] float32: transformers' transition scores; only with output_scores
+  at::Tensor beam_rows;     // [n, >= length] int64: HF beam_indices; beam search with output_scores only
 };
 
 /// One Hypothesis per row of `rows` (generated tokens only, from column `prompt_length` on).
@@ -63,16 +65,16 @@ inline std::vector<std::vector<Hypothesis>> group_by_prompt(std::vector<Hypothes
   return grouped;
 }
 
-/// The GenerationResult of `rows`: hypotheses grouped by prompt, and `sequences` cropped to the
-/// padded prompt plus the longest returned row, as transformers crops them.
-inline GenerationResult assemble_result(const FinishedRows& rows, int64_t prompt_length, int64_t per_prompt,
-                                        int64_t steps) {
+/// The GenerationResult of `rows`: hypotheses grouped by prompt, and `sequences` (and beam_indices)
+/// cropped to the padded prompt plus the longest returned row, as transformers crops them.
+inline GenerationResult assemble_result(const FinishedRows& rows, int64_t prompt_length, int64_t steps) {
   GenerationResult result;
   auto flat = collect_hypotheses(rows, prompt_length);
   size_t longest = 0;
   for (const auto& h : flat) longest = std::max(longest, h.tokens.size());
-  result.hypotheses = group_by_prompt(std::move(flat), per_prompt);
+  result.hypotheses = group_by_prompt(std::move(flat), rows.per_prompt);
   result.sequences = rows.sequences.narrow(1, 0, prompt_length + static_cast<int64_t>(longest)).to(at::kCPU);
+  if (rows.beam_rows.defined()) result.beam_indices = rows.beam_rows.narrow(1, 0, static_cast<int64_t>(longest)).to(at::kCPU);
   result.prompt_length = prompt_length;
   result.steps = steps;
   return result;

@@ -46,35 +46,42 @@ class StepRunner {
     }
   }
 
-  /// Float32 logits [rows, vocab] for the next token after `sequence` ([rows, cur], the whole history).
-  at::Tensor next_logits(const at::Tensor& sequence) {
-    const int64_t cur = sequence.size(1);
+  /// Float32 logits for the next token after each of the last `positions` tokens of `sequence`
+  /// ([rows, cur], the whole history, column-aligned with the cache): [rows, vocab] for one position,
+  /// else [rows, positions, vocab].
+  at::Tensor next_logits(const at::Tensor& sequence, int64_t positions = 1) {
+    const int64_t cur = columns_fed_ = sequence.size(1);
     if (cur > mask_.size(1)) grow_columns(std::max(cur, 2 * mask_.size(1)));
     at::Tensor logits;
     // The prefill runs each prompt once, not once per copy: the copies are identical, so their keys,
     // values and logits are copied afterwards ((copies - 1) / copies of the prefill saved).
     const bool prefill_once = use_cache_ && cache_->length() == 0 && copies_ > 1;
     auto fed_rows = [&](const at::Tensor& t) { return prefill_once ? t.slice(0, 0, rows_, copies_) : t; };
+    const int64_t from = use_cache_ ? cache_->length() : 0;
+    ForwardBatch batch{fed_rows(sequence.narrow(1, from, cur - from)), fed_rows(mask_.narrow(1, 0, cur)),
+                       fed_rows(positions_.narrow(1, from, cur - from)), positions > 1};
     if (use_cache_) {
-      const int64_t cached = cache_->length();
-      ForwardBatch batch{fed_rows(sequence.narrow(1, cached, cur - cached)), fed_rows(mask_.narrow(1, 0, cur)),
-                         fed_rows(positions_.narrow(1, cached, cur - cached))};
       logits = model_.forward(batch, *cache_);
     } else {
       auto scratch = model_.make_cache(rows_, cur);
-      ForwardBatch batch{sequence, mask_.narrow(1, 0, cur), positions_.narrow(1, 0, cur)};
       logits = model_.forward(batch, scratch);
     }
-    check_logits(logits, prefill_once ? rows_ / copies_ : rows_, vocab_, sequence.device());
+    if (positions > 1) {
+      check<model_error>(logits.dim() == 3 && logits.size(1) == cur - from,
+                         "the model returned logits of shape [{}] for {} fed positions with all_logits",
+                         fmt::join(logits.sizes(), ", "), cur - from);
+      logits = logits.narrow(1, cur - from - positions, positions);
+    }
+    check_logits(positions > 1 ? logits.select(1, 0) : logits, prefill_once ? rows_ / copies_ : rows_, vocab_, sequence.device());
     if (prefill_once) {
       auto prompt_of_row = at::arange(rows_ / copies_, sequence.options()).repeat_interleave(copies_);
       expand_cache_rows(prompt_of_row);
       logits = logits.index_select(0, prompt_of_row);
     }
     if (vocab_ < 0)
-      check(is_token(pad_token_id_, logits.size(1)), "pad_token_id {} is not a token of this model (vocabulary {})",
-            pad_token_id_, logits.size(1));
-    vocab_ = logits.size(1);
+      check(is_token(pad_token_id_, logits.size(-1)), "pad_token_id {} is not a token of this model (vocabulary {})",
+            pad_token_id_, logits.size(-1));
+    vocab_ = logits.size(-1);
     // HF casts to float32 before any decoding arithmetic, whatever the model dtype.
     auto scores = logits.to(at::kFloat);
     // Remembered on the device; read with the decoder's own per-step host read (read_flag).
@@ -82,6 +89,29 @@ class StepRunner {
     non_finite_ = non_finite_.defined() ? non_finite_.logical_or(bad) : bad;
     ++steps_;
     return scores;
+  }
+
+  /// Of the last `fed` positions, row r keeps the first kept[r] ([rows] int64): the others stay in
+  /// the cache as masked holes (no later query attends them), and the positions fed later continue
+  /// from the last kept one, so that each row decodes as if the dropped tokens had never been fed.
+  void drop_unkept(int64_t fed, const at::Tensor& kept) {
+    const int64_t cur = columns_fed_, first = cur - fed;
+    auto keep = at::arange(fed, kept.options()).unsqueeze(0) < kept.unsqueeze(1);  // [rows, fed]
+    mask_.narrow(1, first, fed).mul_(keep);
+    dropped_ = dropped_.defined() ? dropped_ : at::zeros_like(mask_, mask_.options().dtype(at::kBool));
+    dropped_.narrow(1, first, fed).logical_or_(keep.logical_not());
+    auto last_kept = positions_.narrow(1, 0, cur).masked_fill(dropped_.narrow(1, 0, cur), -1).amax(1, true);
+    const int64_t later = positions_.size(1) - cur;
+    if (later > 0) positions_.narrow(1, cur, later).copy_(last_kept + at::arange(1, later + 1, positions_.options()));
+  }
+
+  /// Whether some row has dropped positions (drop_unkept).
+  bool has_dropped() const { return dropped_.defined(); }
+
+  /// Row r's history in its first `upto` columns of `sequence`, its dropped positions left out: [1, n].
+  at::Tensor kept_history(const at::Tensor& sequence, int64_t r, int64_t upto) const {
+    auto row = sequence.narrow(0, r, 1).narrow(1, 0, upto);
+    return row.masked_select(dropped_.narrow(0, r, 1).narrow(1, 0, upto).logical_not()).unsqueeze(0);
   }
 
   /// Remembers that some row had no distribution to sample from (`invalid`, a bool scalar on the
@@ -129,6 +159,7 @@ class StepRunner {
     auto last = positions_.narrow(1, positions_.size(1) - 1, 1);
     mask_ = at::cat({mask_, at::ones({rows_, more}, mask_.options())}, 1);
     positions_ = at::cat({positions_, last + at::arange(1, more + 1, positions_.options())}, 1);
+    if (dropped_.defined()) dropped_ = at::cat({dropped_, at::zeros({rows_, more}, dropped_.options())}, 1);
   }
 
   /// Each prompt's row of the cache becomes its `copies_` rows: the cache's own expand_rows where it
@@ -172,10 +203,12 @@ class StepRunner {
   int64_t pad_token_id_;
   int64_t vocab_ = -1;  // fixed by the first step
   int64_t steps_ = 0;
+  int64_t columns_fed_ = 0;  // history columns fed so far
   at::Tensor non_finite_;  // bool scalar on the device: any NaN in the logits so far
   at::Tensor undrawable_;  // bool scalar on the device, once sampling: a row had nothing to draw
   at::Tensor mask_;       // [rows, columns allocated so far]
   at::Tensor positions_;  // [rows, columns allocated so far]
+  at::Tensor dropped_;    // [rows, columns allocated so far] bool, once a row dropped positions (drop_unkept)
   std::optional<typename Model::Cache> owned_cache_;
   typename Model::Cache* cache_ = nullptr;  // owned_cache_'s, or the kept one
 };
