@@ -10,11 +10,11 @@
 #include <utility>
 #include <vector>
 
-#include "lmdecode/text/detail/jinja/operations.hpp"
-#include "lmdecode/text/detail/jinja/python_text.hpp"
-#include "lmdecode/text/detail/jinja/value.hpp"
+#include "lmdecode/jinja/operations.hpp"
+#include "lmdecode/jinja/python_text.hpp"
+#include "lmdecode/jinja/value.hpp"
 
-namespace lmdecode::detail::jinja {
+namespace lmdecode::jinja {
 
 using Filter = Value (*)(const Value& subject, const Arguments& args);
 using Test = bool (*)(const Value& subject, const Arguments& args);
@@ -372,4 +372,4 @@ inline Test find_test(const std::string& name) {
   return nullptr;
 }
 
-}  // namespace lmdecode::detail::jinja
+}  // namespace lmdecode::jinja

@@ -14,11 +14,11 @@
 
 #include <fmt/format.h>
 
-#include "lmdecode/text/detail/jinja/builtins.hpp"
-#include "lmdecode/text/detail/jinja/operations.hpp"
-#include "lmdecode/text/detail/jinja/syntax_tree.hpp"
+#include "lmdecode/jinja/builtins.hpp"
+#include "lmdecode/jinja/operations.hpp"
+#include "lmdecode/jinja/syntax_tree.hpp"
 
-namespace lmdecode::detail::jinja {
+namespace lmdecode::jinja {
 
 /// A render fault with where it happened.
 class LocatedError : public std::runtime_error {
@@ -327,4 +327,4 @@ class Interpreter {
   size_t iterations_ = 0, depth_ = 0;
 };
 
-}  // namespace lmdecode::detail::jinja
+}  // namespace lmdecode::jinja

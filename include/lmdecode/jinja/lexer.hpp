@@ -19,9 +19,9 @@
 
 #include <fmt/format.h>
 
-#include "lmdecode/text/detail/jinja/value.hpp"
+#include "lmdecode/jinja/value.hpp"
 
-namespace lmdecode::detail::jinja {
+namespace lmdecode::jinja {
 
 /// Where something stands in the template, 1-based.
 struct Position {
@@ -302,4 +302,4 @@ class Lexer {
   std::vector<size_t> line_starts_{0};
 };
 
-}  // namespace lmdecode::detail::jinja
+}  // namespace lmdecode::jinja

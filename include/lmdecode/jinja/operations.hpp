@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "lmdecode/text/detail/jinja/python_text.hpp"
-#include "lmdecode/text/detail/jinja/value.hpp"
+#include "lmdecode/jinja/python_text.hpp"
+#include "lmdecode/jinja/value.hpp"
 
-namespace lmdecode::detail::jinja {
+namespace lmdecode::jinja {
 
 /// Bounds on what one operation may build (a string or list repeated, a range), so that a hostile
 /// template fails with an error instead of exhausting memory.
@@ -383,4 +383,4 @@ inline Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   return integer_arithmetic(op, a.integer(), b.integer());
 }
 
-}  // namespace lmdecode::detail::jinja
+}  // namespace lmdecode::jinja

@@ -11,11 +11,11 @@
 
 #include <fmt/format.h>
 
-#include "lmdecode/text/detail/jinja/builtins.hpp"
-#include "lmdecode/text/detail/jinja/lexer.hpp"
-#include "lmdecode/text/detail/jinja/syntax_tree.hpp"
+#include "lmdecode/jinja/builtins.hpp"
+#include "lmdecode/jinja/lexer.hpp"
+#include "lmdecode/jinja/syntax_tree.hpp"
 
-namespace lmdecode::detail::jinja {
+namespace lmdecode::jinja {
 
 /// Bounds how deep a template nests (parentheses, not not ..., blocks in blocks), so that a hostile
 /// one is an error rather than a stack overflow in the parser or the interpreter.
@@ -476,4 +476,4 @@ class Parser {
   size_t at_ = 0, depth_ = 0;
 };
 
-}  // namespace lmdecode::detail::jinja
+}  // namespace lmdecode::jinja

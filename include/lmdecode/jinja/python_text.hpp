@@ -15,9 +15,9 @@
 #include <string_view>
 #include <vector>
 
-#include "lmdecode/text/detail/jinja/value.hpp"
+#include "lmdecode/jinja/value.hpp"
 
-namespace lmdecode::detail::jinja {
+namespace lmdecode::jinja {
 
 /// The code points of UTF-8 `text` as byte ranges [start, end) (an invalid byte is one point).
 inline std::vector<std::pair<size_t, size_t>> code_points(std::string_view text) {
@@ -233,4 +233,4 @@ inline std::string json_dumps(const Value& v, const JsonStyle& style, size_t dep
   throw RenderError("Object of type " + std::string(v.is_undefined() ? "Undefined" : type_name(v)) + " is not JSON serializable");
 }
 
-}  // namespace lmdecode::detail::jinja
+}  // namespace lmdecode::jinja

@@ -6,10 +6,10 @@
 #include <utility>
 #include <vector>
 
-#include "lmdecode/text/detail/jinja/lexer.hpp"
-#include "lmdecode/text/detail/jinja/value.hpp"
+#include "lmdecode/jinja/lexer.hpp"
+#include "lmdecode/jinja/value.hpp"
 
-namespace lmdecode::detail::jinja {
+namespace lmdecode::jinja {
 
 struct Expr;
 using ExprPtr = std::shared_ptr<const Expr>;
@@ -72,4 +72,4 @@ struct Node {
   std::vector<std::pair<std::string, ExprPtr>> parameters;  ///< a macro's, each with its default or null
 };
 
-}  // namespace lmdecode::detail::jinja
+}  // namespace lmdecode::jinja

@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-namespace lmdecode::detail::jinja {
+namespace lmdecode::jinja {
 
 /// A fault while rendering; the interpreter adds where in the template it happened.
 class RenderError : public std::runtime_error {
@@ -191,4 +191,4 @@ inline bool less(const Value& a, const Value& b) {
   throw RenderError("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) + "'");
 }
 
-}  // namespace lmdecode::detail::jinja
+}  // namespace lmdecode::jinja

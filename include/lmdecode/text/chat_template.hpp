@@ -1,7 +1,7 @@
 #pragma once
 // A checkpoint's chat template: the Jinja `chat_template` of its tokenizer_config.json (or its
 // chat_template.jinja), rendered as transformers' apply_chat_template renders it, by an
-// interpreter of our own for the part of Jinja that chat templates use (text/detail/jinja/). The
+// interpreter of our own for the part of Jinja that chat templates use (lmdecode/jinja/). The
 // template sees `messages`, `tools`, `documents`, `add_generation_prompt`, the special tokens
 // (bos_token, eos_token, ...) and any extra variables (enable_thinking, ...). A construct the
 // interpreter does not support is an invalid_argument naming it and its line and column, when the
@@ -26,9 +26,9 @@
 
 #include "lmdecode/detail/json_fields.hpp"
 #include "lmdecode/error.hpp"
-#include "lmdecode/text/detail/jinja/interpreter.hpp"
-#include "lmdecode/text/detail/jinja/lexer.hpp"
-#include "lmdecode/text/detail/jinja/parser.hpp"
+#include "lmdecode/jinja/interpreter.hpp"
+#include "lmdecode/jinja/lexer.hpp"
+#include "lmdecode/jinja/parser.hpp"
 
 namespace lmdecode {
 
@@ -92,7 +92,7 @@ class ChatTemplate {
     // transformers' apply_chat_template fails on an empty conversation (an IndexError) before rendering.
     detail::check(!messages.empty(), "a chat needs at least one message");
     detail::check(options.variables.is_object(), "chat template variables are a JSON object, not {}", options.variables.type_name());
-    detail::jinja::Dict variables;
+    jinja::Dict variables;
     const auto add = [&](const std::string& key, const nlohmann::ordered_json& value) {
       variables.items.emplace_back(key, to_value(value));
     };
@@ -105,8 +105,8 @@ class ChatTemplate {
     for (const auto& [key, value] : options.variables.items()) add(key, value);
     const auto& [name, body] = choose(options);
     try {
-      return detail::jinja::Interpreter(std::move(variables)).render(*body);
-    } catch (const detail::jinja::LocatedError& e) {
+      return jinja::Interpreter(std::move(variables)).render(*body);
+    } catch (const jinja::LocatedError& e) {
       throw invalid_argument(fmt::format("{}{}, line {}, column {}: {}", origin_, name == "default" ? "" : " '" + name + "'",
                                          e.where.line, e.where.column, e.what()));
     }
@@ -124,14 +124,14 @@ class ChatTemplate {
   }
 
  private:
-  using Compiled = std::shared_ptr<const detail::jinja::Body>;
+  using Compiled = std::shared_ptr<const jinja::Body>;
   ChatTemplate(std::vector<std::pair<std::string, Compiled>> templates, nlohmann::ordered_json special_tokens, std::string origin)
       : templates_(std::move(templates)), special_tokens_(std::move(special_tokens)), origin_(std::move(origin)) {}
 
   static Compiled compile(const std::string& source, const std::string& origin) {
     try {
-      return std::make_shared<const detail::jinja::Body>(detail::jinja::Parser(detail::jinja::Lexer(source).pieces()).parse());
-    } catch (const detail::jinja::SyntaxError& e) {
+      return std::make_shared<const jinja::Body>(jinja::Parser(jinja::Lexer(source).pieces()).parse());
+    } catch (const jinja::SyntaxError& e) {
       throw invalid_argument(fmt::format("{}, line {}, column {}: {}", origin, e.where.line, e.where.column, e.what()));
     }
   }
@@ -206,8 +206,8 @@ class ChatTemplate {
     throw invalid_argument(fmt::format("{} has several templates and none named default: pick one of {}", origin_, names));
   }
 
-  static detail::jinja::Value to_value(const nlohmann::ordered_json& json, size_t depth = 0) {
-    using detail::jinja::Value;
+  static jinja::Value to_value(const nlohmann::ordered_json& json, size_t depth = 0) {
+    using jinja::Value;
     detail::check(depth < 256, "a chat value nests deeper than 256 levels");
     switch (json.type()) {
       case nlohmann::json::value_t::null: return nullptr;
@@ -219,12 +219,12 @@ class ChatTemplate {
       case nlohmann::json::value_t::number_float: return json.get<double>();
       case nlohmann::json::value_t::string: return json.get<std::string>();
       case nlohmann::json::value_t::array: {
-        detail::jinja::List list;
+        jinja::List list;
         for (const auto& item : json) list.items.push_back(to_value(item, depth + 1));
         return list;
       }
       case nlohmann::json::value_t::object: {
-        detail::jinja::Dict dict;
+        jinja::Dict dict;
         for (const auto& [key, value] : json.items()) dict.items.emplace_back(key, to_value(value, depth + 1));
         return dict;
       }

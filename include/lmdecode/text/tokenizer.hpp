@@ -347,7 +347,7 @@ class Tokenizer {
     }
     for (size_t i = 0; i < piece.size();) {
       const auto lead = static_cast<unsigned char>(piece[i]);
-      const size_t len = std::min(piece.size() - i, size_t{lead < 0x80 ? 1u : lead < 0xE0 ? 2u : lead < 0xF0 ? 3u : 4u});
+      const size_t len = std::min(piece.size() - i, detail::utf8_char_length(lead));
       auto it = token_ids_.find(piece.substr(i, len));
       if (it != token_ids_.end()) {
         parts.push_back(it->second);

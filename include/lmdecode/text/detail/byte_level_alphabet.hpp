@@ -7,6 +7,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "lmdecode/text/detail/utf8.hpp"
+
 namespace lmdecode::detail {
 
 inline void append_utf8(std::string& out, uint32_t cp) {
@@ -53,7 +55,7 @@ class ByteLevelAlphabet {
     size_t i = 0;
     while (i < text.size()) {
       const auto lead = static_cast<unsigned char>(text[i]);
-      const size_t len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+      const size_t len = utf8_char_length(lead);
       auto it = decoded_.find(std::string(text.substr(i, len)));
       if (it == decoded_.end()) return false;
       out += static_cast<char>(it->second);

@@ -35,6 +35,16 @@ inline std::string replace_all(std::string_view text, std::string_view from, std
   return out.append(text.substr(at));
 }
 
+/// Bytes of the UTF-8 character that starts with byte `lead`: 1 for ASCII, 2 to 4 for a lead byte,
+/// and 1 for a byte no valid character starts with (a stray continuation byte, 0xC0, 0xC1, 0xF5 and
+/// above), so that a scan over any bytes moves on by at least one and never swallows what follows.
+inline size_t utf8_char_length(unsigned char lead) {
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 1;
+}
+
 /// Length of the longest prefix of `bytes` that does not end inside a UTF-8 character that more
 /// bytes could still complete.
 inline size_t complete_utf8_prefix(std::string_view bytes) {
@@ -42,8 +52,7 @@ inline size_t complete_utf8_prefix(std::string_view bytes) {
   for (size_t back = 1; back <= 3 && back <= n; ++back) {
     const auto c = static_cast<unsigned char>(bytes[n - back]);
     if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back for the lead
-    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back ? n - back : n;
+    return utf8_char_length(c) > back ? n - back : n;
   }
   return n;
 }
