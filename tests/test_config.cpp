@@ -5,7 +5,8 @@
 
 #include "lmdecode/config.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
-#include "lmdecode/io/model_config.hpp"
+#include "lmdecode/models/checkpoint.hpp"
+#include "lmdecode/models/model_config.hpp"
 #include "lmdecode/threads.hpp"
 #include "support/test_data.hpp"
 

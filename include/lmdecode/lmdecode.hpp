@@ -1,6 +1,9 @@
 #pragma once
 // lmdecode: Hugging Face generate() semantics on libtorch, header-only.
-// This umbrella includes everything except adapters/torchscript.hpp (which pulls in <torch/script.h>).
+// This umbrella includes the decoding library (CMake target lmdecode::lmdecode). It leaves out what
+// needs more than libtorch, fmt and nlohmann-json, or is for measuring rather than decoding:
+// adapters/torchscript.hpp (pulls in <torch/script.h>), text/ and jinja/ (the tokenizer and chat
+// templates: PCRE2 and utf8proc, target lmdecode::tokenizer) and op_counter.hpp.
 
 #include "lmdecode/version.hpp"
 #include "lmdecode/error.hpp"
@@ -18,6 +21,7 @@
 #include "lmdecode/decoders/sampling.hpp"
 #include "lmdecode/adapters/hf_style_model.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
-#include "lmdecode/io/model_config.hpp"
 #include "lmdecode/io/safetensors.hpp"
+#include "lmdecode/models/checkpoint.hpp"
 #include "lmdecode/models/load_pretrained.hpp"
+#include "lmdecode/models/model_config.hpp"

@@ -5,7 +5,7 @@
 
 #include "fuzz_json.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
-#include "lmdecode/io/model_config.hpp"
+#include "lmdecode/models/model_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto json = fuzz_json(data, size);

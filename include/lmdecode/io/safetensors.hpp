@@ -34,7 +34,7 @@ using TensorMap = std::map<std::string, at::Tensor>;
 /// Where and as what loaded tensors land, for the safetensors reader and load_pretrained(). A set
 /// dtype converts floating-point tensors only (integer and bool tensors keep theirs); unset, the
 /// reader keeps each tensor's stored dtype and load_pretrained() runs the model in float32.
-struct LoadOptions {
+struct TensorPlacement {
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> dtype;
 };
@@ -112,7 +112,7 @@ class SafetensorsFile {
   bool contains(const std::string& name) const { return entries_.count(name) != 0; }
 
   /// Copies one tensor out of the file onto `options.device`, converted to `options.dtype` if set.
-  at::Tensor load(const std::string& name, const LoadOptions& options = {}) const {
+  at::Tensor load(const std::string& name, const TensorPlacement& options = {}) const {
     auto it = entries_.find(name);
     if (it == entries_.end()) throw file_error(fmt::format("{}: no tensor named \"{}\"", path().string(), name));
     const Entry& e = it->second;
@@ -127,7 +127,7 @@ class SafetensorsFile {
   }
 
   /// Every tensor in the file.
-  TensorMap load_all(const LoadOptions& options = {}) const {
+  TensorMap load_all(const TensorPlacement& options = {}) const {
     TensorMap out;
     for (const auto& [name, entry] : entries_) out.emplace(name, load(name, options));
     return out;
@@ -207,7 +207,7 @@ class SafetensorsFile {
 
 /// Loads every tensor of a checkpoint folder: `model.safetensors`, or the shards listed by
 /// `model.safetensors.index.json` (shard names must be plain file names inside the folder).
-inline TensorMap load_safetensors_checkpoint(const std::filesystem::path& folder, const LoadOptions& options = {}) {
+inline TensorMap load_safetensors_checkpoint(const std::filesystem::path& folder, const TensorPlacement& options = {}) {
   const auto single = folder / "model.safetensors";
   const auto index = folder / "model.safetensors.index.json";
   if (std::filesystem::exists(single)) return SafetensorsFile(single).load_all(options);

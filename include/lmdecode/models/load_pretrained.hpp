@@ -12,8 +12,9 @@
 
 #include <torch/version.h>
 
-#include "lmdecode/io/model_config.hpp"
 #include "lmdecode/io/safetensors.hpp"
+#include "lmdecode/models/checkpoint.hpp"
+#include "lmdecode/models/model_config.hpp"
 #include "lmdecode/models/gpt2.hpp"
 #include "lmdecode/models/rotary_decoder.hpp"
 
@@ -45,7 +46,7 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
     throw invalid_argument(fmt::format("{}: architecture \"{}\" (model_type \"{}\") is not supported; supported: {}",
                                        (folder / "config.json").string(), config.architecture, config.model_type,
                                        supported_architectures()));
-  CheckpointWeights weights(load_safetensors_checkpoint(folder, options), folder.string());
+  CheckpointWeights weights(load_safetensors_checkpoint(folder, {options.device, options.dtype}), folder.string());
   if (config.family == ModelFamily::gpt2)
     return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
   return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
-#include "lmdecode/io/generation_config_file.hpp"
 #include "lmdecode/detail/json_fields.hpp"
 
 namespace lmdecode {
@@ -338,19 +337,6 @@ inline ModelConfig model_config_from_json(const nlohmann::json& json, const std:
 
 inline ModelConfig load_model_config(const std::filesystem::path& path) {
   return model_config_from_json(detail::read_json_file(path), path.string());
-}
-
-/// The generation defaults of a checkpoint folder: the model config's special tokens, overlaid by
-/// generation_config.json where present (HF merges them the same way).
-inline GenerationConfig load_checkpoint_generation_config(const std::filesystem::path& folder,
-                                                          const ModelConfig& model) {
-  GenerationConfig base;
-  base.eos_token_ids = model.eos_token_ids;
-  base.pad_token_id = model.pad_token_id;
-  base.bos_token_id = model.bos_token_id;
-  const auto path = folder / "generation_config.json";
-  if (!std::filesystem::exists(path)) return base;
-  return load_generation_config(path, base);
 }
 
 }  // namespace lmdecode

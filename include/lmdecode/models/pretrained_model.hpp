@@ -10,7 +10,7 @@
 #include "lmdecode/cache.hpp"
 #include "lmdecode/models/detail/eager_attention.hpp"
 #include "lmdecode/error.hpp"
-#include "lmdecode/io/model_config.hpp"
+#include "lmdecode/models/model_config.hpp"
 #include "lmdecode/model.hpp"
 
 namespace lmdecode {

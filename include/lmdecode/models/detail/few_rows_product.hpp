@@ -77,7 +77,7 @@ inline bool cpu_has_avx2_fma() {
 
 /// Where the kernel also takes one row: on the CPU measured with AVX-512 (a Xeon VM) OpenBLAS's sgemv
 /// read 151936x896 at 7 GB/s against the kernel's 11-12; on the AVX2-only AMD EPYC sgemv was 1.14x
-/// faster than the kernel (before its prefetch), so there one row keeps sgemv.
+/// faster than the kernel without its prefetch (not measured with it), so there one row keeps sgemv.
 inline bool kernel_outruns_gemv() {
 #ifdef LMDECODE_FEW_ROWS_KERNEL
   static const bool outruns = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
