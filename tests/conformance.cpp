@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
       if (ran) (ok ? passed : failed)++;
     }
     fmt::print("{} passed, {} failed\n", passed, failed);
+    if (passed + failed == 0) {  // an empty or filtered-out file proves nothing
+      fmt::print("no case ran: {} holds no case for --dtype {}\n", cases_path, dtype_filter);
+      return 1;
+    }
     if (expected_cases >= 0 && passed + failed != expected_cases) {
       fmt::print("expected {} cases to run, {} ran\n", expected_cases, passed + failed);
       return 1;

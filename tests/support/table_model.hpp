@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <initializer_list>
 #include <vector>
 
 #include "lmdecode/config.hpp"
@@ -78,6 +80,13 @@ constexpr int64_t A = 0, B = 1, EOS = 2;
 
 /// After a: a .5, b .3, EOS .2; after b: a .1, b .1, EOS .8; after EOS: uniform.
 inline TableModel abc_model() { return TableModel({{0.5, 0.3, 0.2}, {0.1, 0.1, 0.8}, {1.0 / 3, 1.0 / 3, 1.0 / 3}}); }
+
+/// The log of a product of probabilities: a hand-worked sequence's score.
+inline double lp(std::initializer_list<double> probabilities) {
+  double sum = 0;
+  for (double p : probabilities) sum += std::log(p);
+  return sum;
+}
 
 inline lmdecode::GenerationConfig abc_config() {
   lmdecode::GenerationConfig c;
