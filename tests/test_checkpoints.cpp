@@ -208,7 +208,7 @@ TEST_CASE("a bfloat16 model decodes float32's greedy tokens wherever float32's d
 
 TEST_CASE("bfloat16 attention over a long context is rounded once, as a float32 product is", "[models]") {
   // One query's near-uniform weights times 4096 values: libtorch 1.13's CPU bf16 matmul, without
-  // AVX-512, came out 5% off here (benchmarks/RESULTS.md).
+  // AVX-512, came out 5% off here (benchmarks/HISTORY.md).
   const int64_t positions = 4096;
   auto generator = at::make_generator<at::CPUGeneratorImpl>(7);
   auto scores = (at::randn({1, 2, 1, positions}, generator) * 0.1).to(at::kBFloat16);

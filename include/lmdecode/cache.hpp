@@ -225,7 +225,7 @@ class KVCache {
 
     /// Row i takes what row `row_index[i]` held. The gather reads rows that may be overwritten, so it
     /// goes through a temporary: one slice of layers at a time, which bounds the temporary to
-    /// 1/kReorderSlices of the buffer (benchmarks/RESULTS.md: a whole second buffer was declined), or
+    /// 1/kReorderSlices of the buffer (benchmarks/HISTORY.md: a whole second buffer was declined), or
     /// to kOneGatherBytes in one gather when the filled part is small (each slice costs 4 calls).
     void gather_rows(const at::Tensor& row_index) {
       auto sizes = storage.sizes().vec();

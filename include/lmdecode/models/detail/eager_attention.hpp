@@ -43,7 +43,7 @@ inline double mask_value(at::ScalarType dtype) {
 }
 
 /// weights @ values. A CPU half-precision matmul may accumulate in half precision along the context
-/// (libtorch 1.13 without AVX-512: 5% off at 4096 positions, benchmarks/RESULTS.md). The same rounded
+/// (libtorch 1.13 without AVX-512: 5% off at 4096 positions, benchmarks/HISTORY.md). The same rounded
 /// weights times the values in float32, rounded once, is what a GPU's float32-accumulating GEMM gives.
 inline at::Tensor weighted_values(const at::Tensor& weights, const at::Tensor& values) {
   const auto dtype = values.scalar_type();

@@ -2,7 +2,7 @@
 // A decode step of 1 to 8 rows is a stream of the weights, but OpenBLAS's sgemm with M <= 8 reads
 // them at 4-11 GB/s on one core, and 4 mv calls read them 4 times. This kernel reads each weight row
 // once and takes its dot product with every input row while that row sits in L1 (151936x896, one
-// thread, AMD EPYC: 4 rows in 40 ms against sgemm's 103 ms, benchmarks/RESULTS.md). It needs AVX2 and
+// thread, AMD EPYC: 4 rows in 40 ms against sgemm's 103 ms, benchmarks/HISTORY.md). It needs AVX2 and
 // FMA, checked at run time; elsewhere few_rows_product returns an undefined tensor and the caller
 // keeps the GEMM.
 
@@ -47,7 +47,7 @@ __attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const flo
     for (; k + 8 <= in; k += 8) {
       const __m256 wv = _mm256_loadu_ps(w_row + k);
       // The hardware prefetcher alone left 2 to 8 rows at 0.5-0.65 of a plain read (Xeon, AVX-512 VM);
-      // 8 KiB ahead on the one weight stream brought them to 0.8-1.0 (benchmarks/RESULTS.md).
+      // 8 KiB ahead on the one weight stream brought them to 0.8-1.0 (benchmarks/HISTORY.md).
       _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchFloats), _MM_HINT_T0);
       _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
         acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * in + k), acc[r]);
