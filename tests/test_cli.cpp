@@ -13,6 +13,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "lmdecode/config.hpp"
 #include "support/run_command.hpp"
 #include "support/test_data.hpp"
 
@@ -152,7 +153,10 @@ TEST_CASE("lmdecode-generate prints one clear line and fails on bad input", "[cl
   fails(fmt::format("--model {} --prompt-ids 1 --bogus", model), "--bogus");
   fails(fmt::format("--model {} --prompt-ids 1 --num-beams 0", model), "num_beams must be >= 1");
   fails(fmt::format("--model {} --prompt-ids 1,x", model), "--prompt-ids");
-  fails(fmt::format("--model {} --prompt-ids 1 --top-p abc", model), "--top-p");
+  fails(fmt::format("--model {} --prompt-ids 1 --top-p abc", model), "--top-p expects a number, got \"abc\"");
+  fails(fmt::format("--model {} --prompt-ids 1 --num-beams 2.5", model), "--num-beams expects an integer, got \"2.5\"");
+  fails(fmt::format("--model {} --prompt-ids 1 --num-beams 18446744073709551618", model), "--num-beams expects an integer in range");
+  fails(fmt::format("--model {} --prompt-ids 1 --seed -1", model), "--seed expects a non-negative integer");
   fails(fmt::format("--model {} --prompt-ids 1 --early-stopping maybe", model), "--early-stopping");
   fails(fmt::format("--model {} --prompt-ids 1 --do-sample --temperature 0", model), "temperature");
   fails(fmt::format("--model {} --prompt-ids 999", model), "outside the vocabulary");
@@ -173,6 +177,8 @@ TEST_CASE("lmdecode-generate --help documents every flag", "[cli]") {
                            "--do-sample", "--temperature", "--top-k", "--top-p", "--seed", "--eos-token-ids",
                            "--pad-token-id", "--no-cache", "--dtype", "--device", "--json", "--stream", "--threads", "--patience", "--output-scores"})
     REQUIRE_THAT(r.out, Contains(flag));
+  for (const auto& option : lmdecode::generation_options())  // one flag for every option of the table
+    if (!option.flag_name().empty()) REQUIRE_THAT(r.out, Contains(option.flag_name() + " "));
 }
 
 TEST_CASE("lmdecode-generate --threads sets libtorch's threads and says so", "[cli]") {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 
 #include "lmdecode/config.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
@@ -89,6 +91,51 @@ TEST_CASE("validate rejects each inconsistent GenerationConfig value with the fi
   }
 }
 
+namespace {
+
+/// A value of an option's type other than GenerationConfig's default, as JSON.
+template <class T>
+nlohmann::json sample_value() {
+  if constexpr (std::is_same_v<T, bool>) return nullptr;  // the caller flips the default
+  else if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, std::optional<int64_t>>) return 3;
+  else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) return 0.5;
+  else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) return std::numeric_limits<uint64_t>::max();
+  else if constexpr (std::is_same_v<T, lmdecode::EarlyStopping>) return "never";
+  else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return {4, 5};
+  else if constexpr (std::is_same_v<T, std::vector<std::vector<int64_t>>>) return {{4, 5}};
+  else return {"x"};
+}
+
+}  // namespace
+
+TEST_CASE("every option of the table is read from JSON under its key, and its own rule is validated", "[config]") {
+  using nlohmann::json;
+  for (const auto& option : lmdecode::generation_options()) {
+    INFO(option.name);
+    std::visit([&](auto member) {
+      using T = std::remove_reference_t<decltype(std::declval<GenerationConfig&>().*member)>;
+      GenerationConfig defaults;
+      defaults.num_beams = 4;  // so that 3 return sequences are consistent
+      json value = sample_value<T>();
+      if constexpr (std::is_same_v<T, bool>) value = !(defaults.*member);
+      const json one{{option.json_key(), value}};
+      // lmdecode's own options (patience, stop_sequences) are not read from generation_config.json.
+      const auto from_file = lmdecode::generation_config_from_json(one, defaults);
+      CHECK((from_file.*member == defaults.*member) == !option.transformers);
+      CHECK_FALSE(lmdecode::generation_config_overrides(one, defaults, "flags").*member == defaults.*member);
+      // A value below an option's lower bound names the option and the rule.
+      if (std::isfinite(option.bounds.min)) {
+        json low = option.bounds.min - 1;
+        if constexpr (std::is_same_v<T, std::vector<int64_t>>) low = {-1};
+        if constexpr (std::is_same_v<T, std::vector<std::vector<int64_t>>>) low = {{-1}};
+        if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, std::optional<int64_t>>) low = static_cast<int64_t>(option.bounds.min) - 1;
+        REQUIRE_THROWS_WITH(lmdecode::generation_config_overrides({{option.json_key(), low}}, defaults, "flags"),
+                            Contains(std::string(option.name)));
+      }
+    }, option.field);
+  }
+}
+
 TEST_CASE("GenerationConfig resolves lengths the way transformers does", "[config]") {
   GenerationConfig c;
   REQUIRE(c.resolved_max_new_tokens(7) == 20);
@@ -129,6 +176,12 @@ TEST_CASE("generation_config.json loads HF keys, ignores unknown ones and names 
                         Contains("early_stopping"));
     REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"do_sample": 1})")),
                         Contains("do_sample"));
+    // Integers past 64 bits are errors, never wrapped (2^64 - 1 once became num_beams -1).
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"num_beams": 18446744073709551615})")),
+                        Contains("\"num_beams\" must be an integer from -2^63 to 2^63 - 1"));
+    REQUIRE_THROWS_WITH(lmdecode::generation_config_from_json(json::parse(R"({"seed": -1})")), Contains("\"seed\" must be an integer from 0"));
+    REQUIRE(lmdecode::generation_config_from_json(json::parse(R"({"seed": 18446744073709551615})")).seed ==
+            std::numeric_limits<uint64_t>::max());
   }
   SECTION("options transformers would apply but lmdecode does not implement are errors, unless neutral") {
     auto rejects = [](const char* text, const std::string& message) {
@@ -364,5 +417,7 @@ TEST_CASE("set_threads sets libtorch's intra-op threads and refuses fewer than o
   lmdecode::set_threads(1);
   CHECK(at::get_num_threads() == 1);
   REQUIRE_THROWS_WITH(lmdecode::set_threads(0), Catch::Contains("threads must be >= 1 (got 0)"));
+  REQUIRE_THROWS_WITH(lmdecode::set_threads(lmdecode::max_threads() + 1), Catch::Contains("cores of this machine"));
+  REQUIRE_THROWS_WITH(lmdecode::set_threads(1000000), Catch::Contains("cores of this machine"));
   lmdecode::set_threads(before);
 }

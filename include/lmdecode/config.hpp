@@ -1,12 +1,17 @@
 #pragma once
 // GenerationConfig: the decoding options, with Hugging Face `generate()` names and meanings, so that a
-// generation_config.json or a Python call maps onto it field for field.
+// generation_config.json or a Python call maps onto it field for field; generation_options(), the
+// one table of them that validate(), the generation_config.json reader and the programs' flags walk.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "lmdecode/error.hpp"
@@ -115,60 +120,175 @@ struct GenerationConfig {
   }
 };
 
-/// Rejects inconsistent or out-of-range values with a message naming the field and the rule.
+/// Where the value of a numeric option (or each id of a list) must lie.
+struct OptionBounds {
+  double min = -std::numeric_limits<double>::infinity();
+  bool min_open = false;  // min itself is outside
+  double max = std::numeric_limits<double>::infinity();
+  bool max_open = false;
+  bool finite = false;  // nan and +-inf are outside
+  size_t max_items = 0;        // lists: at most this many entries (0: any number)
+  size_t max_item_length = 0;  // lists of lists or strings: each entry at most this long (0: any length)
+
+  bool holds(double v) const {
+    if (finite && !std::isfinite(v)) return false;
+    return (min_open ? v > min : v >= min) && (max_open ? v < max : v <= max);
+  }
+  /// "must be >= 1", "must be in (0, 1]", "must be a finite number > 0", ...
+  std::string rule() const {
+    const bool has_min = std::isfinite(min), has_max = std::isfinite(max);
+    if (has_min && has_max)
+      return fmt::format("must be in {}{}, {}{}", min_open ? '(' : '[', min, max, max_open ? ')' : ']');
+    const std::string bound = has_min ? fmt::format("{} {}", min_open ? ">" : ">=", min)
+                              : has_max ? fmt::format("{} {}", max_open ? "<" : "<=", max) : "";
+    if (finite) return bound.empty() ? "must be finite" : "must be a finite number " + bound;
+    return "must be " + bound;
+  }
+};
+
+/// A member of GenerationConfig, of one of the types options have.
+using OptionField =
+    std::variant<int64_t GenerationConfig::*, std::optional<int64_t> GenerationConfig::*, double GenerationConfig::*,
+                 std::optional<double> GenerationConfig::*, bool GenerationConfig::*, std::optional<uint64_t> GenerationConfig::*,
+                 EarlyStopping GenerationConfig::*, std::vector<int64_t> GenerationConfig::*,
+                 std::vector<std::vector<int64_t>> GenerationConfig::*, std::vector<std::string> GenerationConfig::*>;
+
+/// One generation option: what validate() checks, what generation_config.json calls it and what
+/// the command-line programs' flag is (examples/cli/program_flags.hpp). A new option is a field
+/// of GenerationConfig and an entry of generation_options().
+struct GenerationOption {
+  const char* name;          // the GenerationConfig field, as validate()'s messages name it
+  OptionField field;
+  const char* help;
+  OptionBounds bounds = {};  // numbers, and each id of an id list
+  const char* key = nullptr;   // its generation_config.json key where not `name`
+  bool transformers = true;    // a key of transformers' generation_config.json (else lmdecode's own)
+  const char* flag = nullptr;  // its command-line flag where not --name with dashes; "" for none
+  bool flag_sets = true;       // a boolean flag sets the option to this
+  bool repeatable = false;     // a list flag given again adds an element (else a comma-separated list)
+
+  const char* json_key() const { return key ? key : name; }
+  std::string flag_name() const {
+    if (flag) return flag;
+    std::string f = std::string("--") + name;
+    std::replace(f.begin(), f.end(), '_', '-');
+    return f;
+  }
+};
+
+/// Every option of GenerationConfig but token_texts (the tokenizer's, not a setting).
+inline const std::vector<GenerationOption>& generation_options() {
+  using C = GenerationConfig;
+  constexpr OptionBounds at_least_0{.min = 0}, at_least_1{.min = 1}, id{.min = 0}, unit_open_closed{.min = 0, .min_open = true, .max = 1};
+  static const std::vector<GenerationOption> options = {
+      {"max_new_tokens", &C::max_new_tokens, "New tokens to generate at most", at_least_1},
+      {"max_length", &C::max_length, "Total length (padded prompt + new tokens), used without max_new_tokens", at_least_1},
+      {"min_new_tokens", &C::min_new_tokens, "EOS is banned until this many new tokens", at_least_0},
+      {"min_length", &C::min_length, "EOS is banned while the total length is below this", at_least_0},
+      {"num_beams", &C::num_beams, "Beams per prompt (1: greedy or sampling)", at_least_1},
+      {"length_penalty", &C::length_penalty, "Beam score = sum of log-probs / length ** this", {.finite = true}},
+      {"early_stopping", &C::early_stopping, "Beam search stop rule: true, false or never"},
+      {"patience", &C::patience, "Beam search keeps round(beams x patience) finished hypotheses and waits for them (1: transformers)",
+       {.min = 0, .min_open = true, .max = 64, .finite = true}, nullptr, false},
+      {"num_return_sequences", &C::num_return_sequences, "Sequences returned per prompt", at_least_1},
+      {"eos_token_ids", &C::eos_token_ids, "EOS ids, comma separated (replaces the checkpoint's)",
+       {.min = 0, .max_items = 1024}, "eos_token_id"},
+      {"pad_token_id", &C::pad_token_id, "Pad id (default: the first EOS id)", id},
+      {"bos_token_id", &C::bos_token_id, "BOS id", id},
+      {"repetition_penalty", &C::repetition_penalty, "CTRL repetition penalty (1: off)", {.min = 0, .min_open = true, .finite = true}},
+      {"no_repeat_ngram_size", &C::no_repeat_ngram_size, "Ban repeating n-grams of this size (0: off)", at_least_0},
+      {"bad_words_ids", &C::bad_words_ids, "A banned token sequence, comma separated; repeatable",
+       {.min = 0, .max_items = 65536, .max_item_length = 1024}, nullptr, true, "--bad-words", true, true},
+      {"suppress_tokens", &C::suppress_tokens, "Tokens never produced, comma separated", {.min = 0, .max_items = 1 << 20}},
+      {"begin_suppress_tokens", &C::begin_suppress_tokens, "Tokens not produced first, comma separated",
+       {.min = 0, .max_items = 1 << 20}},
+      {"forced_bos_token_id", &C::forced_bos_token_id, "Token forced after a one-token input", id},
+      {"forced_eos_token_id", &C::forced_eos_token_id, "Token forced last at the length limit", id},
+      {"do_sample", &C::do_sample, "Sample instead of taking the arg max"},
+      {"temperature", &C::temperature, "Sampling temperature (> 0 when sampling)", {.min = 0, .finite = true}},
+      {"top_k", &C::top_k, "Sampling: keep the k best tokens (0: off)", at_least_0},
+      {"top_p", &C::top_p, "Sampling: nucleus mass in (0, 1]", unit_open_closed},
+      {"min_p", &C::min_p, "Sampling: drop tokens below min-p x the best probability", {.min = 0, .max = 1}},
+      {"typical_p", &C::typical_p, "Sampling: locally typical mass in (0, 1] (1: off)", unit_open_closed},
+      {"seed", &C::seed, "Sampling seed (0 to 2^64 - 1)"},
+      {"stop_sequences", &C::stop_sequences, "A stop token sequence, comma separated; repeatable",
+       {.min = 0, .max_items = 1024, .max_item_length = 1024}, nullptr, false, "--stop-sequence", true, true},
+      {"stop_strings", &C::stop_strings,
+       "A stop string (transformers' stop_strings: ends a row once it ends in the newest token's text; needs the "
+       "tokenizer); repeatable", {.max_items = 128, .max_item_length = 512}, nullptr, true, "--stop-string", true, true},
+      {"max_time", &C::max_time, "Wall-clock limit in seconds", {.min = 0, .min_open = true}},
+      {"use_cache", &C::use_cache, "Recompute the whole sequence every step (slow reference path)", {}, nullptr, true,
+       "--no-cache", false},
+      {"output_scores", &C::output_scores, "Keep each new token's transformers transition score"},
+      {"output_logits", &C::output_logits, "Keep each step's raw logits", {}, nullptr, true, ""},
+  };
+  return options;
+}
+
+namespace detail {
+
+inline void check_count(const GenerationOption& o, size_t count) {
+  check(o.bounds.max_items == 0 || count <= o.bounds.max_items, "{} holds {} entries, more than the {} allowed", o.name,
+        count, o.bounds.max_items);
+}
+
+inline void check_length(const GenerationOption& o, size_t i, size_t length, const char* unit) {
+  check(o.bounds.max_item_length == 0 || length <= o.bounds.max_item_length, "{}[{}] is {} {} long, over the {} allowed",
+        o.name, i, length, unit, o.bounds.max_item_length);
+}
+
+/// One option's own rule (its bounds, ids >= 0, no empty entries); `value` is the field's value.
+template <class T>
+void check_option(const GenerationOption& o, const T& value) {
+  auto in_bounds = [&](double v, const auto& shown) {
+    check(o.bounds.holds(v), "{} {} (got {})", o.name, o.bounds.rule(), shown);
+  };
+  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double>) {
+    in_bounds(static_cast<double>(value), value);
+  } else if constexpr (std::is_same_v<T, std::optional<int64_t>> || std::is_same_v<T, std::optional<double>>) {
+    if (value) in_bounds(static_cast<double>(*value), *value);
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    check_count(o, value.size());
+    for (int64_t id : value) in_bounds(static_cast<double>(id), id);
+  } else if constexpr (std::is_same_v<T, std::vector<std::vector<int64_t>>>) {
+    check_count(o, value.size());
+    for (size_t i = 0; i < value.size(); ++i) {
+      check(!value[i].empty(), "{}[{}] is empty", o.name, i);
+      check_length(o, i, value[i].size(), "token ids");
+      for (int64_t id : value[i]) check(o.bounds.holds(static_cast<double>(id)), "{}[{}] holds a negative token id ({})", o.name, i, id);
+    }
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    check_count(o, value.size());
+    for (size_t i = 0; i < value.size(); ++i) {
+      check(!value[i].empty(), "{}[{}] is empty", o.name, i);
+      check_length(o, i, value[i].size(), "bytes");
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Rejects out-of-range values (each option's rule in generation_options()) and inconsistent ones
+/// with a message naming the field and the rule.
 inline void validate(const GenerationConfig& c) {
   using detail::check;
-  if (c.max_new_tokens) check(*c.max_new_tokens >= 1, "max_new_tokens must be >= 1 (got {})", *c.max_new_tokens);
-  if (c.max_length) check(*c.max_length >= 1, "max_length must be >= 1 (got {})", *c.max_length);
-  check(c.min_new_tokens >= 0, "min_new_tokens must be >= 0 (got {})", c.min_new_tokens);
-  check(c.min_length >= 0, "min_length must be >= 0 (got {})", c.min_length);
+  for (const auto& option : generation_options())
+    std::visit([&](auto member) { detail::check_option(option, c.*member); }, option.field);
   if (c.max_new_tokens)
     check(*c.max_new_tokens >= c.min_new_tokens, "max_new_tokens ({}) must be >= min_new_tokens ({})",
           *c.max_new_tokens, c.min_new_tokens);
   if (c.max_length && !c.max_new_tokens)
     check(*c.max_length >= c.min_length, "max_length ({}) must be >= min_length ({})", *c.max_length, c.min_length);
-  check(c.num_beams >= 1, "num_beams must be >= 1 (got {})", c.num_beams);
-  check(c.num_return_sequences >= 1, "num_return_sequences must be >= 1 (got {})", c.num_return_sequences);
   if (!c.do_sample)
     check(c.num_return_sequences <= c.num_beams,
           "num_return_sequences ({}) must be <= num_beams ({}) without sampling", c.num_return_sequences,
           c.num_beams);
-  check(std::isfinite(c.length_penalty), "length_penalty must be finite (got {})", c.length_penalty);
-  // The kept hypotheses are slots allocated up front: 64 times num_beams is already far past any use.
-  check(std::isfinite(c.patience) && c.patience > 0.0 && c.patience <= 64.0, "patience must be in (0, 64] (got {})",
-        c.patience);
   if (c.num_beams > 1)
     check(c.finished_hypotheses_kept() >= c.num_return_sequences,
           "beam search keeps round(num_beams x patience) = round({} x {}) = {} finished hypotheses, fewer than "
           "num_return_sequences ({})", c.num_beams, c.patience, c.finished_hypotheses_kept(), c.num_return_sequences);
-  check(std::isfinite(c.repetition_penalty) && c.repetition_penalty > 0.0,
-        "repetition_penalty must be a finite number > 0 (got {})", c.repetition_penalty);
-  check(c.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0 (got {})", c.no_repeat_ngram_size);
-  check(std::isfinite(c.temperature) && c.temperature >= 0.0, "temperature must be a finite number >= 0 (got {})",
-        c.temperature);
   check(!c.do_sample || c.temperature > 0.0,
         "temperature must be > 0 when sampling (got {}); for the arg max use do_sample = false", c.temperature);
-  check(c.top_k >= 0, "top_k must be >= 0 (got {})", c.top_k);
-  check(c.top_p > 0.0 && c.top_p <= 1.0, "top_p must be in (0, 1] (got {})", c.top_p);
-  if (c.min_p) check(*c.min_p >= 0.0 && *c.min_p <= 1.0, "min_p must be in [0, 1] (got {})", *c.min_p);
-  check(c.typical_p > 0.0 && c.typical_p <= 1.0, "typical_p must be in (0, 1] (got {})", c.typical_p);
-  if (c.max_time) check(*c.max_time > 0.0, "max_time must be > 0 seconds (got {})", *c.max_time);
-  auto check_sequences = [](const std::vector<std::vector<int64_t>>& sequences, const char* field) {
-    for (size_t i = 0; i < sequences.size(); ++i) {
-      check(!sequences[i].empty(), "{}[{}] is empty", field, i);
-      for (int64_t id : sequences[i]) check(id >= 0, "{}[{}] holds a negative token id ({})", field, i, id);
-    }
-  };
-  check_sequences(c.bad_words_ids, "bad_words_ids");
-  check_sequences(c.stop_sequences, "stop_sequences");
-  for (size_t i = 0; i < c.stop_strings.size(); ++i) check(!c.stop_strings[i].empty(), "stop_strings[{}] is empty", i);
-  for (int64_t id : c.suppress_tokens) check(id >= 0, "suppress_tokens must be >= 0 (got {})", id);
-  for (int64_t id : c.begin_suppress_tokens) check(id >= 0, "begin_suppress_tokens must be >= 0 (got {})", id);
-  if (c.forced_bos_token_id) check(*c.forced_bos_token_id >= 0, "forced_bos_token_id must be >= 0 (got {})", *c.forced_bos_token_id);
-  if (c.forced_eos_token_id) check(*c.forced_eos_token_id >= 0, "forced_eos_token_id must be >= 0 (got {})", *c.forced_eos_token_id);
-  for (int64_t id : c.eos_token_ids) check(id >= 0, "eos_token_ids must be >= 0 (got {})", id);
-  if (c.pad_token_id) check(*c.pad_token_id >= 0, "pad_token_id must be >= 0 (got {})", *c.pad_token_id);
-  if (c.bos_token_id) check(*c.bos_token_id >= 0, "bos_token_id must be >= 0 (got {})", *c.bos_token_id);
 }
 
 }  // namespace lmdecode

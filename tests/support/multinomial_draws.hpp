@@ -1,5 +1,5 @@
 #pragma once
-// The decoders draw without torch.multinomial's host-side input check (detail/multinomial.hpp); the
+// The decoders draw without torch.multinomial's host-side input check (decoders/detail/sampling_draws.hpp); the
 // draws must stay its own on every device. Shared by the CPU and the CUDA tests.
 
 #include <catch2/catch.hpp>

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -45,10 +46,11 @@ class JsonFields {
   bool present(const char* key) const { return object_.contains(key); }
   const nlohmann::json& raw(const char* key) const { return object_.at(key); }
 
+  /// An integer that fits in 64 bits (signed); 2^63 and more is an error, never a wrapped value.
   std::optional<int64_t> integer(const char* key) const {
     if (!has(key)) return std::nullopt;
     const auto& v = object_.at(key);
-    if (!v.is_number_integer()) type_error(key, "an integer", v);
+    if (!fits_int64(v)) type_error(key, "an integer from -2^63 to 2^63 - 1", v);
     return v.get<int64_t>();
   }
   std::optional<double> number(const char* key) const {
@@ -69,15 +71,20 @@ class JsonFields {
     if (!v.is_string()) type_error(key, "a string", v);
     return v.get<std::string>();
   }
+  static bool fits_int64(const nlohmann::json& v) {
+    return v.is_number_integer() &&
+           (!v.is_number_unsigned() || v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+  }
+
   /// An integer or a list of integers (HF's `eos_token_id`).
   std::optional<std::vector<int64_t>> integer_list(const char* key) const {
     if (!has(key)) return std::nullopt;
     const auto& v = object_.at(key);
-    if (v.is_number_integer()) return std::vector<int64_t>{v.get<int64_t>()};
+    if (fits_int64(v)) return std::vector<int64_t>{v.get<int64_t>()};
     if (!v.is_array()) type_error(key, "an integer or a list of integers", v);
     std::vector<int64_t> out;
     for (const auto& item : v) {
-      if (!item.is_number_integer()) type_error(key, "an integer or a list of integers", v);
+      if (!fits_int64(item)) type_error(key, "an integer or a list of integers", v);
       out.push_back(item.get<int64_t>());
     }
     return out;
@@ -106,7 +113,7 @@ class JsonFields {
       if (!row.is_array()) type_error(key, "a list of lists of integers", v);
       auto& ids = out.emplace_back();
       for (const auto& item : row) {
-        if (!item.is_number_integer()) type_error(key, "a list of lists of integers", v);
+        if (!fits_int64(item)) type_error(key, "a list of lists of integers", v);
         ids.push_back(item.get<int64_t>());
       }
     }

@@ -3,7 +3,9 @@
 
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "lmdecode/config.hpp"
 #include "lmdecode/detail/json_fields.hpp"
@@ -40,55 +42,48 @@ inline void reject_unimplemented_generation_options(const JsonFields& f) {
 
 }  // namespace detail
 
-/// Overlays the HF generation-config keys found in `json` on `base`. Unknown keys are ignored, null
-/// means "unset"; a key of the wrong type throws invalid_argument naming it, and so does an option
-/// that transformers would apply but lmdecode does not implement. The result is validated.
-inline GenerationConfig generation_config_from_json(const nlohmann::json& json, GenerationConfig base = {},
-                                                    const std::string& source = "generation config") {
-  detail::JsonFields f(json, source);
-  detail::reject_unimplemented_generation_options(f);
-  if (auto v = f.integer("max_new_tokens")) base.max_new_tokens = *v;
-  if (auto v = f.integer("max_length")) base.max_length = *v;
-  if (auto v = f.integer("min_new_tokens")) base.min_new_tokens = *v;
-  if (auto v = f.integer("min_length")) base.min_length = *v;
-  if (auto v = f.integer("num_beams")) base.num_beams = *v;
-  if (auto v = f.number("length_penalty")) base.length_penalty = *v;
-  if (f.has("early_stopping")) {
-    const auto& v = f.raw("early_stopping");
-    if (v.is_boolean())
-      base.early_stopping = v.get<bool>() ? EarlyStopping::on_full : EarlyStopping::heuristic;
-    else if (v.is_string() && v.get<std::string>() == "never")
-      base.early_stopping = EarlyStopping::never;
-    else
-      f.type_error("early_stopping", "true, false or \"never\"", v);
+namespace detail {
+
+/// Sets `value` from the JSON field `key` of `f`, as an option of that type is written there.
+template <class T>
+void read_option(const JsonFields& f, const char* key, T& value) {
+  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, std::optional<int64_t>>) {
+    if (auto v = f.integer(key)) value = *v;
+  } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) {
+    if (auto v = f.number(key)) value = *v;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (auto v = f.boolean(key)) value = *v;
+  } else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) {  // a seed: any unsigned 64-bit integer
+    if (!f.has(key)) return;
+    const auto& v = f.raw(key);
+    if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0))
+      f.type_error(key, "an integer from 0 to 2^64 - 1", v);
+    value = v.get<uint64_t>();
+  } else if constexpr (std::is_same_v<T, EarlyStopping>) {
+    if (!f.has(key)) return;
+    const auto& v = f.raw(key);
+    if (v.is_boolean()) value = v.get<bool>() ? EarlyStopping::on_full : EarlyStopping::heuristic;
+    else if (v.is_string() && v.get<std::string>() == "never") value = EarlyStopping::never;
+    else f.type_error(key, "true, false or \"never\"", v);
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    if (auto v = f.integer_list(key)) value = *v;
+  } else if constexpr (std::is_same_v<T, std::vector<std::vector<int64_t>>>) {
+    if (auto v = f.integer_lists(key)) value = *v;
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {  // a string or a list of strings
+    if (f.has(key) && f.raw(key).is_string()) value = {f.raw(key).get<std::string>()};
+    else if (auto v = f.string_list(key)) value = *v;
   }
-  if (auto v = f.integer("num_return_sequences")) base.num_return_sequences = *v;
-  if (auto v = f.integer_list("eos_token_id")) base.eos_token_ids = *v;
-  if (auto v = f.integer("pad_token_id")) base.pad_token_id = *v;
-  if (auto v = f.integer("bos_token_id")) base.bos_token_id = *v;
-  if (auto v = f.number("repetition_penalty")) base.repetition_penalty = *v;
-  if (auto v = f.integer("no_repeat_ngram_size")) base.no_repeat_ngram_size = *v;
-  if (auto v = f.integer_lists("bad_words_ids")) base.bad_words_ids = *v;
-  if (auto v = f.integer_list("suppress_tokens")) base.suppress_tokens = *v;
-  if (auto v = f.integer_list("begin_suppress_tokens")) base.begin_suppress_tokens = *v;
-  if (auto v = f.integer("forced_bos_token_id")) base.forced_bos_token_id = *v;
-  if (auto v = f.integer("forced_eos_token_id")) base.forced_eos_token_id = *v;
-  if (auto v = f.number("min_p")) base.min_p = *v;
-  if (auto v = f.number("typical_p")) base.typical_p = *v;
-  if (auto v = f.number("max_time")) base.max_time = *v;
-  if (auto v = f.boolean("do_sample")) base.do_sample = *v;
-  if (auto v = f.number("temperature")) base.temperature = *v;
-  if (auto v = f.integer("top_k")) base.top_k = *v;
-  if (auto v = f.number("top_p")) base.top_p = *v;
-  if (auto v = f.integer("seed")) base.seed = static_cast<uint64_t>(*v);
-  if (f.has("stop_strings")) {  // a string or a list of strings
-    const auto& v = f.raw("stop_strings");
-    if (v.is_string()) base.stop_strings = {v.get<std::string>()};
-    else if (auto list = f.string_list("stop_strings")) base.stop_strings = *list;
-  }
-  if (auto v = f.boolean("use_cache")) base.use_cache = *v;
-  if (auto v = f.boolean("output_scores")) base.output_scores = *v;
-  if (auto v = f.boolean("output_logits")) base.output_logits = *v;
+}
+
+/// Overlays the options found in `json` on `base`: transformers' keys, and with `own_keys` lmdecode's
+/// own (patience, stop_sequences) too. The result is validated, with `source` named.
+inline GenerationConfig read_generation_options(const nlohmann::json& json, GenerationConfig base, const std::string& source,
+                                                bool own_keys) {
+  JsonFields f(json, source);
+  reject_unimplemented_generation_options(f);
+  for (const auto& option : generation_options())
+    if (option.transformers || own_keys)
+      std::visit([&](auto member) { read_option(f, option.json_key(), base.*member); }, option.field);
   try {
     validate(base);
   } catch (const invalid_argument& e) {
@@ -97,6 +92,24 @@ inline GenerationConfig generation_config_from_json(const nlohmann::json& json, 
     throw invalid_argument(fmt::format("{}: {}", source, inner.substr(inner.find(": ") + 2)));
   }
   return base;
+}
+
+}  // namespace detail
+
+/// Overlays the HF generation-config keys found in `json` on `base` (generation_options() lists
+/// them). Unknown keys are ignored, null means "unset"; a key of the wrong type throws
+/// invalid_argument naming it, and so does an option that transformers would apply but lmdecode
+/// does not implement. The result is validated.
+inline GenerationConfig generation_config_from_json(const nlohmann::json& json, GenerationConfig base = {},
+                                                    const std::string& source = "generation config") {
+  return detail::read_generation_options(json, std::move(base), source, false);
+}
+
+/// As generation_config_from_json, and lmdecode's own options too, under their names in
+/// generation_options() (patience, stop_sequences): what a program's flags or a request set.
+inline GenerationConfig generation_config_overrides(const nlohmann::json& json, GenerationConfig base,
+                                                    const std::string& source) {
+  return detail::read_generation_options(json, std::move(base), source, true);
 }
 
 /// Reads a generation_config.json file (see generation_config_from_json).

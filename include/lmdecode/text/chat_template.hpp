@@ -50,6 +50,33 @@ struct ChatTemplateOptions {
   std::string template_name;
 };
 
+/// A chat as programs pass it around: its messages, and the options that come with them.
+struct ChatRequest {
+  nlohmann::ordered_json messages;
+  ChatTemplateOptions options;
+};
+
+/// A chat written as JSON: an array of {"role", "content", ...} messages, or an object with
+/// "messages" and optionally "tools", "documents", "add_generation_prompt" (a bool; else
+/// `add_generation_prompt`) and any other key as a template variable (enable_thinking, ...).
+inline ChatRequest chat_request_from_json(const nlohmann::ordered_json& chat, bool add_generation_prompt = true) {
+  ChatRequest request;
+  request.options.add_generation_prompt = add_generation_prompt;
+  if (chat.is_array()) {
+    request.messages = chat;
+    return request;
+  }
+  detail::check(chat.is_object() && chat.contains("messages"), "a chat is a JSON array of messages or an object with \"messages\"");
+  for (const auto& [key, value] : chat.items()) {
+    if (key == "messages") request.messages = value;
+    else if (key == "tools") request.options.tools = value;
+    else if (key == "documents") request.options.documents = value;
+    else if (key == "add_generation_prompt" && value.is_boolean()) request.options.add_generation_prompt = value.get<bool>();
+    else request.options.variables[key] = value;
+  }
+  return request;
+}
+
 class ChatTemplate {
  public:
   /// `source` is the Jinja text; `special_tokens` an object of bos_token, eos_token, ... (strings);

@@ -4,7 +4,7 @@ Hugging Face's legacy interface,
         -> Tuple[logits [rows, T, vocab], List[Tuple[Tensor, Tensor]]]
 written from the GPT-2 equations with plain torch (no transformers), so that the C++ tests can check
 our TorchScript adapter against the golden cases. Run with Debian's python3-torch:
-    /usr/bin/python3 tests/support/make_torchscript_fixture.py
+    /usr/bin/python3 tests/reference/make_torchscript_fixture.py
 """
 import json
 import math

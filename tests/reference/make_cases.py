@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes golden generate() cases with transformers, in the schema of README.md in this folder.
 
-Runs where transformers and torch are installed (a Debian sid chroot: scripts/make-golden-cases.sh
+Runs where transformers and torch are installed (a Debian sid chroot: tests/reference/make-golden-cases.sh
 makes one and runs this there). Two jobs:
 
   make_cases.py --models DIR --out FILE
@@ -316,7 +316,7 @@ def family_cases(models_dir, name):
     return cases
 
 
-# The demo model, trained on Debian's fortunes (scripts/train-demo-model.sh): trained weights give
+# The demo model, trained on Debian's fortunes (tests/reference/train-demo-model.sh): trained weights give
 # peaked distributions, early EOS and close beam races that random weights never do.
 TRAINED_MODEL = "fortunes-llama"
 TRAINED_PROMPTS = ["The secret of a happy life is", "A computer is", "Q: What do you call", "Never trust a man who",
@@ -398,7 +398,7 @@ def main():
         cases += family_cases(args.models, make_family_model(args.models, family))
     cases += trained_model_cases(args.models)
     header = {"transformers": transformers.__version__, "torch": torch.__version__,
-              "made_by": "tests/data/hf-reference/make_cases.py", "pad_token_id": PAD, "cases": cases}
+              "made_by": "tests/reference/make_cases.py", "pad_token_id": PAD, "cases": cases}
     args.out.write_text(json.dumps(header, indent=None, separators=(",", ":")) + "\n")
     print(f"{len(cases)} cases written to {args.out}")
     return 0

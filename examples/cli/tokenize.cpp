@@ -36,33 +36,16 @@ Json parse_line(const std::string& line, size_t line_number) {
   }
 }
 
-/// A chat line: the messages, and the options the line sets (see the header).
-std::pair<nlohmann::ordered_json, lmdecode::ChatTemplateOptions> read_chat(const std::string& line, size_t line_number,
-                                                                           bool add_generation_prompt) {
-  auto chat = parse_line<nlohmann::ordered_json>(line, line_number);
-  lmdecode::ChatTemplateOptions options;
-  options.add_generation_prompt = add_generation_prompt;
-  if (chat.is_array()) return {chat, options};
-  if (!chat.is_object() || !chat.contains("messages"))
-    throw lmdecode::invalid_argument(fmt::format("line {} is neither a JSON array of messages nor an object with \"messages\"", line_number));
-  for (auto& [key, value] : chat.items()) {
-    if (key == "tools") options.tools = value;
-    else if (key == "documents") options.documents = value;
-    else if (key == "add_generation_prompt" && value.is_boolean()) options.add_generation_prompt = value.get<bool>();
-    else if (key != "messages") options.variables[key] = value;
-  }
-  return {chat["messages"], options};
-}
-
 int render_chats(const lmdecode::ChatTemplate& chat_template, bool add_generation_prompt) {
   int status = 0;
   size_t line_number = 0;
   for (std::string line; std::getline(std::cin, line);) {
     ++line_number;
     if (line.empty()) continue;
-    const auto [messages, options] = read_chat(line, line_number, add_generation_prompt);
+    const auto chat = parse_line<nlohmann::ordered_json>(line, line_number);
     try {
-      std::cout << nlohmann::json(chat_template.render(messages, options)).dump() << '\n';
+      const auto request = lmdecode::chat_request_from_json(chat, add_generation_prompt);
+      std::cout << nlohmann::json(chat_template.render(request.messages, request.options)).dump() << '\n';
     } catch (const lmdecode::invalid_argument& e) {
       std::cout << "null\n";
       std::fprintf(stderr, "line %zu: %s\n", line_number, e.what());

@@ -5,6 +5,7 @@
 // "/reset" starts over. Defaults come from the checkpoint's generation_config.json.
 //
 //   lmdecode-chat --model Qwen2.5-0.5B-Instruct [--system TEXT] [--max-new-tokens N] [--do-sample ...]
+// (a reply is one sequence: greedy or sampling; --max-new-tokens defaults to the checkpoint's, else 256)
 
 #include <cstdio>
 #include <iostream>
@@ -12,6 +13,8 @@
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
+
+#include "program_flags.hpp"
 
 #include <lmdecode/lmdecode.hpp>
 #include <lmdecode/text/chat_template.hpp>
@@ -23,39 +26,26 @@ namespace {
 constexpr int64_t kDefaultReplyTokens = 256;
 
 struct Flags {
-  std::string folder, tokenizer_path, chat_template_path, system, device = "cpu", dtype = "f32";
-  std::optional<int64_t> max_new_tokens, top_k;
-  std::optional<double> temperature, top_p;
-  std::optional<uint64_t> seed;
-  std::optional<int> threads;
-  bool do_sample = false;
+  std::string tokenizer_path, chat_template_path, system;
 };
 
-lmdecode::GenerationConfig chat_config(lmdecode::GenerationConfig c, const Flags& f) {
+/// The checkpoint's defaults for one reply (one sequence; a length where it sets none), then the flags.
+lmdecode::GenerationConfig chat_config(lmdecode::GenerationConfig c, const lmdecode_cli::GenerationFlags& flags) {
   if (!c.max_new_tokens && !c.max_length) c.max_new_tokens = kDefaultReplyTokens;
-  if (f.max_new_tokens) c.max_new_tokens = *f.max_new_tokens;
-  if (f.do_sample) c.do_sample = true;
-  if (f.temperature) c.temperature = *f.temperature;
-  if (f.top_k) c.top_k = *f.top_k;
-  if (f.top_p) c.top_p = *f.top_p;
-  if (f.seed) c.seed = *f.seed;
-  c.num_beams = 1;  // a chat reply is one sequence
+  c.num_beams = 1;
   c.num_return_sequences = 1;
-  lmdecode::validate(c);
-  return c;
+  return flags.apply(std::move(c));
 }
 
-int run(const Flags& f) {
-  if (f.threads) lmdecode::set_threads(*f.threads);
-  const at::Device device = f.device == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
-  const at::ScalarType dtype = f.dtype == "bf16" ? at::kBFloat16 : f.dtype == "f16" ? at::kHalf : at::kFloat;
-  auto tokenizer = lmdecode::Tokenizer::from_file(f.tokenizer_path.empty() ? f.folder + "/tokenizer.json" : f.tokenizer_path);
-  auto model = lmdecode::load_pretrained(f.folder, {device, dtype});
+int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::GenerationFlags& generation) {
+  m.apply_threads();
+  auto tokenizer = lmdecode::Tokenizer::from_file(f.tokenizer_path.empty() ? m.folder + "/tokenizer.json" : f.tokenizer_path);
+  auto model = lmdecode::load_pretrained(m.folder, {m.torch_device(), m.torch_dtype()});
   lmdecode::detail::check(tokenizer.vocab_size() <= model->config().vocab_size,
                           "the tokenizer has {} ids but the model only {}: they do not belong together",
                           tokenizer.vocab_size(), model->config().vocab_size);
-  const auto config = chat_config(lmdecode::load_checkpoint_generation_config(f.folder, model->config()), f);
-  const auto chat_template = f.chat_template_path.empty() ? lmdecode::ChatTemplate::for_model(f.folder)
+  const auto config = chat_config(lmdecode::load_checkpoint_generation_config(m.folder, model->config()), generation);
+  const auto chat_template = f.chat_template_path.empty() ? lmdecode::ChatTemplate::for_model(m.folder)
                                                           : lmdecode::ChatTemplate::from_file(f.chat_template_path);
   std::fprintf(stderr, "[chat template: %s]\n", chat_template.origin().c_str());
 
@@ -82,6 +72,7 @@ int run(const Flags& f) {
     });
     std::fputs(stream.flush().c_str(), stdout);
     std::fputs("\n", stdout);
+    for (const auto& warning : result.warnings) std::fprintf(stderr, "[warning: %s]\n", warning.c_str());
     const auto& reply = result.hypotheses[0][0];
     messages.push_back({"assistant", tokenizer.decode(reply.tokens, /*skip_special_tokens=*/true)});
     std::fprintf(stderr, "[%zu new tokens, %s, prefill %lld of %zu tokens, %d threads]\n", reply.tokens.size(),
@@ -99,26 +90,16 @@ int main(int argc, char** argv) {
                "tokenizer.json; the prompt is the checkpoint's chat template (ChatML where it has none)",
                "lmdecode-chat"};
   Flags f;
-  app.add_option("--model", f.folder, "Checkpoint folder (config.json, safetensors, generation_config.json)")->required();
+  lmdecode_cli::ModelFlags model_flags(app);
   app.add_option("--tokenizer", f.tokenizer_path, "tokenizer.json (default: the one in the model folder)");
   app.add_option("--chat-template", f.chat_template_path,
                  "tokenizer_config.json or a .jinja file (default: the model folder's template, else ChatML)");
   app.add_option("--system", f.system, "A system prompt");
-  app.add_option("--max-new-tokens", f.max_new_tokens,
-                 "New tokens per reply at most (default: the checkpoint's; " + std::to_string(kDefaultReplyTokens) +
-                     " where it sets no length)");
-  app.add_flag("--do-sample", f.do_sample, "Sample instead of taking the arg max (default: the checkpoint's)");
-  app.add_option("--temperature", f.temperature, "Sampling temperature (> 0)");
-  app.add_option("--top-k", f.top_k, "Sampling: keep the k best tokens (0: off)");
-  app.add_option("--top-p", f.top_p, "Sampling: nucleus mass in (0, 1]");
-  app.add_option("--seed", f.seed, "Sampling seed");
-  app.add_option("--device", f.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--dtype", f.dtype, "Model dtype")->check(CLI::IsMember({"f32", "bf16", "f16"}));
-  app.add_option("--threads", f.threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
+  lmdecode_cli::GenerationFlags generation_flags(app);
   app.footer("Each stdin line is a user turn; /reset starts over. The KV cache is kept between turns.");
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(f);
+    return run(f, model_flags, generation_flags);
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "lmdecode-chat: libtorch: %s\n", e.what_without_backtrace());
     return 1;

@@ -7,7 +7,7 @@ The environment is transformers' own (_compile_jinja_template: trim_blocks, lstr
 loopcontrols, its tojson, raise_exception, strftime_now), given messages, tools=None,
 documents=None, add_generation_prompt and the case's variables, as apply_chat_template gives them.
 One JSON object a line: the case ({"name", "template", "messages", "variables"}) and "text" (the
-rendered text) or "error" (what Jinja raised). Run by scripts/make-chat-template-reference.sh in a
+rendered text) or "error" (what Jinja raised). Run by tests/reference/make-chat-template-reference.sh in a
 Debian sid chroot (transformers, python3-jinja2).
 """
 import argparse

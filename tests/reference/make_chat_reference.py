@@ -7,7 +7,7 @@ A conversation line is a JSON array of messages, or an object {"messages": [...]
 "add_generation_prompt": bool, any other key: a template variable such as enable_thinking}. The
 generation prompt is added unless the line says otherwise. One JSON object a line, in order:
 {"text": the rendered prompt} or {"error": the message transformers raised}.
-Run by scripts/make-tokenizer-reference.sh in a Debian sid chroot (transformers, python3-jinja2).
+Run by tests/reference/make-chat-template-reference.sh in a Debian sid chroot (transformers, python3-jinja2).
 """
 import argparse
 import json

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Writes what Hugging Face's Rust tokenizers (the `tokenizers` package) make of each corpus line.
 
-  make_reference.py --tokenizer tokenizer.json --corpus tokenizer_corpus.jsonl --out REFERENCE.jsonl
+  make_tokenizer_reference.py --tokenizer tokenizer.json --corpus tokenizer_corpus.jsonl --out REFERENCE.jsonl
 
 One JSON object a line, in corpus order: {"ids": ids without special tokens, "ids_special": ids with
 them (add_special_tokens=True: the post-processor's BOS/EOS), "text": the ids decoded back,
 "text_special": the special ids decoded back with the special tokens kept}.
-Run by scripts/make-tokenizer-reference.sh in a Debian sid chroot (python3-tokenizers).
+Run by tests/reference/make-tokenizer-reference.sh in a Debian sid chroot (python3-tokenizers).
 """
 import argparse
 import json

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Trains the demo model (tests/data/hf-reference/fortunes-llama) with transformers and tokenizers in a
 # Debian sid chroot, on the quotations of Debian's `fortunes` package (fortune-mod, BSD-4-clause),
-# by running scripts/demo-model/train.py there; then copies the checkpoint into tests/data.
+# by running tests/reference/train_demo_model.py there; then copies the checkpoint into tests/data.
 #
-#   sudo scripts/train-demo-model.sh [CHROOT_DIR] [-- TRAIN_ARGS...]   (default /srv/lmdecode-sid)
+#   sudo tests/reference/train-demo-model.sh [CHROOT_DIR] [-- TRAIN_ARGS...]   (default /srv/lmdecode-sid)
 #
 # Needs root and Debian's mirror (about 2 minutes to make the chroot); training takes about 26
 # minutes on 2 cores (800 steps). The corpus stays in the chroot, out of git.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 jail="${1:-/srv/lmdecode-sid}"
 [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
@@ -18,7 +18,7 @@ jail="${1:-/srv/lmdecode-sid}"
 
 work="$jail/work/demo-model"
 rm -rf "$work" && mkdir -p "$work"
-cp "$root/scripts/demo-model/train.py" "$work/"
+cp "$root/tests/reference/train_demo_model.py" "$work/train.py"
 chroot "$jail" bash -c "cd /work/demo-model && /usr/bin/python3 train.py --corpus /usr/share/games/fortunes --out out $*" \
   2>&1 | { grep -v -e 'UCX  ERROR' -e cpuinfo || true; }
 target="$root/tests/data/hf-reference/fortunes-llama"

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Remakes tests/data/hf-reference/cases-generated.json and the qwen2-tiny-close-eos model with
 # transformers, in a Debian sid chroot (torch 2.14, transformers 5.12), by running
-# tests/data/hf-reference/make_cases.py there; then reruns every case of cases.json (made with
+# tests/reference/make_cases.py there; then reruns every case of cases.json (made with
 # transformers 5.17 elsewhere) with the same script and reports any whose tokens differ.
 #
-#   sudo scripts/make-golden-cases.sh [CHROOT_DIR]     (default /srv/lmdecode-sid)
+#   sudo tests/reference/make-golden-cases.sh [CHROOT_DIR]     (default /srv/lmdecode-sid)
 #
 # Needs root and Debian's mirror (about 2 minutes to make the chroot); then about 2 minutes.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 jail="${1:-/srv/lmdecode-sid}"
 "$root/scripts/sid-chroot.sh" "$jail" python3-torch python3-transformers python3-safetensors python3-numpy python3-tokenizers
 
 data="$jail/work/hf-reference"
 rm -rf "$data" && mkdir -p "$data"
 cp -r "$root/tests/data/hf-reference/." "$data/"
+cp "$root/tests/reference/make_cases.py" "$data/"
 in_jail() {
   # One thread: the float32 kernels then sum in one order on every machine.
   chroot "$jail" env OMP_NUM_THREADS=1 bash -c "cd /work/hf-reference && /usr/bin/python3 make_cases.py --models . $*" \

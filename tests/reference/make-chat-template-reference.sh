@@ -3,17 +3,17 @@
 # sid's transformers and python3-jinja2) renders for each line of tests/data/chat_conversations.jsonl
 # with the chat templates of the real Qwen3, Llama 3 and Gemma 3 tokenizer_config.json files that
 # scripts/fetch-tokenizers.sh fetches; and tests/data/jinja-reference.jsonl: what transformers' Jinja
-# environment renders for the template cases of tests/tokenizer/make_jinja_reference.py.
+# environment renders for the template cases of tests/reference/make_jinja_reference.py.
 #
-#   sudo scripts/make-chat-template-reference.sh [CHROOT_DIR]     (default /srv/lmdecode-sid)
+#   sudo tests/reference/make-chat-template-reference.sh [CHROOT_DIR]     (default /srv/lmdecode-sid)
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 jail="${1:-/srv/lmdecode-sid}"
 "$root/scripts/sid-chroot.sh" "$jail" python3-transformers python3-jinja2 python3-tokenizers
 cache="$("$root/scripts/fetch-tokenizers.sh")"
 work="$jail/work/chat-template-reference"
 rm -rf "$work" && mkdir -p "$work"
-cp "$root/tests/tokenizer/make_chat_reference.py" "$root/tests/tokenizer/make_jinja_reference.py" "$root/tests/data/chat_conversations.jsonl" "$work/"
+cp "$root/tests/reference/make_chat_reference.py" "$root/tests/reference/make_jinja_reference.py" "$root/tests/data/chat_conversations.jsonl" "$work/"
 mkdir -p "$root/tests/data/chat-template-reference"
 for name in qwen3 llama3 gemma3; do
   mkdir -p "$work/$name"

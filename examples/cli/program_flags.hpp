@@ -1,0 +1,165 @@
+#pragma once
+// The flags the command-line programs share, declared once: the model's (--model, --device, --dtype,
+// --threads) and one flag for every generation option of lmdecode::generation_options(). A flag's
+// text is read as what its option is (an integer out of range, a number that is not one, is an
+// error naming the flag) and becomes the option's generation_config.json value, which the one
+// reader then applies and validates.
+
+#include <charconv>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <lmdecode/config.hpp>
+#include <lmdecode/io/generation_config_file.hpp>
+#include <lmdecode/threads.hpp>
+
+namespace lmdecode_cli {
+
+/// `text` as a whole number of type T; anything else (a sign it cannot hold, a fraction, a value out
+/// of T's range, trailing text) is an error naming `flag`.
+template <class T>
+T parse_number(const std::string& text, const std::string& flag) {
+  T value{};
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || stop != end) {
+    const char* what = std::is_floating_point_v<T> ? "a number" : std::is_signed_v<T> ? "an integer" : "a non-negative integer";
+    throw lmdecode::invalid_argument(fmt::format("{} expects {}{}, got \"{}\"", flag, what,
+                                                 error == std::errc::result_out_of_range ? " in range" : "", text));
+  }
+  return value;
+}
+
+/// Comma-separated token ids.
+inline std::vector<int64_t> parse_ids(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> ids;
+  for (size_t start = 0; start <= text.size();) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    ids.push_back(parse_number<int64_t>(text.substr(start, end - start), flag));
+    start = end + 1;
+  }
+  return ids;
+}
+
+/// One flag for each option of lmdecode::generation_options() that has one.
+class GenerationFlags {
+ public:
+  explicit GenerationFlags(CLI::App& app) {
+    for (const auto& option : lmdecode::generation_options()) {
+      const std::string flag = option.flag_name();
+      if (flag.empty()) continue;
+      Given& given = given_.emplace_back(Given{&option, {}});
+      const bool is_switch = std::holds_alternative<bool lmdecode::GenerationConfig::*>(option.field);
+      if (is_switch)
+        app.add_flag_callback(flag, [&given] { given.values.push_back(""); }, option.help);
+      else
+        app.add_option(flag, given.values, option.help)
+            ->expected(1)
+            ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+            ->type_name(type_name(option));
+    }
+  }
+
+  /// The options the flags gave, as generation_config.json values (lmdecode's own names included).
+  nlohmann::json overrides() const {
+    auto json = nlohmann::json::object();
+    for (const auto& given : given_)
+      if (!given.values.empty()) json[given.option->json_key()] = value_of(*given.option, given.values);
+    return json;
+  }
+
+  /// `base` (the checkpoint's defaults) with the flags' options applied; validated.
+  lmdecode::GenerationConfig apply(lmdecode::GenerationConfig base) const {
+    return lmdecode::generation_config_overrides(overrides(), std::move(base), "the command line");
+  }
+
+ private:
+  struct Given {
+    const lmdecode::GenerationOption* option;
+    std::vector<std::string> values;  // one a use of the flag ("" for a switch)
+  };
+  std::deque<Given> given_;  // stable addresses for the callbacks
+
+  static nlohmann::json value_of(const lmdecode::GenerationOption& option, const std::vector<std::string>& values) {
+    const std::string flag = option.flag_name();
+    const std::string& last = values.back();
+    return std::visit(
+        [&](auto member) -> nlohmann::json {
+          using T = std::remove_reference_t<decltype(std::declval<lmdecode::GenerationConfig&>().*member)>;
+          if constexpr (std::is_same_v<T, bool>) return option.flag_sets;
+          else if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, std::optional<int64_t>>) return parse_number<int64_t>(last, flag);
+          else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) return parse_number<uint64_t>(last, flag);
+          else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) return parse_number<double>(last, flag);
+          else if constexpr (std::is_same_v<T, lmdecode::EarlyStopping>) return early_stopping(last, flag);
+          else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return parse_ids(last, flag);
+          else if constexpr (std::is_same_v<T, std::vector<std::string>>) return values;
+          else {  // lists of id lists: one a use of the flag
+            auto lists = nlohmann::json::array();
+            for (const auto& v : values) lists.push_back(parse_ids(v, flag));
+            return lists;
+          }
+        },
+        option.field);
+  }
+
+  /// What --help shows for the option's value.
+  static std::string type_name(const lmdecode::GenerationOption& option) {
+    return std::visit(
+        [](auto member) -> std::string {
+          using T = std::remove_reference_t<decltype(std::declval<lmdecode::GenerationConfig&>().*member)>;
+          if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, std::optional<int64_t>>) return "INT";
+          else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) return "UINT";
+          else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) return "NUMBER";
+          else if constexpr (std::is_same_v<T, lmdecode::EarlyStopping>) return "true|false|never";
+          else if constexpr (std::is_same_v<T, std::vector<std::string>>) return "TEXT";
+          else return "IDS";
+        },
+        option.field);
+  }
+
+  static nlohmann::json early_stopping(const std::string& text, const std::string& flag) {
+    if (text == "true") return true;
+    if (text == "false") return false;
+    if (text == "never") return "never";
+    throw lmdecode::invalid_argument(fmt::format("{} expects true, false or never, got \"{}\"", flag, text));
+  }
+};
+
+/// The model flags of the programs that load a checkpoint.
+struct ModelFlags {
+  std::string folder;
+  std::string device = "cpu";
+  std::string dtype = "f32";
+  std::optional<int> threads;
+
+  explicit ModelFlags(CLI::App& app) {
+    app.add_option("--model", folder, "Checkpoint folder: config.json, model.safetensors[.index.json], generation_config.json")
+        ->required();
+    app.add_option("--device", device, "Where the model runs")->check(CLI::IsMember({"cpu", "cuda"}));
+    app.add_option("--dtype", dtype, "Model dtype")->check(CLI::IsMember({"f64", "f32", "bf16", "f16"}));
+    app.add_option("--threads", threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
+  }
+
+  at::Device torch_device() const { return device == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU); }
+  at::ScalarType torch_dtype() const {
+    if (dtype == "f64") return at::kDouble;
+    if (dtype == "bf16") return at::kBFloat16;
+    if (dtype == "f16") return at::kHalf;
+    return at::kFloat;
+  }
+  /// Applies --threads, if given.
+  void apply_threads() const {
+    if (threads) lmdecode::set_threads(*threads);
+  }
+};
+
+}  // namespace lmdecode_cli
