@@ -1,6 +1,6 @@
 // lmdecode-demo: text from the bundled demo model, a toy trained on this kind of machine
 // (tests/data/hf-reference/fortunes-llama: a 4-layer Llama-style model of 4.2M parameters trained on
-// the quotations of Debian's `fortunes` package, see scripts/train-demo-model.sh). A prompt, then
+// the quotations of Debian's `fortunes` package, see tests/reference/train-demo-model.sh). A prompt, then
 // greedy (streamed as it is decoded), 4-beam and sampled continuations, each with its finish reason,
 // tokens/s and the KV cache's bytes beside what the formula says.
 //
@@ -17,13 +17,11 @@
 
 namespace {
 
-/// The bytes a KV cache of this model holds for one prompt: layers x 2 (keys and values) x kv_heads x
-/// head_dim x element size x positions: the prompt's once, then each row's own, one a step after the
-/// prefill (the token of the last step is returned, never fed).
+/// The bytes a KV cache of this model holds for one prompt: a position's bytes x positions: the
+/// prompt's once, then each row's own, one a step after the prefill (the token of the last step is
+/// returned, never fed).
 int64_t formula_bytes(const lmdecode::PretrainedModel& model, int64_t prompt_length, int64_t rows, int64_t steps) {
-  const auto& c = model.config();
-  const int64_t element = static_cast<int64_t>(c10::elementSize(model.dtype()));
-  return c.num_layers * 2 * c.num_kv_heads * c.head_dim * element * (prompt_length + rows * (steps - 1));
+  return model.kv_bytes_per_position() * (prompt_length + rows * (steps - 1));
 }
 
 /// `text` with its later lines indented under the first (quotations span lines).

@@ -31,6 +31,7 @@ for f in "$root"/tests/data/hf-reference/*/*config.json; do cp "$f" "$seeds/conf
 cp "$root"/tests/fuzz/seeds/safetensors/* "$seeds/safetensors/"
 cp "$root"/tests/fuzz/seeds/config/* "$seeds/config/"
 cp "$root"/tests/fuzz/seeds/tokenizer/* "$seeds/tokenizer/"
+cp "$root"/tests/fuzz/seeds/chat_template/* "$seeds/chat_template/"
 # Chat templates: each case of jinja-reference.jsonl and the real templates, if fetched.
 python3 -c '
 import json, sys, glob

@@ -2,7 +2,6 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <thread>
 
 #include "lmdecode/lmdecode.hpp"
 #include "support/each_golden_case.hpp"

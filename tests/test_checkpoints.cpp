@@ -101,6 +101,30 @@ TEST_CASE("feeding a prompt in pieces through the cache gives the logits of one 
   }
 }
 
+TEST_CASE("a long prefill runs in blocks that keep its attention scores bounded, with the logits of one block", "[models]") {
+  for (const auto& [name, tolerance] : {std::pair{std::string("gpt2-tiny"), 1e-12}, std::pair{std::string("qwen2-tiny"), 1e-5}}) {
+    DYNAMIC_SECTION(name) {
+      auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / name, {at::kCPU, at::kDouble});
+      const auto ids = at::arange(200, at::kLong).remainder(300).view({1, 200}).repeat({2, 1});
+      auto mask = at::ones_like(ids);
+      mask.narrow(1, 0, 3).select(0, 1).zero_();  // the second row left padded
+      const auto whole = full_logits(*model, ids, mask);
+      // 2 rows x 4 heads x 200 keys x 4 bytes a position: 1 MiB of scores takes about 160 positions a block, 20 KiB 3.
+      for (int64_t budget : {int64_t{1} << 20, int64_t{20} << 10}) {
+        model->set_attention_score_bytes(budget);
+        auto cache = model->make_cache(2, 8);
+        lmdecode::ForwardBatch batch{ids, mask, lmdecode::detail::positions_from_mask(mask), true};
+        const auto blocked = model->forward(batch, cache);
+        CHECK(cache.length() == 200);
+        CHECK(logit_error(blocked, whole, mask).max < tolerance);
+        batch.all_logits = false;
+        auto last_cache = model->make_cache(2, 8);
+        CHECK(logit_error(model->forward(batch, last_cache).unsqueeze(1), whole.narrow(1, 199, 1), mask.narrow(1, 199, 1)).max < tolerance);
+      }
+    }
+  }
+}
+
 TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a left-padded batch", "[models]") {
   for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     for (const std::string name : {"gpt2-tiny", "qwen2-tiny"}) {
@@ -246,7 +270,7 @@ TEST_CASE("load_pretrained names what is wrong with a checkpoint", "[models]") {
     lmdecode::GenerationConfig config;
     config.max_new_tokens = 2;
     REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(*gpt2, config).generate({lmdecode::TokenIds(300, 5)}),
-                        Contains("exceeds the model's 256 positions"));
+                        Contains("past the model's 256 positions"));
     REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(*gpt2, config).generate({{5, 320}}), Contains("token 320 outside the vocabulary"));
     REQUIRE_THROWS_WITH(lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny", {at::kCPU, at::kInt}),
                         Contains("floating point"));

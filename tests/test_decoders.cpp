@@ -10,7 +10,6 @@
 #include "support/test_data.hpp"
 
 using Catch::Matchers::Contains;
-using lmdecode::EarlyStopping;
 using lmdecode::FinishReason;
 using lmdecode::GenerationConfig;
 using lmdecode_test::TableModel;
@@ -134,6 +133,12 @@ TEST_CASE("decoders reject bad input and misbehaving models with clear errors", 
     fails(Fault::integer_logits, "expected floating point");
     fails(Fault::other_device, "logits on meta, expected cpu");
     fails(Fault::nan_logits, "NaN logits");
+    // What fails inside libtorch (or runs out of memory) is said in lmdecode's words.
+    lmdecode_test::MisbehavingModel refused(Fault::libtorch_error), starved(Fault::out_of_memory);
+    REQUIRE_THROWS_AS(lmdecode::GreedyDecoder(refused, config).generate({{A}}), lmdecode::backend_error);
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(refused, config).generate({{A}}),
+                        "lmdecode: libtorch failed while decoding: a kernel refused the shapes");
+    REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(starved, config).generate({{A}}), "lmdecode: out of memory while decoding");
     lmdecode_test::MisbehavingModel nan(Fault::nan_logits);
     config.num_beams = 2;
     REQUIRE_THROWS_WITH(lmdecode::BeamSearchDecoder(nan, config).generate({{A}}), Contains("NaN logits"));
@@ -291,4 +296,35 @@ TEST_CASE("a Conversation keeps its cache between turns and replies as generate(
   config.num_beams = 2;
   lmdecode::Conversation beams(*model);
   REQUIRE_THROWS_WITH(beams.reply(turns[0], config), Catch::Matchers::Contains("a Conversation decodes one sequence"));
+}
+
+TEST_CASE("a sequence past the model's positions: an error for learned positions, a warning for rotary ones", "[errors][models]") {
+  GenerationConfig config;
+  config.max_new_tokens = 20;
+  const lmdecode::TokenIds long_prompt(250, 7);
+  auto gpt2 = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "gpt2-tiny");  // 256 learned positions
+  REQUIRE_THROWS_WITH(lmdecode::GreedyDecoder(*gpt2, config).generate({long_prompt}),
+                      Contains("reach position 269, past the model's 256 positions"));
+  config.max_new_tokens = 7;  // positions 0 to 255: all of them, none past
+  CHECK(lmdecode::GreedyDecoder(*gpt2, config).generate({long_prompt}).warnings.empty());
+  auto qwen = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "qwen2-tiny");  // max_position_embeddings 256
+  config.max_new_tokens = 20;
+  config.eos_token_ids.clear();
+  const auto result = lmdecode::GreedyDecoder(*qwen, config).generate({long_prompt});
+  REQUIRE(result.hypotheses[0][0].tokens.size() == 20);
+  REQUIRE(result.warnings.size() == 1);
+  CHECK_THAT(result.warnings[0], Contains("reached 269 positions, past the 256 the model has"));
+}
+
+TEST_CASE("a generation whose rows cannot fit in memory is refused before anything is allocated", "[errors][models]") {
+  auto model = lmdecode::load_pretrained(lmdecode_test::reference_dir() / "qwen2-tiny");
+  GenerationConfig config;
+  config.max_new_tokens = 4;
+  config.num_beams = 100'000'000;
+  REQUIRE_THROWS_WITH(lmdecode::BeamSearchDecoder(*model, config).generate({{5, 6, 7}}),
+                      Contains("1 prompts x 100000000 rows each (beams or sequences) of 7 positions") && Contains("MiB at once, more than the"));
+  config.num_beams = 1;
+  config.do_sample = true;
+  config.num_return_sequences = 100'000'000;
+  REQUIRE_THROWS_WITH(lmdecode::SamplingDecoder(*model, config).generate({{5, 6, 7}}), Contains("MiB at once"));
 }

@@ -1,6 +1,6 @@
 // The Jinja interpreter (lmdecode/jinja/), through ChatTemplate: against transformers' own Jinja
 // environment on template cases that exercise each rule (data/jinja-reference.jsonl, made by
-// tokenizer/make_jinja_reference.py), the errors that name what they refuse and where, and the
+// reference/make_jinja_reference.py), the errors that name what they refuse and where, and the
 // bounds that stop hostile templates.
 #include <catch2/catch.hpp>
 
@@ -94,6 +94,34 @@ TEST_CASE("a hostile template is an error, not a hang, a crash or an exhausted m
   REQUIRE_THAT(error_of("{{ 9223372036854775807 + 1 }}"), Contains("integer overflow"));
   REQUIRE_THAT(error_of("{{ 2 ** 100 }}"), Contains("integer overflow"));
   REQUIRE(render("{{ 1 ** 9223372036854775807 }}") == "1");  // by squaring: no 2^63 steps
+  // Flat chains build trees as deep as they are long: bounded like nesting, whatever the operator.
+  auto chain = [](const std::string& head, const std::string& link, int n) {
+    std::string text = "{{ " + head;
+    for (int i = 0; i < n; ++i) text += link;
+    return text + " }}";
+  };
+  for (const auto& [head, link] : std::vector<std::pair<std::string, std::string>>{
+           {"1", "+1"}, {"'a'", "~'a'"}, {"x", " and x"}, {"x", ".x"}, {"x", "[0]"}, {"'a'", ".strip()"}, {"'a'", "|upper"},
+           {"x", " is defined and x"}})
+    REQUIRE_THAT(error_of(chain(head, link, 50000)), Contains("nests deeper than 256 levels") && Contains("line 1, column"));
+  REQUIRE(render(chain("1", "+1", 200)) == "201");  // a long but legal chain still works
+  // Calls that fan out: the depth is bounded, and so is the work.
+  REQUIRE_THAT(error_of("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"),
+               Contains("more than 1000000 steps"));
+  REQUIRE_THAT(error_of("{% set ns = namespace(s='a') %}{% for i in range(30) %}{% set ns.s = ns.s.replace('a', 'aa') %}"
+                        "{% endfor %}{{ ns.s | length }}"),
+               Contains("too large"));
+  REQUIRE_THAT(error_of("{{ ('a' * 1000000) | replace('a', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa') }}"),
+               Contains("too large"));
+  REQUIRE_THAT(error_of("{{ (['x' * 1000000] * 100) | join('y') }}"), Contains("too large"));
+  REQUIRE_THAT(error_of("{{ ('a\n' * 1000000) | indent(200, true) }}"), Contains("too large"));
+  REQUIRE_THAT(error_of(std::string(1100000, 'x')), Contains("over the 1 MiB"));
+  // Floats to integers as Jinja's int filter: nan its default, infinity and what 64 bits cannot hold errors.
+  REQUIRE(render("{{ ('nan' | float) | int }}|{{ 'nan' | int(7) }}|{{ 2.9 | int }}|{{ '1e-999' | int }}") == "0|7|2|0");
+  REQUIRE_THAT(error_of("{{ ('inf' | float) | int }}"), Contains("cannot convert float infinity"));
+  REQUIRE_THAT(error_of("{{ 'inf' | int }}"), Contains("cannot convert float infinity"));
+  REQUIRE_THAT(error_of("{{ '99999999999999999999' | int }}"), Contains("integer overflow"));
+  REQUIRE_THAT(error_of("{{ 1e300 | int }}"), Contains("integer overflow"));
   Json deep = Json::array();
   for (int i = 0; i < 1000; ++i) deep = Json::array({deep});
   REQUIRE_THROWS_WITH(render("{{ messages }}", deep), Contains("deeper than 256"));

@@ -1,17 +1,12 @@
 // Step callbacks: the tokens each step shows, and beam search's committed tokens on every golden case.
 #include <catch2/catch.hpp>
 
-#include <cmath>
-#include <thread>
 
 #include "lmdecode/lmdecode.hpp"
 #include "support/each_golden_case.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
 
-using Catch::Matchers::Contains;
-using lmdecode::EarlyStopping;
-using lmdecode::FinishReason;
 using lmdecode::GenerationConfig;
 using lmdecode_test::TableModel;
 

@@ -1,6 +1,6 @@
 // The BPE tokenizer on hand-made tokenizer.json files (byte-level and SentencePiece-style, hermetic)
 // and on the real Qwen one (fetched by scripts/fetch-tokenizers.sh), ChatML, and lmdecode-chat end
-// to end. tokenizer/check_reference.sh holds all four real tokenizers to Hugging Face's output.
+// to end. test_tokenizer_reference.cpp holds all four real tokenizers to Hugging Face's output.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -194,6 +194,9 @@ TEST_CASE("a malformed tokenizer.json is named and explained", "[tokenizer][erro
                               {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}},
                               {"special_tokens", {{"<s>", {{"ids", {999999}}}}}}};
   fails(broken, "TemplateProcessing's \"<s>\" has id 999999, which is not in the vocabulary");
+  broken = json;
+  broken["model"]["vocab"]["twin"] = 258;  // "hell"'s id
+  fails(broken, "share id 258");
   broken = json;
   broken["model"].erase("vocab");
   fails(broken, "model.vocab");

@@ -29,3 +29,12 @@ TEST_CASE("a streamed prefix stops before a character more bytes could complete,
   CHECK(complete_utf8_prefix(std::string("\x80\x80\x80\x80", 4)) == 4);
   CHECK(complete_utf8_prefix("") == 0);
 }
+
+TEST_CASE("invalid UTF-8 is an error naming the offset of its first bad byte", "[utf8]") {
+  using lmdecode::detail::check_utf8;
+  REQUIRE_NOTHROW(check_utf8("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80"));
+  REQUIRE_THROWS_WITH(check_utf8("abc\x80"), Catch::Contains("not valid UTF-8 at byte 3 (0x80)"));
+  REQUIRE_THROWS_WITH(check_utf8("ab\xE2\x82"), Catch::Contains("at byte 2 (0xe2)"));      // truncated
+  REQUIRE_THROWS_WITH(check_utf8("\xC0\xAF"), Catch::Contains("at byte 0 (0xc0)"));         // overlong
+  REQUIRE_THROWS_WITH(check_utf8("x\xED\xA0\x80"), Catch::Contains("at byte 1 (0xed)"));    // a surrogate
+}

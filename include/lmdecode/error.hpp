@@ -1,6 +1,7 @@
 #pragma once
-// Exception types thrown by lmdecode. Every message starts with "lmdecode: " so that our errors are
-// easy to tell apart from libtorch's (which propagate untouched).
+// Exception types thrown by lmdecode. Every message starts with "lmdecode: ". What fails inside
+// libtorch while lmdecode loads or decodes (an allocation, a kernel, a device) comes out as a
+// backend_error in these words too (detail/backend_errors.hpp).
 
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,13 @@ class invalid_argument : public std::invalid_argument {
 class model_error : public std::runtime_error {
  public:
   explicit model_error(const std::string& what) : std::runtime_error("lmdecode: " + what) {}
+};
+
+/// libtorch or the machine failed: memory ran out, a device failed, an operation was refused. The
+/// message says what lmdecode was doing and keeps libtorch's first line.
+class backend_error : public std::runtime_error {
+ public:
+  explicit backend_error(const std::string& what) : std::runtime_error("lmdecode: " + what) {}
 };
 
 /// A file that cannot be read or is malformed (checkpoint, config, JSON). The message names the file.

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -67,6 +68,9 @@ struct GenerationResult {
   std::vector<at::Tensor> scores;
   /// With config.output_logits: each step's raw logits [rows, vocab] float32 (transformers' `logits`).
   std::vector<at::Tensor> logits;
+  /// What the caller should know about this result, in words (a sequence that ran past the
+  /// positions the model was trained for); empty when all is well.
+  std::vector<std::string> warnings;
   /// Beam search with config.output_scores: [prompts * num_return_sequences, longest] int64, the
   /// row each returned token was chosen on at its step (index into scores[step]), -1 after a
   /// hypothesis's end (transformers' `beam_indices`). On the CPU.

@@ -7,14 +7,25 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <thread>
+
 #include "lmdecode/error.hpp"
 
 namespace lmdecode {
+
+/// The most threads set_threads takes: the machine's logical cores. More only time-slice the same
+/// cores (a thousand threads on two cores made a 4-token run wait without end on OpenBLAS's handoffs).
+inline int max_threads() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : static_cast<int>(cores);
+}
 
 /// Sets libtorch's intra-op threads to `threads` and, where the process runs OpenBLAS (found at run
 /// time: libtorch does not link it by name), OpenBLAS's threads too.
 inline void set_threads(int threads) {
   detail::check(threads >= 1, "threads must be >= 1 (got {})", threads);
+  detail::check(threads <= max_threads(), "threads must be at most the {} cores of this machine (got {})", max_threads(),
+                threads);
   at::set_num_threads(threads);
   using SetBlasThreads = void (*)(int);
   if (auto set_blas_threads = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))

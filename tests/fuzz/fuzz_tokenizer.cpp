@@ -1,5 +1,6 @@
 // libFuzzer target: the tokenizer.json loader on arbitrary bytes; a tokenizer that loads then
 // encodes and decodes a fixed text and the input itself.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -12,7 +13,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     lmdecode::Tokenizer tokenizer(*json, "fuzz input");
     tokenizer.token_texts();
-    for (const std::string text : {std::string("Hello, world! 你好 🙂 <|end|>"), std::string(reinterpret_cast<const char*>(data), size)}) {
+    // A seed's "long_line": a line of about that many bytes (at most 2 MiB), the fixed text repeated.
+    std::string long_line;
+    if (json->is_object() && json->contains("long_line") && (*json)["long_line"].is_number_unsigned())
+      while (long_line.size() < std::min<uint64_t>((*json)["long_line"].get<uint64_t>(), uint64_t{2} << 20))
+        long_line += "Hello, world! 你好 🙂 ";
+    for (const std::string text : {std::string("Hello, world! 你好 🙂 <|end|>"), std::string(reinterpret_cast<const char*>(data), size), long_line}) {
       try {
         tokenizer.decode(tokenizer.encode(text));
         tokenizer.decode(tokenizer.encode(text, /*add_special_tokens=*/true), /*skip_special_tokens=*/true);

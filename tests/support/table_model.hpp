@@ -3,9 +3,11 @@
 // token fed, through a fixed table, so every expected result can be derived on paper.
 
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 
 #include <cmath>
 #include <initializer_list>
+#include <new>
 #include <vector>
 
 #include "lmdecode/config.hpp"
@@ -51,7 +53,7 @@ class TableModel {
 class MisbehavingModel {
  public:
   using Cache = PositionCache;
-  enum class Fault { rank3, wrong_rows, changing_vocab, integer_logits, nan_logits, other_device };
+  enum class Fault { rank3, wrong_rows, changing_vocab, integer_logits, nan_logits, other_device, libtorch_error, out_of_memory };
   explicit MisbehavingModel(Fault fault) : fault_(fault) {}
   at::Device device() const { return at::kCPU; }
   PositionCache make_cache(int64_t, int64_t) const { return {}; }
@@ -66,6 +68,8 @@ class MisbehavingModel {
       case Fault::integer_logits: return at::zeros({rows, 5}, at::kLong);
       case Fault::nan_logits: return cache.length_ > 1 ? at::full({rows, 5}, NAN) : at::zeros({rows, 5});  // from step 2
       case Fault::other_device: return at::zeros({rows, 5}, at::TensorOptions().device(at::kMeta));
+      case Fault::libtorch_error: TORCH_CHECK(false, "a kernel refused the shapes");
+      case Fault::out_of_memory: throw std::bad_alloc();
     }
     return {};
   }

@@ -5,10 +5,13 @@
 // template is parsed.
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "lmdecode/jinja/operations.hpp"
 #include "lmdecode/jinja/python_text.hpp"
@@ -167,10 +170,10 @@ inline Value indent_filter(const Value& subject, const Arguments& args) {
   for (size_t line = 0; start <= text.size(); ++line) {
     const size_t end = std::min(text.find('\n', start), text.size());
     const std::string piece = text.substr(start, end - start);
-    if ((line > 0 || first) && (blank || !strip(piece, std::nullopt, true, true).empty())) out += pad;
-    out += piece;
+    if ((line > 0 || first) && (blank || !strip(piece, std::nullopt, true, true).empty())) append_bounded(out, pad);
+    append_bounded(out, piece);
     if (end == text.size()) break;
-    out += '\n';
+    append_bounded(out, "\n");
     start = end + 1;
   }
   return out;
@@ -201,18 +204,32 @@ inline Value round_filter(const Value& subject, const Arguments& args) {
   return rounded / scale;
 }
 
+/// Jinja's int() of a float: truncated; nan gives `fallback` (Python's ValueError, which the int
+/// filter catches); infinity and values past 64 bits are errors (Python's OverflowError, and a
+/// Python int wider than ours).
+inline Value float_to_int(double f, const Value& fallback) {
+  if (std::isnan(f)) return fallback;
+  if (std::isinf(f)) throw RenderError("cannot convert float infinity to integer");
+  if (!(std::fabs(f) < 9223372036854775808.0)) throw RenderError(fmt::format("integer overflow: {} does not fit in 64 bits", f));
+  return static_cast<int64_t>(f);
+}
+
 inline Value number_filter(const Value& subject, const Arguments& args, bool to_float) {
   const Value& fallback = argument(args, 0, "default", to_float ? Value(0.0) : Value(0));
-  if (subject.is_number()) return to_float ? Value(subject.number()) : subject.is_float() ? Value(static_cast<int64_t>(subject.number())) : Value(subject.integer());
+  if (subject.is_number()) return to_float ? Value(subject.number()) : subject.is_float() ? float_to_int(subject.number(), fallback) : Value(subject.integer());
   if (!subject.is_string()) return fallback;
   const std::string text = strip(subject.str(), std::nullopt, true, true);
   char* end = nullptr;
   errno = 0;
   const double f = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno == ERANGE) return fallback;
-  if (to_float) return f;
-  const bool integral = text.find_first_of(".eEnN") == std::string::npos;  // int("1.5") fails in Python; Jinja then tries float
-  return integral ? Value(static_cast<int64_t>(std::strtoll(text.c_str(), nullptr, 10))) : Value(static_cast<int64_t>(f));
+  if (text.empty() || *end != '\0') return fallback;
+  if (to_float) return f;  // Python's float() gives inf or 0 past the range, as strtod does
+  const bool integral = text.find_first_of(".eEnNiI") == std::string::npos;  // int("1.5") fails in Python; Jinja then tries float
+  if (!integral) return float_to_int(f, fallback);
+  errno = 0;
+  const long long whole = std::strtoll(text.c_str(), nullptr, 10);
+  if (errno == ERANGE) throw RenderError(fmt::format("integer overflow: '{}' does not fit in 64 bits", text));
+  return static_cast<int64_t>(whole);
 }
 
 inline Value sum_filter(const Value& subject, const Arguments& args) {
@@ -253,7 +270,8 @@ inline const std::vector<std::pair<std::string, Filter>>& filters() {
          std::string out;
          bool first = true;
          for (const auto& item : iterate(v)) {
-           out += (first ? "" : separator) + to_str(attribute.is_undefined() ? item : attribute_path(item, attribute_name(attribute)));
+           if (!first) append_bounded(out, separator);
+           append_bounded(out, to_str(attribute.is_undefined() ? item : attribute_path(item, attribute_name(attribute))));
            first = false;
          }
          return out;

@@ -4,7 +4,8 @@
 // carry state out of loops in a namespace()); if blocks are not scopes. The globals transformers adds are
 // here: raise_exception, strftime_now, and Jinja's range, namespace and dict. Errors carry the
 // position of the innermost expression or statement that failed. A hostile template is bounded:
-// output size, loop iterations and macro depth have limits.
+// output size, loop iterations, macro depth and the work of a render (every expression and
+// statement evaluated, so that calls that fan out end too) have limits.
 
 #include <cmath>
 #include <ctime>
@@ -30,6 +31,9 @@ class LocatedError : public std::runtime_error {
 constexpr size_t kMaxOutputBytes = size_t{1} << 26;
 constexpr size_t kMaxLoopIterations = 1'000'000;
 constexpr size_t kMaxMacroDepth = 64;
+/// Expressions and statements one render evaluates at most: a real conversation of a thousand turns
+/// takes tens of thousands.
+constexpr size_t kMaxRenderSteps = 1'000'000;
 
 class Interpreter {
  public:
@@ -125,6 +129,7 @@ class Interpreter {
   }
 
   Flow run(const Node& node, std::string& out) {
+    count_step(node.where);
     switch (node.kind) {
       case Node::Kind::text: write(out, node.text, node.where); return Flow::next;
       case Node::Kind::output: write(out, located(node.where, [&] { return to_str(eval(*node.expr)); }), node.where); return Flow::next;
@@ -242,7 +247,13 @@ class Interpreter {
   }
 
   Value eval(const Expr& expr) {
+    count_step(expr.where);
     return located(expr.where, [&] { return evaluate(expr); });
+  }
+
+  void count_step(Position where) {
+    if (++steps_ > kMaxRenderSteps)
+      throw LocatedError(fmt::format("the template takes more than {} steps (expressions and statements evaluated)", kMaxRenderSteps), where);
   }
 
   Value evaluate(const Expr& expr) {
@@ -324,7 +335,7 @@ class Interpreter {
   }
 
   std::vector<Dict> scopes_;
-  size_t iterations_ = 0, depth_ = 0;
+  size_t iterations_ = 0, depth_ = 0, steps_ = 0;
 };
 
 }  // namespace lmdecode::jinja

@@ -52,11 +52,21 @@ struct Piece {
   Position where;
 };
 
+/// A template's largest size: real chat templates are a few KiB (Llama 3's 4, Qwen3's 4); lexing,
+/// parsing and holding one costs many times its size.
+constexpr size_t kMaxTemplateBytes = size_t{1} << 20;
+
 class Lexer {
  public:
-  explicit Lexer(std::string_view source) : source_(normalize_newlines(source)) {
+  explicit Lexer(std::string_view source) : source_(checked_size(source)) {
     for (size_t i = 0; i < source_.size(); ++i)
       if (source_[i] == '\n') line_starts_.push_back(i + 1);
+  }
+
+  static std::string checked_size(std::string_view source) {
+    if (source.size() > kMaxTemplateBytes)
+      throw SyntaxError(fmt::format("the template is {} bytes, over the 1 MiB a template may have", source.size()), Position{});
+    return normalize_newlines(source);
   }
 
   std::vector<Piece> pieces() {

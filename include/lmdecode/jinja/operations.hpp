@@ -22,6 +22,12 @@ namespace lmdecode::jinja {
 constexpr size_t kMaxBuiltBytes = size_t{1} << 26;
 constexpr size_t kMaxBuiltItems = size_t{1} << 20;
 
+/// Appends `piece` to `out` unless that builds a string over kMaxBuiltBytes.
+inline void append_bounded(std::string& out, std::string_view piece) {
+  if (out.size() + piece.size() > kMaxBuiltBytes) throw RenderError("a string too large to build (over 64 MiB)");
+  out.append(piece);
+}
+
 inline std::string no_attribute(const Value& v, const std::string& name) {
   return "'" + type_name(v) + " object' has no attribute '" + name + "'";
 }
@@ -133,10 +139,12 @@ inline std::string replace(const std::string& text, const std::string& from, con
   std::string out;
   size_t at = 0;
   for (size_t hit; count != 0 && !from.empty() && (hit = text.find(from, at)) != std::string::npos; --count) {
-    out.append(text, at, hit - at).append(to);
+    append_bounded(out, std::string_view(text).substr(at, hit - at));
+    append_bounded(out, to);
     at = hit + from.size();
   }
-  return out.append(text, at);
+  append_bounded(out, std::string_view(text).substr(at));
+  return out;
 }
 
 inline bool affix_matches(const std::string& text, const Value& affixes, bool at_start) {
@@ -194,7 +202,10 @@ inline Value string_method(const std::string& text, const std::string& name, con
   if (name == "join") {
     std::string out;
     const auto items = iterate_strings(argument(args, 0, "iterable", none));
-    for (size_t i = 0; i < items.size(); ++i) out += (i ? text : "") + items[i];
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i) append_bounded(out, text);
+      append_bounded(out, items[i]);
+    }
     return out;
   }
   throw RenderError("unsupported string method '" + name + "'");

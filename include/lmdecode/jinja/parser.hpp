@@ -5,6 +5,7 @@
 // is refused here, naming the construct and where it stands: an unknown filter, test or statement,
 // include/import/extends/call blocks, recursive loops.
 
+#include <algorithm>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -18,7 +19,8 @@
 namespace lmdecode::jinja {
 
 /// Bounds how deep a template nests (parentheses, not not ..., blocks in blocks), so that a hostile
-/// one is an error rather than a stack overflow in the parser or the interpreter.
+/// one is an error rather than a stack overflow in the parser or the interpreter. Flat chains
+/// (a + a + ..., x.y.z..., a|f|g...) build trees as deep as they are long: Expr::height bounds those.
 class NestingGuard {
  public:
   NestingGuard(size_t& depth, Position where) : depth_(depth) {
@@ -92,6 +94,19 @@ class ExpressionParser {
     expr->where = where;
     expr->operands = std::move(operands);
     expr->name = std::move(name);
+    return measured(expr);
+  }
+
+  /// `expr` with its height set from its operands' (all of them read: none is added later); a tree
+  /// deeper than the nesting bound is an error, since evaluating it recurses as deep.
+  static std::shared_ptr<Expr> measured(std::shared_ptr<Expr> expr) {
+    size_t below = 0;
+    for (const auto& operand : expr->operands)
+      if (operand) below = std::max(below, operand->height);
+    for (const auto& keyword : expr->keywords) below = std::max(below, keyword.second->height);
+    expr->height = below + 1;
+    if (expr->height > NestingGuard::kMaxNesting)
+      throw SyntaxError(fmt::format("the template nests deeper than {} levels", NestingGuard::kMaxNesting), expr->where);
     return expr;
   }
 
@@ -136,7 +151,7 @@ class ExpressionParser {
       chain->ops.push_back(op);
       chain->operands.push_back(sum());
     }
-    return chain->ops.empty() ? first : chain;
+    return chain->ops.empty() ? first : measured(chain);
   }
 
   template <class Next>
@@ -278,7 +293,7 @@ class ExpressionParser {
         break;
       }
     }
-    return node;
+    return measured(node);
   }
 
   ExprPtr filters_and_tests(ExprPtr value) {
@@ -308,7 +323,7 @@ class ExpressionParser {
         !at_end() && (tokens_[at_].kind != Token::Kind::op || peek_op("(") || peek_op("[") || peek_op("{")) &&
         !peek_name("else") && !peek_name("or") && !peek_name("and") && !peek_name("if");
     if (single_argument) node->operands.push_back(postfix(primary()));
-    return node;
+    return measured(node);
   }
 
   const std::vector<Token>& tokens_;

@@ -43,6 +43,7 @@ struct Expr {
   std::vector<ExprPtr> operands;
   std::vector<std::pair<std::string, ExprPtr>> keywords;
   std::vector<std::string> ops;
+  size_t height = 1;  ///< levels of the tree below and including this node (parser.hpp bounds it)
 };
 
 struct Node;

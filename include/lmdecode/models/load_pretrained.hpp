@@ -12,6 +12,7 @@
 
 #include <torch/version.h>
 
+#include "lmdecode/detail/backend_errors.hpp"
 #include "lmdecode/io/safetensors.hpp"
 #include "lmdecode/models/checkpoint.hpp"
 #include "lmdecode/models/model_config.hpp"
@@ -46,10 +47,12 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
     throw invalid_argument(fmt::format("{}: architecture \"{}\" (model_type \"{}\") is not supported; supported: {}",
                                        (folder / "config.json").string(), config.architecture, config.model_type,
                                        supported_architectures()));
-  CheckpointWeights weights(load_safetensors_checkpoint(folder, {options.device, options.dtype}), folder.string());
-  if (config.family == ModelFamily::gpt2)
-    return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
-  return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);
+  return detail::in_our_words(fmt::format("loading {}", folder.string()), [&]() -> std::unique_ptr<PretrainedModel> {
+    CheckpointWeights weights(load_safetensors_checkpoint(folder, {options.device, options.dtype}), folder.string());
+    if (config.family == ModelFamily::gpt2)
+      return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
+    return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);
+  });
 }
 
 }  // namespace lmdecode

@@ -4,8 +4,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "lmdecode/cache.hpp"
 #include "lmdecode/models/detail/eager_attention.hpp"
@@ -46,21 +48,55 @@ class PretrainedModel {
                    at::TensorOptions().dtype(dtype_).device(device_), cache_layout_);
   }
 
+  /// How many positions the model has: its max_position_embeddings, a hard limit where positions
+  /// are learned (GPT-2: there is no embedding past it), a trained length elsewhere (rotary models
+  /// run past it, as transformers lets them, and the decoders say so in GenerationResult::warnings).
+  struct PositionLimit {
+    int64_t positions;
+    bool hard;
+  };
+  PositionLimit position_limit() const { return {config_.max_position_embeddings, config_.family == ModelFamily::gpt2}; }
+
+  /// Bytes one position of one row takes in a cache of this model: layers x 2 (keys and values) x
+  /// kv_heads x head_dim x element size.
+  int64_t kv_bytes_per_position() const {
+    return config_.num_layers * 2 * config_.num_kv_heads * config_.head_dim * static_cast<int64_t>(c10::elementSize(dtype_));
+  }
+
   /// Bytes of weights one decode step reads: every layer's, the final norm's and the output layer's
   /// (the embedding table only where it is the output layer: a step reads one row of it per token).
   virtual int64_t weight_bytes_per_step() const = 0;
 
   /// Feeds `batch` after what `cache` holds; logits in the model dtype, [rows, vocab] (or [rows, T, vocab]).
+  /// A long prefill runs in blocks of positions, each attending the cache and itself, so that its
+  /// attention scores stay under attention_score_bytes() whatever the prompt's length.
   at::Tensor forward(const ForwardBatch& batch, KVCache& cache) {
     check_inputs(batch, cache);
-    const int64_t cached = cache.length();
-    const int64_t fed = batch.input_ids.size(1);
-    auto blocked = detail::attention_blocked(batch.attention_mask, cached, fed);
-    auto hidden = run_layers(batch, blocked, cache);  // [rows, T, hidden] after the final norm
-    cache.advance(fed);
-    if (!batch.all_logits) hidden = hidden.narrow(1, fed - 1, 1);
+    const int64_t fed = batch.input_ids.size(1), block = positions_per_block(batch, cache);
+    at::Tensor hidden;  // [rows, T, hidden] after the final norm (the last block's only without all_logits)
+    if (fed <= block) {
+      hidden = run_block(batch, cache);
+    } else {
+      std::vector<at::Tensor> blocks;
+      for (int64_t from = 0; from < fed; from += block) {
+        const int64_t n = std::min(block, fed - from);
+        auto part = run_block({batch.input_ids.narrow(1, from, n), batch.attention_mask.narrow(1, 0, cache.length() + n),
+                               batch.position_ids.narrow(1, from, n)}, cache);
+        if (batch.all_logits || from + n == fed) blocks.push_back(part);
+      }
+      hidden = blocks.size() == 1 ? blocks[0] : at::cat(blocks, 1);
+    }
+    if (!batch.all_logits) hidden = hidden.narrow(1, hidden.size(1) - 1, 1);
     auto logits = lm_head(hidden);
     return batch.all_logits ? logits : logits.squeeze(1);
+  }
+
+  /// The bytes of float32 attention scores one block of a prefill may hold (rows x heads x positions
+  /// x keys x 4); 256 MiB unless set.
+  int64_t attention_score_bytes() const { return attention_score_bytes_; }
+  void set_attention_score_bytes(int64_t bytes) {
+    detail::check(bytes >= 1, "attention_score_bytes must be >= 1 (got {})", bytes);
+    attention_score_bytes_ = bytes;
   }
 
  protected:
@@ -70,6 +106,21 @@ class PretrainedModel {
   virtual at::Tensor lm_head(const at::Tensor& hidden) = 0;
 
  private:
+  /// Runs the layers over `batch`'s positions, after what `cache` holds, and stores them in it.
+  at::Tensor run_block(const ForwardBatch& batch, KVCache& cache) {
+    const int64_t fed = batch.input_ids.size(1);
+    auto hidden = run_layers(batch, detail::attention_blocked(batch.attention_mask, cache.length(), fed), cache);
+    cache.advance(fed);
+    return hidden;
+  }
+
+  /// Positions a block feeds so that its scores fit attention_score_bytes() (at least one).
+  int64_t positions_per_block(const ForwardBatch& batch, const KVCache& cache) const {
+    const int64_t rows = batch.input_ids.size(0), keys = cache.length() + batch.input_ids.size(1);
+    const int64_t per_position = rows * config_.num_heads * keys * 4;
+    return std::max<int64_t>(1, attention_score_bytes_ / std::max<int64_t>(per_position, 1));
+  }
+
   void check_inputs(const ForwardBatch& batch, const KVCache& cache) const {
     const auto& ids = batch.input_ids;
     detail::check(ids.dim() == 2 && ids.size(1) >= 1 && ids.scalar_type() == at::kLong,
@@ -100,6 +151,7 @@ class PretrainedModel {
   at::Device device_;
   at::ScalarType dtype_;
   CacheLayout cache_layout_ = CacheLayout::shared_prompt;
+  int64_t attention_score_bytes_ = int64_t{256} << 20;
 };
 
 }  // namespace lmdecode

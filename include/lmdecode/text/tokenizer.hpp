@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -80,6 +81,9 @@ class Tokenizer {
       if (!id.is_number_integer() || id.get<int64_t>() < 0) fail(fmt::format("vocab entry \"{}\" has no valid id", token));
       if (id.get<int64_t>() >= id_limit_)
         fail(fmt::format("vocab entry \"{}\" has id {}, far beyond the {} entries", token, id.get<int64_t>(), model["vocab"].size()));
+      const auto at = static_cast<size_t>(id.get<int64_t>());
+      if (at < tokens_.size() && !tokens_[at].empty())
+        fail(fmt::format("vocab entries \"{}\" and \"{}\" share id {}: decoding it would be ambiguous", tokens_[at], token, at));
       add_vocab(token, id.get<int64_t>());
     }
     read_merges(model, fail);
@@ -194,9 +198,11 @@ class Tokenizer {
   }
 
  public:
-  /// Token ids of `text` (UTF-8); with `add_special_tokens`, the post-processor's tokens around them
-  /// (transformers' add_special_tokens=True: Llama 2's and Gemma's BOS; nothing for Qwen or Llama 3).
+  /// Token ids of `text` (UTF-8; invalid UTF-8 is an error naming its offset, as Hugging Face's
+  /// tokenizers take only valid text); with `add_special_tokens`, the post-processor's tokens around
+  /// them (transformers' add_special_tokens=True: Llama 2's and Gemma's BOS; nothing for Qwen or Llama 3).
   TokenIds encode(std::string_view text, bool add_special_tokens = false) const {
+    detail::check_utf8(text);
     TokenIds ids = add_special_tokens ? special_prefix_ : TokenIds{};
     size_t pos = 0, plain = 0;
     while (pos < text.size()) {
@@ -291,9 +297,9 @@ class Tokenizer {
       if (!piece.empty()) bpe(piece, ids);
   }
 
-  /// BPE of one pre-tokenized piece: start from its symbols' tokens and merge the adjacent pair of
-  /// lowest rank (every occurrence, left to right) until no pair has a merge. With ignore_merges
-  /// (Llama 3), a piece that is a token of its own is that token.
+  /// BPE of one pre-tokenized piece: start from its symbols' tokens and merge adjacent pairs, the
+  /// lowest rank first (the leftmost of equal ranks), as Hugging Face's tokenizers do. With
+  /// ignore_merges (Llama 3), a piece that is a token of its own is that token.
   void bpe(const std::string& piece, TokenIds& ids) const {
     {
       std::lock_guard<std::mutex> lock(cache_->mutex);
@@ -303,31 +309,59 @@ class Tokenizer {
         return;
       }
     }
-    TokenIds parts = first_symbols(piece);
-    while (parts.size() > 1) {
-      const Merge* best = nullptr;
-      for (size_t i = 0; i + 1 < parts.size(); ++i) {
-        auto it = merges_.find(pair_key(parts[i], parts[i + 1]));
-        if (it != merges_.end() && (!best || it->second.rank < best->rank)) best = &it->second;
-      }
-      if (!best) break;
-      size_t out = 0;
-      for (size_t i = 0; i < parts.size(); ++i) {
-        if (i + 1 < parts.size()) {
-          auto it = merges_.find(pair_key(parts[i], parts[i + 1]));
-          if (it != merges_.end() && &it->second == best) {
-            parts[out++] = best->merged;
-            ++i;
-            continue;
-          }
-        }
-        parts[out++] = parts[i];
-      }
-      parts.resize(out);
-    }
+    TokenIds parts = merged(first_symbols(piece));
     ids.insert(ids.end(), parts.begin(), parts.end());
     std::lock_guard<std::mutex> lock(cache_->mutex);
     if (cache_->ids.size() < kCacheLimit) cache_->ids.emplace(piece, std::move(parts));
+  }
+
+  /// `symbols` merged: a queue holds every adjacent pair that has a merge, by (rank, position); a
+  /// merge joins the pair into its left symbol and queues the pairs it forms with its neighbours; an
+  /// entry whose pair has changed since it was queued is dropped. Time O(n log n) in the symbols, so
+  /// that a megabyte-long piece costs what it costs in lines.
+  TokenIds merged(const TokenIds& symbols) const {
+    struct Symbol {
+      int64_t id;
+      std::ptrdiff_t prev, next;  // neighbours, -1 at the ends
+      bool alive;
+    };
+    struct Candidate {
+      int32_t rank;
+      size_t left;  // the pair's left symbol
+      int64_t joined;
+      bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+    };
+    const auto n = static_cast<std::ptrdiff_t>(symbols.size());
+    std::vector<Symbol> word;
+    word.reserve(symbols.size());
+    for (std::ptrdiff_t i = 0; i < n; ++i) word.push_back({symbols[static_cast<size_t>(i)], i - 1, i + 1 < n ? i + 1 : -1, true});
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
+    auto offer = [&](std::ptrdiff_t left) {
+      if (left < 0 || word[static_cast<size_t>(left)].next < 0) return;
+      const auto& l = word[static_cast<size_t>(left)];
+      auto it = merges_.find(pair_key(l.id, word[static_cast<size_t>(l.next)].id));
+      if (it != merges_.end()) queue.push({it->second.rank, static_cast<size_t>(left), it->second.merged});
+    };
+    for (std::ptrdiff_t i = 0; i + 1 < n; ++i) offer(i);
+    while (!queue.empty()) {
+      const Candidate top = queue.top();
+      queue.pop();
+      Symbol& left = word[top.left];
+      if (!left.alive || left.next < 0) continue;
+      Symbol& right = word[static_cast<size_t>(left.next)];
+      auto it = merges_.find(pair_key(left.id, right.id));
+      if (it == merges_.end() || it->second.merged != top.joined) continue;  // stale: the pair changed
+      left.id = top.joined;
+      right.alive = false;
+      left.next = right.next;
+      if (left.next >= 0) word[static_cast<size_t>(left.next)].prev = static_cast<std::ptrdiff_t>(top.left);
+      offer(left.prev);
+      offer(static_cast<std::ptrdiff_t>(top.left));
+    }
+    TokenIds out;
+    for (const auto& symbol : word)
+      if (symbol.alive) out.push_back(symbol.id);
+    return out;
   }
 
   TokenIds first_symbols(const std::string& piece) const {

@@ -11,6 +11,7 @@
 #include "lmdecode/config.hpp"
 #include "lmdecode/decoders/detail/decoding_loop.hpp"
 #include "lmdecode/decoders/detail/padded_batch.hpp"
+#include "lmdecode/detail/backend_errors.hpp"
 #include "lmdecode/logits/processor.hpp"
 #include "lmdecode/model.hpp"
 #include "lmdecode/result.hpp"
@@ -53,10 +54,12 @@ class Decoder {
   LogitsProcessorList user_processors_;  // run after the ones config_ enables
 
   GenerationResult run(const PaddedBatch& prompts, const StepCallback& on_step, typename Model::Cache* kept_cache = nullptr) {
-    c10::InferenceMode inference;
-    DecodingLoop<Model> loop(model_, config_, user_processors_, prompts, Strategy::copies(config_), on_step, kept_cache);
-    Strategy strategy(config_, loop.rows());
-    return loop.run(strategy);
+    return in_our_words("decoding", [&] {
+      c10::InferenceMode inference;
+      DecodingLoop<Model> loop(model_, config_, user_processors_, prompts, Strategy::copies(config_), on_step, kept_cache);
+      Strategy strategy(config_, loop.rows());
+      return loop.run(strategy);
+    });
   }
 };
 

@@ -27,6 +27,7 @@
 #include "lmdecode/decoders/detail/padded_batch.hpp"
 #include "lmdecode/decoders/detail/step_runner.hpp"
 #include "lmdecode/decoders/detail/streamed_tokens.hpp"
+#include "lmdecode/detail/memory_budget.hpp"
 #include "lmdecode/logits/default_processors.hpp"
 #include "lmdecode/model.hpp"
 #include "lmdecode/result.hpp"
@@ -109,6 +110,35 @@ inline int64_t checked_max_new_tokens(const GenerationConfig& config, int64_t pr
   return max_new;
 }
 
+/// The rows of one generate() call: each of `prompts` `copies` times. On the CPU, the bytes they take
+/// at once are checked against what the process may still use before anything is allocated: each
+/// row's step buffers over its first positions (tokens, mask, positions, a beam's candidates: a few
+/// int64 each), its scores over the vocabulary (logits, log-probs, processed, a beam's totals and
+/// the copies kept while a step runs: six float32 each) and its KV cache, where the model says what
+/// a position costs.
+template <CausalLM Model>
+LoopRows checked_rows(Model& model, const GenerationConfig& config, const PaddedBatch& prompts, int64_t copies) {
+  const int64_t count = prompts.input_ids.size(0), prompt_length = prompts.input_ids.size(1);
+  const int64_t max_new = checked_max_new_tokens(config, prompt_length);
+  const double rows = static_cast<double>(count) * static_cast<double>(copies);
+  const int64_t positions = prompt_length + std::min(max_new, kFirstNewTokenChunk);
+  double per_row = static_cast<double>(positions) * 8 * 8;
+  if constexpr (requires { model.config().vocab_size; }) per_row += static_cast<double>(model.config().vocab_size) * 4 * 6;
+  if constexpr (requires { model.kv_bytes_per_position(); }) per_row += static_cast<double>(positions * model.kv_bytes_per_position());
+  if constexpr (requires { model.position_limit(); }) {
+    const auto limit = model.position_limit();
+    check(!limit.hard || prompt_length + max_new - 1 <= limit.positions,
+          "the padded prompt ({} tokens) and max_new_tokens ({}) reach position {}, past the model's {} positions",
+          prompt_length, max_new, prompt_length + max_new - 1, limit.positions);
+  }
+  if (const auto room = model.device().is_cpu() ? available_memory_bytes() : std::nullopt)
+    check(rows * per_row <= static_cast<double>(*room),
+          "{} prompts x {} rows each (beams or sequences) of {} positions need about {:.0f} MiB at once, more than the {} MiB "
+          "this process may still use: lower num_beams or num_return_sequences, or the prompts' count or length",
+          count, copies, positions, rows * per_row / (1 << 20), *room >> 20);
+  return {prompts.repeated(copies), count, copies, count * copies, prompt_length, max_new};
+}
+
 template <CausalLM Model>
 class DecodingLoop {
  public:
@@ -117,8 +147,7 @@ class DecodingLoop {
   DecodingLoop(Model& model, const GenerationConfig& config, const LogitsProcessorList& user_processors,
                const PaddedBatch& prompts, int64_t copies, const StepCallback& on_step,
                typename Model::Cache* kept_cache = nullptr)
-      : rows_{prompts.repeated(copies), prompts.input_ids.size(0), copies, prompts.input_ids.size(0) * copies,
-              prompts.input_ids.size(1), checked_max_new_tokens(config, prompts.input_ids.size(1))},
+      : rows_(checked_rows(model, config, prompts, copies)),
         deadline_(config.max_time),
         processors_(make_processors(config, rows_.prompt_length, user_processors)),
         runner_(model, rows_.batch, copies, rows_.max_new_tokens, config.use_cache, config.resolved_pad_token_id(),
@@ -128,6 +157,7 @@ class DecodingLoop {
         output_scores_(config.output_scores),
         output_logits_(config.output_logits) {
     if (on_step_) streamed_.emplace(rows_.rows);
+    if constexpr (requires { model.position_limit(); }) trained_positions_ = model.position_limit().positions;
   }
 
   const LoopRows& rows() const { return rows_; }
@@ -159,6 +189,10 @@ class DecodingLoop {
     result.scores = std::move(step_scores_);
     result.logits = std::move(step_logits_);
     result.cache_bytes = runner_.cache_bytes();
+    if (trained_positions_ > 0 && runner_.columns_fed() > trained_positions_)
+      result.warnings.push_back(fmt::format("the sequence reached {} positions, past the {} the model has "
+                                            "(max_position_embeddings): it runs on, as transformers lets it, untrained there",
+                                            runner_.columns_fed(), trained_positions_));
     return result;
   }
 
@@ -181,6 +215,7 @@ class DecodingLoop {
   std::vector<at::Tensor> step_scores_, step_logits_;
   std::optional<CommittedBeamTokens> committed_;  // beam search's committed prefix, with a callback
   std::vector<size_t> shown_;                     // greedy and sampling: tokens committed per row
+  int64_t trained_positions_ = 0;                 // the model's max_position_embeddings where it says, else 0
 
   bool streaming() const { return static_cast<bool>(on_step_); }
 

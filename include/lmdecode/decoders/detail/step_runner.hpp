@@ -105,6 +105,9 @@ class StepRunner {
     if (later > 0) positions_.narrow(1, cur, later).copy_(last_kept + at::arange(1, later + 1, positions_.options()));
   }
 
+  /// Positions fed so far (the history's columns at the last forward).
+  int64_t columns_fed() const { return columns_fed_; }
+
   /// Whether some row has dropped positions (drop_unkept).
   bool has_dropped() const { return dropped_.defined(); }
 

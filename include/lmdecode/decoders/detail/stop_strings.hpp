@@ -35,6 +35,12 @@ class StopStringMatcher {
     std::vector<int64_t> lengths(texts.size() + 1, 0);  // the extra last row: ids beyond the texts (no text)
     for (size_t t = 0; t < texts.size(); ++t) lengths[t] = static_cast<int64_t>(texts[t].size());
     lengths_ = at::tensor(lengths, at::TensorOptions().dtype(at::kLong)).to(device);
+    int64_t bytes = 0;  // of the tables: two bools per token and byte of each string
+    for (const auto& s : strings) bytes += 2 * (vocab_ + 1) * static_cast<int64_t>(s.size());
+    check(bytes <= kMaxTableBytes,
+          "{} stop strings of {} bytes in all need {} MiB of match tables over a vocabulary of {} tokens, over the {} MiB "
+          "allowed: use fewer or shorter stop strings", strings.size(), bytes / (2 * (vocab_ + 1)), bytes >> 20, vocab_,
+          kMaxTableBytes >> 20);
     for (const auto& s : strings) {
       tables_.push_back(make_table(s, texts, device));
       longest_ = std::max(longest_, tables_.back().length);
@@ -57,6 +63,8 @@ class StopStringMatcher {
   }
 
  private:
+  static constexpr int64_t kMaxTableBytes = int64_t{256} << 20;
+
   struct Table {
     int64_t length;    // L, bytes of the stop string
     at::Tensor ends;   // [V + 1, L] bool: column i - 1 for i matched bytes

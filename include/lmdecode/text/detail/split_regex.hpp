@@ -21,11 +21,7 @@ class Regex {
     PCRE2_SIZE offset = 0;
     code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &error,
                               &offset, nullptr));
-    if (!code_) {
-      PCRE2_UCHAR message[256];
-      pcre2_get_error_message(error, message, sizeof(message));
-      throw invalid_argument(fmt::format("bad pre-tokenizer regex at offset {}: {}", offset, reinterpret_cast<char*>(message)));
-    }
+    if (!code_) throw invalid_argument(fmt::format("bad pre-tokenizer regex at offset {}: {}", offset, message(error)));
     pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE);  // optional speed-up; matching works without it
   }
 
@@ -35,11 +31,17 @@ class Regex {
     std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match(
         pcre2_match_data_create_from_pattern(code_.get(), nullptr), &pcre2_match_data_free);
     size_t start = 0, gap = 0;
+    // PCRE2 checks the whole subject's UTF-8 on every call unless told not to: once is enough (a
+    // check per match made one long line cost the square of its length).
+    uint32_t options = 0;
     while (start <= text.size()) {
-      const int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), start, 0,
+      const int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), start, options,
                                  match.get(), nullptr);
+      options = PCRE2_NO_UTF_CHECK;
       if (rc == PCRE2_ERROR_NOMATCH) break;
-      if (rc < 0) throw invalid_argument(fmt::format("pre-tokenizer regex failed (PCRE2 error {})", rc));
+      if (rc <= PCRE2_ERROR_UTF8_ERR1 && rc >= PCRE2_ERROR_UTF8_ERR21)
+        throw invalid_argument(fmt::format("text is not valid UTF-8 at byte {}: {}", pcre2_get_startchar(match.get()), message(rc)));
+      if (rc < 0) throw invalid_argument(fmt::format("pre-tokenizer regex failed: {}", message(rc)));
       const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
       const size_t begin = ovector[0], end = ovector[1];
       if (end == begin) {  // an empty match: step one character on
@@ -56,6 +58,13 @@ class Regex {
   }
 
  private:
+  /// PCRE2's text for an error code.
+  static std::string message(int error) {
+    PCRE2_UCHAR text[256];
+    pcre2_get_error_message(error, text, sizeof(text));
+    return reinterpret_cast<char*>(text);
+  }
+
   struct Free {
     void operator()(pcre2_code* c) const { pcre2_code_free(c); }
   };

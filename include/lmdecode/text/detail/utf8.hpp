@@ -13,6 +13,18 @@
 
 namespace lmdecode::detail {
 
+/// Throws invalid_argument naming the offset of the first byte of `text` that does not start a valid
+/// UTF-8 character.
+inline void check_utf8(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    utf8proc_int32_t cp = 0;
+    const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + i),
+                                    static_cast<utf8proc_ssize_t>(text.size() - i), &cp);
+    if (n <= 0) throw invalid_argument(fmt::format("text is not valid UTF-8 at byte {} (0x{:02x})", i, static_cast<unsigned char>(text[i])));
+    i += static_cast<size_t>(n);
+  }
+}
+
 /// Unicode NFC of `text`; invalid UTF-8 is an invalid_argument.
 inline std::string nfc(std::string_view text) {
   utf8proc_uint8_t* out = nullptr;
