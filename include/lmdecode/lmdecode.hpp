@@ -23,5 +23,4 @@
 #include "lmdecode/io/generation_config_file.hpp"
 #include "lmdecode/io/safetensors.hpp"
 #include "lmdecode/models/checkpoint.hpp"
-#include "lmdecode/models/load_pretrained.hpp"
 #include "lmdecode/models/model_config.hpp"

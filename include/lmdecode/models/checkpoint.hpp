@@ -1,21 +1,30 @@
 #pragma once
-// A Hugging Face checkpoint folder as the models read it: LoadOptions (where and in which dtype),
-// CheckpointWeights (its tensors by name, handed to a model's constructor) and its generation
-// defaults. load_pretrained() (load_pretrained.hpp) builds the model of a folder from these.
+// A Hugging Face checkpoint folder (config.json, safetensors, generation_config.json) as lmdecode
+// loads it: LoadOptions (where and in which dtype), load_pretrained() (the model its config.json
+// names, with its weights), load_checkpoint_generation_config() (its generation defaults).
+// CheckpointWeights, what a model's constructor takes its weights from, is in detail/checkpoint_weights.hpp.
+//
+// Example:
+//   auto model = lmdecode::load_pretrained("Qwen2.5-0.5B-Instruct", {at::kCUDA, at::kBFloat16});
+//   auto config = lmdecode::load_checkpoint_generation_config("Qwen2.5-0.5B-Instruct", model->config());
+//   lmdecode::GreedyDecoder decoder(*model, config);
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include <filesystem>
+#include <memory>
 #include <optional>
-
 #include <string>
-#include <vector>
 
-#include "lmdecode/error.hpp"
 #include "lmdecode/config.hpp"
+#include "lmdecode/detail/backend_errors.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
 #include "lmdecode/io/safetensors.hpp"
+#include "lmdecode/models/detail/checkpoint_weights.hpp"
+#include "lmdecode/models/gpt2.hpp"
 #include "lmdecode/models/model_config.hpp"
+#include "lmdecode/models/rotary_decoder.hpp"
 
 namespace lmdecode {
 
@@ -23,31 +32,6 @@ namespace lmdecode {
 struct LoadOptions {
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> dtype;
-};
-
-class CheckpointWeights {
- public:
-  CheckpointWeights(TensorMap tensors, std::string source) : tensors_(std::move(tensors)), source_(std::move(source)) {}
-
-  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
-
-  /// The tensor `name`, which must have `shape`; an error names the tensor and both shapes.
-  at::Tensor take(const std::string& name, std::vector<int64_t> shape) const {
-    auto it = tensors_.find(name);
-    if (it == tensors_.end())
-      throw file_error(fmt::format("{}: missing tensor \"{}\" (expected shape [{}])", source_, name, fmt::join(shape, ", ")));
-    const auto& t = it->second;
-    if (t.sizes() != at::IntArrayRef(shape))
-      throw file_error(fmt::format("{}: tensor \"{}\" has shape [{}], the config implies [{}]", source_, name,
-                                   fmt::join(t.sizes(), ", "), fmt::join(shape, ", ")));
-    detail::check<file_error>(at::isFloatingType(t.scalar_type()), "{}: tensor \"{}\" has dtype {}, expected floating point",
-                      source_, name, c10::toString(t.scalar_type()));
-    return t;
-  }
-
- private:
-  TensorMap tensors_;
-  std::string source_;
 };
 
 /// The generation defaults of a checkpoint folder: the model config's special tokens, overlaid by
@@ -61,6 +45,40 @@ inline GenerationConfig load_checkpoint_generation_config(const std::filesystem:
   const auto path = folder / "generation_config.json";
   if (!std::filesystem::exists(path)) return base;
   return load_generation_config(path, base);
+}
+
+/// Architectures load_pretrained() implements, as config.json's "architectures" names them.
+inline std::string supported_architectures() {
+  std::string names;
+  for (const auto& name : detail::kFamilyNames) names += (names.empty() ? "" : ", ") + std::string(name.architecture);
+  return names;
+}
+
+/// The model in `folder`, on `options.device`, its weights and activations in `options.dtype` (one
+/// floating-point dtype for the whole model; unset: float32, whatever the checkpoint stores).
+inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::path& folder, LoadOptions options = {}) {
+  if (!options.dtype) options.dtype = at::kFloat;
+  const at::ScalarType dtype = *options.dtype;
+  detail::check(at::isFloatingType(dtype), "model dtype must be floating point (got {})", c10::toString(dtype));
+#if TORCH_VERSION_MAJOR < 2
+  detail::check(!(dtype == at::kHalf && options.device.is_cpu()),
+                "float16 models need CUDA with libtorch {}.{} (it has no float16 matmul on the CPU): use bfloat16 "
+                "or float32 there",
+                TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR);
+#endif
+  detail::check<file_error>(std::filesystem::is_directory(folder), "model folder {} does not exist or is not a folder",
+                            folder.string());
+  auto config = load_model_config(folder / "config.json");
+  if (config.family == ModelFamily::unknown)
+    throw invalid_argument(fmt::format("{}: architecture \"{}\" (model_type \"{}\") is not supported; supported: {}",
+                                       (folder / "config.json").string(), config.architecture, config.model_type,
+                                       supported_architectures()));
+  return detail::in_our_words(fmt::format("loading {}", folder.string()), [&]() -> std::unique_ptr<PretrainedModel> {
+    CheckpointWeights weights(load_safetensors_checkpoint(folder, {options.device, options.dtype}), folder.string());
+    if (config.family == ModelFamily::gpt2)
+      return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
+    return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);
+  });
 }
 
 }  // namespace lmdecode

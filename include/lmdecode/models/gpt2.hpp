@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "lmdecode/models/checkpoint.hpp"
+#include "lmdecode/models/detail/checkpoint_weights.hpp"
 #include "lmdecode/models/detail/projection.hpp"
 #include "lmdecode/models/pretrained_model.hpp"
 

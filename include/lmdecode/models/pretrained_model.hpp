@@ -1,6 +1,6 @@
 #pragma once
 // PretrainedModel: the common face of the bundled architectures (rotary decoders, GPT-2). They write into
-// a KVCache and satisfy CausalLM; load_pretrained() (models/load_pretrained.hpp) picks one from config.json.
+// a KVCache and satisfy CausalLM; load_pretrained() (models/checkpoint.hpp) picks one from config.json.
 
 #include <ATen/ATen.h>
 

@@ -25,7 +25,7 @@
 
 #include "lmdecode/models/detail/fused_kernels.hpp"
 #include "lmdecode/models/detail/projection.hpp"
-#include "lmdecode/models/checkpoint.hpp"
+#include "lmdecode/models/detail/checkpoint_weights.hpp"
 #include "lmdecode/models/pretrained_model.hpp"
 
 namespace lmdecode {
