@@ -322,27 +322,36 @@ class Tokenizer {
   TokenIds merged(const TokenIds& symbols) const {
     struct Symbol {
       int64_t id;
-      std::ptrdiff_t prev, next;  // neighbours, -1 at the ends
+      int32_t prev, next;  // neighbours, -1 at the ends
       bool alive;
     };
-    struct Candidate {
+    struct Candidate {  // 16 bytes: a long piece's queue is large, and its traffic is the cost
       int32_t rank;
-      size_t left;  // the pair's left symbol
+      uint32_t left;  // the pair's left symbol
       int64_t joined;
       bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
     };
     const auto n = static_cast<std::ptrdiff_t>(symbols.size());
+    detail::check(symbols.size() < (size_t{1} << 31), "a piece of {} symbols is too long to merge", symbols.size());
     std::vector<Symbol> word;
     word.reserve(symbols.size());
-    for (std::ptrdiff_t i = 0; i < n; ++i) word.push_back({symbols[static_cast<size_t>(i)], i - 1, i + 1 < n ? i + 1 : -1, true});
-    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
-    auto offer = [&](std::ptrdiff_t left) {
-      if (left < 0 || word[static_cast<size_t>(left)].next < 0) return;
+    for (std::ptrdiff_t i = 0; i < n; ++i)
+      word.push_back({symbols[static_cast<size_t>(i)], static_cast<int32_t>(i - 1), static_cast<int32_t>(i + 1 < n ? i + 1 : -1), true});
+    auto candidate = [&](std::ptrdiff_t left) -> std::optional<Candidate> {
+      if (left < 0 || word[static_cast<size_t>(left)].next < 0) return std::nullopt;
       const auto& l = word[static_cast<size_t>(left)];
       auto it = merges_.find(pair_key(l.id, word[static_cast<size_t>(l.next)].id));
-      if (it != merges_.end()) queue.push({it->second.rank, static_cast<size_t>(left), it->second.merged});
+      if (it == merges_.end()) return std::nullopt;
+      return Candidate{it->second.rank, static_cast<uint32_t>(left), it->second.merged};
     };
-    for (std::ptrdiff_t i = 0; i + 1 < n; ++i) offer(i);
+    std::vector<Candidate> initial;  // heapified at once: linear, where pushing them one by one is not
+    initial.reserve(symbols.size());
+    for (std::ptrdiff_t i = 0; i + 1 < n; ++i)
+      if (auto c = candidate(i)) initial.push_back(*c);
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue(std::greater<>(), std::move(initial));
+    auto offer = [&](std::ptrdiff_t left) {
+      if (auto c = candidate(left)) queue.push(*c);
+    };
     while (!queue.empty()) {
       const Candidate top = queue.top();
       queue.pop();
@@ -354,7 +363,7 @@ class Tokenizer {
       left.id = top.joined;
       right.alive = false;
       left.next = right.next;
-      if (left.next >= 0) word[static_cast<size_t>(left.next)].prev = static_cast<std::ptrdiff_t>(top.left);
+      if (left.next >= 0) word[static_cast<size_t>(left.next)].prev = static_cast<int32_t>(top.left);
       offer(left.prev);
       offer(static_cast<std::ptrdiff_t>(top.left));
     }
