@@ -161,7 +161,6 @@ class DecodingLoop {
   }
 
   const LoopRows& rows() const { return rows_; }
-  const EndRules& ends() const { return ends_; }
 
   /// Runs `strategy` to the end: each step one forward, the strategy's choice and one device read.
   template <DecodingStrategy Strategy>
