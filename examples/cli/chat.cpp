@@ -98,13 +98,5 @@ int main(int argc, char** argv) {
   lmdecode_cli::GenerationFlags generation_flags(app);
   app.footer("Each stdin line is a user turn; /reset starts over. The KV cache is kept between turns.");
   CLI11_PARSE(app, argc, argv);
-  try {
-    return run(f, model_flags, generation_flags);
-  } catch (const c10::Error& e) {
-    std::fprintf(stderr, "lmdecode-chat: libtorch: %s\n", e.what_without_backtrace());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
-  }
+  return lmdecode_cli::report_failures("lmdecode-chat", [&] { return run(f, model_flags, generation_flags); });
 }

@@ -170,13 +170,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lmdecode-generate: %s (see --help)\n", e.what());
     return 2;
   }
-  try {
+  return lmdecode_cli::report_failures("lmdecode-generate", [&] {
     model_flags.apply_threads();
     return run(f, model_flags, generation_flags);
-  } catch (const c10::Error& e) {
-    std::fprintf(stderr, "lmdecode-generate: libtorch: %s\n", e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-  }
-  return 1;
+  });
 }

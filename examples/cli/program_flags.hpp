@@ -6,6 +6,7 @@
 // reader then applies and validates.
 
 #include <charconv>
+#include <cstdio>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -133,6 +134,21 @@ class GenerationFlags {
     throw lmdecode::invalid_argument(fmt::format("{} expects true, false or never, got \"{}\"", flag, text));
   }
 };
+
+/// Runs a program's work after its flags are parsed; what fails is printed on one line (libtorch's
+/// own errors, which lmdecode does not wrap outside loading and generating, named as such) and the
+/// program exits 1.
+template <class Work>
+int report_failures(const char* program, Work&& work) {
+  try {
+    return work();
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "%s: libtorch: %s\n", program, e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+  }
+  return 1;
+}
 
 /// The model flags of the programs that load a checkpoint.
 struct ModelFlags {

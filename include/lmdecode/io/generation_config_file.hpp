@@ -56,7 +56,7 @@ void read_option(const JsonFields& f, const char* key, T& value) {
   } else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) {  // a seed: any unsigned 64-bit integer
     if (!f.has(key)) return;
     const auto& v = f.raw(key);
-    if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0))
+    if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
       f.type_error(key, "an integer from 0 to 2^64 - 1", v);
     value = v.get<uint64_t>();
   } else if constexpr (std::is_same_v<T, EarlyStopping>) {
