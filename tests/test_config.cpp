@@ -101,6 +101,7 @@ nlohmann::json sample_value() {
   else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) return 0.5;
   else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) return std::numeric_limits<uint64_t>::max();
   else if constexpr (std::is_same_v<T, lmdecode::EarlyStopping>) return "never";
+  else if constexpr (std::is_same_v<T, lmdecode::DraftSchedule>) return "heuristic";
   else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return {4, 5};
   else if constexpr (std::is_same_v<T, std::vector<std::vector<int64_t>>>) return {{4, 5}};
   else return {"x"};
@@ -115,7 +116,7 @@ TEST_CASE("every option of the table is read from JSON under its key, and its ow
     std::visit([&](auto member) {
       using T = std::remove_reference_t<decltype(std::declval<GenerationConfig&>().*member)>;
       GenerationConfig defaults;
-      defaults.num_beams = 4;  // so that 3 return sequences are consistent
+      if (std::string(option.name) != "prompt_lookup_num_tokens") defaults.num_beams = 4;  // 3 return sequences; drafts need 1 beam
       json value = sample_value<T>();
       if constexpr (std::is_same_v<T, bool>) value = !(defaults.*member);
       const json one{{option.json_key(), value}};

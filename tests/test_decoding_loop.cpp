@@ -19,7 +19,8 @@ using lmdecode::detail::StepOutcome;
 
 /// Feeds each row its `targets`, `chunk` tokens a forward, and records each target's log-prob. Of
 /// each chunk row r is fed keep[r] targets then `filler` (a rejected draft), and keeps the targets
-/// only: the fillers are dropped, and the next chunk goes on from the last kept target.
+/// only: the fillers are dropped (holes, or removed where every row drops them), and the next chunk
+/// goes on from the last kept target.
 class ForcedChunks {
  public:
   static constexpr bool kLogProbs = true;
@@ -50,7 +51,11 @@ class ForcedChunks {
     }
     StepOutcome out{.appended = chunk_,
                     .last = std::all_of(kept_.begin(), kept_.end(), [&](int64_t k) { return k == length - 1; })};
-    if (in.step > 0) out.kept = at::tensor(kept_now, loop_.longs());
+    if (in.step > 0) {
+      out.kept = at::tensor(kept_now, loop_.longs());
+      // What every row dropped at the end is removed: the next chunk goes after the last kept position.
+      columns_ -= chunk_ - *std::max_element(kept_now.begin(), kept_now.end());
+    }
     for (int64_t r = 0; r < loop_.rows; ++r)
       for (int64_t j = 0; j < chunk_; ++j) {
         const int64_t t = kept_[r] + j;

@@ -101,6 +101,7 @@ class GenerationFlags {
           else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) return parse_number<uint64_t>(last, flag);
           else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) return parse_number<double>(last, flag);
           else if constexpr (std::is_same_v<T, lmdecode::EarlyStopping>) return early_stopping(last, flag);
+          else if constexpr (std::is_same_v<T, lmdecode::DraftSchedule>) return last;  // named as in the JSON
           else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return parse_ids(last, flag);
           else if constexpr (std::is_same_v<T, std::vector<std::string>>) return values;
           else {  // lists of id lists: one a use of the flag
@@ -121,6 +122,7 @@ class GenerationFlags {
           else if constexpr (std::is_same_v<T, std::optional<uint64_t>>) return "UINT";
           else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) return "NUMBER";
           else if constexpr (std::is_same_v<T, lmdecode::EarlyStopping>) return "true|false|never";
+          else if constexpr (std::is_same_v<T, lmdecode::DraftSchedule>) return "constant|heuristic|heuristic_transient";
           else if constexpr (std::is_same_v<T, std::vector<std::string>>) return "TEXT";
           else return "IDS";
         },

@@ -25,6 +25,13 @@ enum class EarlyStopping {
   never,      ///< HF `"never"`: with length_penalty > 0, bound the running beam at max length (canonical beam search).
 };
 
+/// How the draft model's number of drafts changes between steps (HF num_assistant_tokens_schedule).
+enum class DraftSchedule {
+  constant,             ///< num_assistant_tokens every step
+  heuristic,            ///< +2 after a step that accepted every draft, else -1 (at least 1); kept by the decoder across calls
+  heuristic_transient,  ///< as heuristic, from num_assistant_tokens again at every call
+};
+
 /// Options of one generation. Defaults are HF's global defaults.
 struct GenerationConfig {
   /// New tokens to generate at most. Unset: `max_length` if set, else 20 (HF's default `max_length = L0 + 20`).
@@ -96,6 +103,17 @@ struct GenerationConfig {
   bool output_scores = false;
   /// Keep each step's raw logits (GenerationResult::logits), as transformers' output_logits.
   bool output_logits = false;
+  /// Speculative decoding from the prompt (transformers' prompt lookup): each step drafts up to this
+  /// many tokens that followed an earlier occurrence of the newest n-gram, and the model checks them
+  /// in one forward. Unset: off. Greedy and sampling only.
+  std::optional<int64_t> prompt_lookup_num_tokens;
+  /// Prompt lookup: the longest n-gram searched for (then shorter ones).
+  int64_t max_matching_ngram_size = 2;
+  /// Speculative decoding with a draft model (AssistedDecoder): drafts a step at first.
+  int64_t num_assistant_tokens = 20;
+  DraftSchedule num_assistant_tokens_schedule = DraftSchedule::constant;
+  /// A draft model stops drafting for a step after a draft it gives less than this probability.
+  double assistant_confidence_threshold = 0.4;
 
   /// Finished hypotheses beam search keeps per prompt: round(num_beams x patience).
   int64_t finished_hypotheses_kept() const { return std::llround(static_cast<double>(num_beams) * patience); }
@@ -150,7 +168,7 @@ struct OptionBounds {
 using OptionField =
     std::variant<int64_t GenerationConfig::*, std::optional<int64_t> GenerationConfig::*, double GenerationConfig::*,
                  std::optional<double> GenerationConfig::*, bool GenerationConfig::*, std::optional<uint64_t> GenerationConfig::*,
-                 EarlyStopping GenerationConfig::*, std::vector<int64_t> GenerationConfig::*,
+                 EarlyStopping GenerationConfig::*, DraftSchedule GenerationConfig::*, std::vector<int64_t> GenerationConfig::*,
                  std::vector<std::vector<int64_t>> GenerationConfig::*, std::vector<std::string> GenerationConfig::*>;
 
 /// One generation option: what validate() checks, what generation_config.json calls it and what
@@ -175,6 +193,9 @@ struct GenerationOption {
     return f;
   }
 };
+
+/// The most drafts a step checks (each costs a position of every row's scores over the vocabulary).
+inline constexpr int64_t kMaxDrafts = 128;
 
 /// Every option of GenerationConfig but token_texts (the tokenizer's, not a setting).
 inline const std::vector<GenerationOption>& generation_options() {
@@ -221,6 +242,15 @@ inline const std::vector<GenerationOption>& generation_options() {
        "--no-cache", false},
       {"output_scores", &C::output_scores, "Keep each new token's transformers transition score"},
       {"output_logits", &C::output_logits, "Keep each step's raw logits", {}, nullptr, true, ""},
+      {"prompt_lookup_num_tokens", &C::prompt_lookup_num_tokens, "Speculative decoding: draft up to this many tokens a "
+       "step from earlier text (prompt lookup)", {.min = 1, .max = kMaxDrafts}},
+      {"max_matching_ngram_size", &C::max_matching_ngram_size, "Prompt lookup: the longest n-gram matched",
+       {.min = 1, .max = kMaxDrafts}},
+      {"num_assistant_tokens", &C::num_assistant_tokens, "Draft model: drafts a step at first", {.min = 1, .max = kMaxDrafts}},
+      {"num_assistant_tokens_schedule", &C::num_assistant_tokens_schedule,
+       "Draft model: constant, heuristic or heuristic_transient"},
+      {"assistant_confidence_threshold", &C::assistant_confidence_threshold,
+       "Draft model: stop drafting after a draft less likely than this", {.min = 0, .max = 1}},
   };
   return options;
 }
@@ -287,6 +317,9 @@ inline void validate(const GenerationConfig& c) {
     check(c.finished_hypotheses_kept() >= c.num_return_sequences,
           "beam search keeps round(num_beams x patience) = round({} x {}) = {} finished hypotheses, fewer than "
           "num_return_sequences ({})", c.num_beams, c.patience, c.finished_hypotheses_kept(), c.num_return_sequences);
+  check(c.num_beams == 1 || !c.prompt_lookup_num_tokens,
+        "prompt_lookup_num_tokens (speculative decoding) works with greedy search and sampling, not beam search (num_beams {})",
+        c.num_beams);
   check(!c.do_sample || c.temperature > 0.0,
         "temperature must be > 0 when sampling (got {}); for the arg max use do_sample = false", c.temperature);
 }

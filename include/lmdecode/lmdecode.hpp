@@ -19,6 +19,7 @@
 #include "lmdecode/decoders/conversation.hpp"
 #include "lmdecode/decoders/generate.hpp"
 #include "lmdecode/decoders/sampling.hpp"
+#include "lmdecode/decoders/speculative.hpp"
 #include "lmdecode/adapters/hf_style_model.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
 #include "lmdecode/io/safetensors.hpp"

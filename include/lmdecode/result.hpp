@@ -50,6 +50,13 @@ struct Hypothesis {
   int64_t stop_sequence = -1;
 };
 
+/// What speculative decoding drafted and the target model accepted in one generate() call.
+struct SpeculationCounts {
+  int64_t drafted = 0;         ///< draft tokens fed to the target model to check
+  int64_t accepted = 0;        ///< of them, those kept (equal to the target's own choice, or accepted by speculative sampling)
+  int64_t draft_forwards = 0;  ///< forward calls of the draft model (0 for prompt lookup)
+};
+
 /// The result of one generate() call.
 struct GenerationResult {
   /// hypotheses[prompt][rank]: num_return_sequences per prompt, best first.
@@ -58,13 +65,16 @@ struct GenerationResult {
   /// prompt then the new tokens, shorter rows right-padded. On the CPU.
   at::Tensor sequences;
   int64_t prompt_length = 0;  ///< L0, the padded prompt length
-  int64_t steps = 0;          ///< decoding steps run, each one forward call (the first is the prefill)
+  int64_t steps = 0;          ///< decoding steps run, each one forward call of the model (the first is the prefill)
+  SpeculationCounts speculation;  ///< speculative decoding only: its drafts
   /// Bytes the KV cache held when decoding ended (its most: it only grows), for a model whose cache
   /// can say (KVCache::bytes(): each prompt's positions once, each row's own after them); else 0.
   int64_t cache_bytes = 0;
   /// With config.output_scores: each step's processed scores [rows, vocab] float32, on the model's
   /// device (transformers' `scores`: beam search, the processed log-probs of each running beam,
-  /// row b * num_beams + k; greedy and sampling, the processed logits of each row).
+  /// row b * num_beams + k; greedy and sampling, the processed logits of each row). Speculative
+  /// decoding: one entry per new token, row r's the scores that chose its token there (as
+  /// transformers' assisted generation), -inf past a row's end.
   std::vector<at::Tensor> scores;
   /// With config.output_logits: each step's raw logits [rows, vocab] float32 (transformers' `logits`).
   std::vector<at::Tensor> logits;

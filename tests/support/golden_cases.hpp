@@ -222,11 +222,11 @@ class GoldenModels {
   std::map<std::string, Loaded> loaded_;
 };
 
-/// Runs `golden_case` on `model` with the checkpoint's generation defaults `defaults` overlaid by
-/// the case's params, and compares with its `dtype` block. Returns "" on a match.
-template <lmdecode::CausalLM Model>
-std::string check_golden_case(Model& model, const lmdecode::GenerationConfig& defaults,
-                              const nlohmann::json& golden_case, const std::string& dtype) {
+/// Runs `golden_case` with the checkpoint's generation defaults `defaults` overlaid by the case's
+/// params, through `decode(config, prompts)`, and compares with its `dtype` block. Returns "" on a match.
+template <class Decode>
+std::string check_golden_case_with(const lmdecode::GenerationConfig& defaults, const nlohmann::json& golden_case,
+                                   const std::string& dtype, Decode decode) {
   try {
     auto config = lmdecode::generation_config_from_json(golden_case.at("params"), defaults, "case params");
     const auto& ref = golden_case.at(dtype);
@@ -234,13 +234,21 @@ std::string check_golden_case(Model& model, const lmdecode::GenerationConfig& de
     config.output_scores = ref.contains("token_scores") || ref.contains("beam_indices") || ref.contains("step_scores");
     config.output_logits = ref.contains("step_logits");
     auto prompts = golden_case.at("prompts").get<std::vector<lmdecode::TokenIds>>();
-    const bool beam = golden_case.at("kind") == "beam";
-    auto result = beam ? lmdecode::BeamSearchDecoder(model, config).generate(prompts)
-                       : lmdecode::GreedyDecoder(model, config).generate(prompts);
-    return compare_with_reference(result, ref, beam, golden_tolerance(dtype));
+    const auto result = decode(config, prompts);
+    return compare_with_reference(result, ref, golden_case.at("kind") == "beam", golden_tolerance(dtype));
   } catch (const std::exception& e) {
     return std::string("threw: ") + e.what();
   }
+}
+
+/// check_golden_case_with() through the decoder the case's kind names, on `model`.
+template <lmdecode::CausalLM Model>
+std::string check_golden_case(Model& model, const lmdecode::GenerationConfig& defaults,
+                              const nlohmann::json& golden_case, const std::string& dtype) {
+  return check_golden_case_with(defaults, golden_case, dtype, [&](const lmdecode::GenerationConfig& config, const auto& prompts) {
+    return golden_case.at("kind") == "beam" ? lmdecode::BeamSearchDecoder(model, config).generate(prompts)
+                                            : lmdecode::GreedyDecoder(model, config).generate(prompts);
+  });
 }
 
 }  // namespace lmdecode_test

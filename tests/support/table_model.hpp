@@ -21,6 +21,7 @@ struct PositionCache {
   int64_t reorders = 0;
   int64_t length() const { return length_; }
   void reorder(const at::Tensor&) { ++reorders; }
+  void crop(int64_t length) { length_ = length; }
 };
 
 class TableModel {
@@ -41,6 +42,8 @@ class TableModel {
 
   at::Tensor forward(const lmdecode::ForwardBatch& batch, PositionCache& cache) {
     cache.length_ += batch.input_ids.size(1);
+    if (batch.all_logits)
+      return table_.index_select(0, batch.input_ids.reshape({-1})).view({batch.input_ids.size(0), batch.input_ids.size(1), -1});
     auto last = batch.input_ids.select(1, batch.input_ids.size(1) - 1);
     return table_.index_select(0, last);
   }

@@ -59,6 +59,15 @@ class HfStyleCache {
     }
   }
 
+  /// Forgets every position from `length` on (speculative decoding drops the drafts it rejects).
+  void crop(int64_t length) {
+    detail::check(length >= 0 && length <= this->length(), "HfStyleCache::crop({}) outside [0, {}]", length, this->length());
+    for (auto& [key, value] : past_) {
+      key = key.narrow(2, 0, length);
+      value = value.narrow(2, 0, length);
+    }
+  }
+
  private:
   HfStylePast past_;
 };

@@ -22,6 +22,8 @@ class GreedyDecoder : public detail::Decoder<Model, detail::TokenStrategy<detail
   /// `processors` run after the ones `config` enables, on float32 logits.
   explicit GreedyDecoder(Model& model, GenerationConfig config = {}, LogitsProcessorList processors = {})
       : GreedyDecoder::Decoder(model, std::move(config), std::move(processors)) {
+    detail::check(!this->config().prompt_lookup_num_tokens,
+                  "GreedyDecoder does not draft: with prompt_lookup_num_tokens use PromptLookupDecoder (or generate())");
     detail::check(this->config().num_beams == 1, "GreedyDecoder needs num_beams == 1 (got {}); use BeamSearchDecoder",
                   this->config().num_beams);
     detail::check(!this->config().do_sample, "GreedyDecoder does not sample: set do_sample = false or use SamplingDecoder");

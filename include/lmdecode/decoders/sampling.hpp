@@ -23,6 +23,8 @@ class SamplingDecoder : public detail::Decoder<Model, detail::TokenStrategy<deta
   /// num_return_sequences continuations of each prompt (config.do_sample is set).
   explicit SamplingDecoder(Model& model, GenerationConfig config = {}, LogitsProcessorList processors = {})
       : SamplingDecoder::Decoder(model, sampled(std::move(config)), std::move(processors)) {
+    detail::check(!this->config().prompt_lookup_num_tokens,
+                  "SamplingDecoder does not draft: with prompt_lookup_num_tokens use PromptLookupDecoder (or generate())");
     detail::check(this->config().num_beams == 1, "SamplingDecoder needs num_beams == 1 (got {}); beam sampling is "
                   "BeamSearchDecoder with do_sample", this->config().num_beams);
   }

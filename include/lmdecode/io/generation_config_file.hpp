@@ -65,6 +65,14 @@ void read_option(const JsonFields& f, const char* key, T& value) {
     if (v.is_boolean()) value = v.get<bool>() ? EarlyStopping::on_full : EarlyStopping::heuristic;
     else if (v.is_string() && v.get<std::string>() == "never") value = EarlyStopping::never;
     else f.type_error(key, "true, false or \"never\"", v);
+  } else if constexpr (std::is_same_v<T, DraftSchedule>) {
+    if (!f.has(key)) return;
+    const auto& v = f.raw(key);
+    const std::string name = v.is_string() ? v.get<std::string>() : "";
+    if (name == "constant") value = DraftSchedule::constant;
+    else if (name == "heuristic") value = DraftSchedule::heuristic;
+    else if (name == "heuristic_transient") value = DraftSchedule::heuristic_transient;
+    else f.type_error(key, "\"constant\", \"heuristic\" or \"heuristic_transient\"", v);
   } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
     if (auto v = f.integer_list(key)) value = *v;
   } else if constexpr (std::is_same_v<T, std::vector<std::vector<int64_t>>>) {

@@ -115,7 +115,7 @@ class RotaryDecoderModel : public PretrainedModel {
     const Rotation full_rotation = rotary(batch.position_ids, inv_freq_);
     const Rotation sliding_rotation = sliding_inv_freq_.defined() ? rotary(batch.position_ids, sliding_inv_freq_) : full_rotation;
     const LayerMask full = layer_mask(blocked, group);
-    const LayerMask sliding = c.sliding_layers.empty() ? LayerMask{} : layer_mask(detail::window_blocked(blocked, c.sliding_window), group);
+    const LayerMask sliding = c.sliding_layers.empty() ? LayerMask{} : layer_mask(detail::window_blocked(blocked, batch.attention_mask, c.sliding_window), group);
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
       const bool slides = !c.sliding_layers.empty() && c.sliding_layers[i];

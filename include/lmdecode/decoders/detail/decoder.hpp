@@ -19,6 +19,18 @@
 
 namespace lmdecode::detail {
 
+/// What a strategy keeps across the calls of one decoder (its `Shared` type; none by default).
+template <class Strategy>
+struct SharedOf {
+  struct None {};
+  using type = None;
+};
+template <class Strategy>
+  requires requires { typename Strategy::Shared; }
+struct SharedOf<Strategy> {
+  using type = typename Strategy::Shared;
+};
+
 template <CausalLM Model, DecodingStrategy Strategy>
 class Decoder {
  public:
@@ -48,17 +60,27 @@ class Decoder {
     validate(config_);
   }
 
+ protected:
+  typename SharedOf<Strategy>::type& shared() { return shared_; }
+  Model& model() { return model_; }
+
  private:
   Model& model_;
   GenerationConfig config_;
   LogitsProcessorList user_processors_;  // run after the ones config_ enables
+  typename SharedOf<Strategy>::type shared_;
 
   GenerationResult run(const PaddedBatch& prompts, const StepCallback& on_step, typename Model::Cache* kept_cache = nullptr) {
     return in_our_words("decoding", [&] {
       c10::InferenceMode inference;
       DecodingLoop<Model> loop(model_, config_, user_processors_, prompts, Strategy::copies(config_), on_step, kept_cache);
-      Strategy strategy(config_, loop.rows());
-      return loop.run(strategy);
+      if constexpr (requires { typename Strategy::Shared; }) {
+        Strategy strategy(config_, loop.rows(), shared_);
+        return loop.run(strategy);
+      } else {
+        Strategy strategy(config_, loop.rows());
+        return loop.run(strategy);
+      }
     });
   }
 };

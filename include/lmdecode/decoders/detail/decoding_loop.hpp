@@ -15,6 +15,7 @@
 #include <ATen/ATen.h>
 
 #include <concepts>
+#include <limits>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -63,7 +64,8 @@ struct StepInput {
 /// each prompt's best running beam).
 struct StepView {
   int64_t step = 0;    // 0-based index of the step
-  at::Tensor tokens;   // [rows] int64: each row's token of this step
+  at::Tensor tokens;   // [rows] int64: each row's token of this step; with `counts`, [rows, width] its tokens
+  at::Tensor counts;   // [rows] int64: how many tokens of `tokens` each row took (undefined: one each)
   at::Tensor parents;  // [rows] int64: the row each row continues (beam search), undefined if itself
   at::Tensor lengths;  // [shown] int64: tokens each shown row keeps, undefined if step + 1
   at::Tensor running;  // [shown] bool: the shown row (greedy) or its prompt's search (beam) goes on
@@ -83,7 +85,10 @@ struct StepOutcome {
   /// the next step scores each of them.
   int64_t appended = 1;
   /// [rows] int64: of the positions this step fed, how many each row keeps; the cache drops the
-  /// rest (their keys become masked holes, later positions continue from the kept ones). Undefined: all.
+  /// rest (their keys become masked holes, later positions continue from the kept ones). What every
+  /// row drops at the end is removed: the `appended` tokens then sit in the history from column
+  /// first + max(kept) on, `first` the first column this step fed (StepRunner::drop_unkept).
+  /// Undefined: all.
   at::Tensor kept;
   at::Tensor parents;     // [rows] int64: the row each row continues (beam search); undefined: itself
   at::Tensor undrawable;  // bool scalar: a sampled row had nothing to draw (an error at the next read)
@@ -184,9 +189,10 @@ class DecodingLoop {
       }
     }
     runner_.read({});  // NaN logits (or a row with nothing to draw) are an error, also where no step read them
-    auto result = assemble_result(strategy.finish(steps, step_scores_), rows_.prompt_length, steps);
-    result.scores = std::move(step_scores_);
-    result.logits = std::move(step_logits_);
+    const FinishedRows finished = strategy.finish(steps, step_scores_);
+    auto result = assemble_result(finished, rows_.prompt_length, steps);
+    result.scores = by_token(std::move(step_scores_), finished.token_positions);
+    result.logits = by_token(std::move(step_logits_), finished.token_positions);
     result.cache_bytes = runner_.cache_bytes();
     if (trained_positions_ > 0 && runner_.columns_fed() > trained_positions_)
       result.warnings.push_back(fmt::format("the sequence reached {} positions, past the {} the model has "
@@ -229,38 +235,41 @@ class DecodingLoop {
       at::Tensor position_logits = positions == 1 ? logits : logits.select(1, j);
       if (output_logits_) step_logits_.push_back(position_logits.clone());
       at::Tensor processed = log_probs ? position_logits.log_softmax(-1) : position_logits;
-      apply_processors(history, cur - positions + 1 + j, processed);
+      runner_.process(processors_, history, cur - positions + 1 + j, processed);
       if (output_scores_) step_scores_.push_back(processed.clone());
       scores.push_back(processed);
     }
     return scores;
   }
 
-  /// The processors on `scores`, after each row's first `upto` columns of `history`; where positions
-  /// were dropped, row by row on the row's prompt and kept tokens, so that each row's processors see
-  /// its history as it would be without them.
-  void apply_processors(const at::Tensor& history, int64_t upto, at::Tensor& scores) {
-    if (processors_.empty()) return;
-    if (!runner_.has_dropped()) {
-      processors_.apply(upto == history.size(1) ? history : history.narrow(1, 0, upto), scores);
-      return;
+  /// Each fed position's [rows, vocab] tensors, `kept`, rearranged by token where `positions`
+  /// ([rows, tokens] int64, from a strategy that took several tokens a step) says which fed position
+  /// chose each row's token t (-1 past the row's end, where the row gets -inf); else as they are.
+  static std::vector<at::Tensor> by_token(std::vector<at::Tensor> kept, const at::Tensor& positions) {
+    if (!positions.defined() || kept.empty()) return kept;
+    const int64_t rows = positions.size(0);
+    const auto all = at::stack(kept, 0).view({-1, kept.front().size(1)});  // [fed positions x rows, vocab]
+    const auto on_device = positions.to(all.device());
+    const auto row = at::arange(rows, on_device.options());
+    std::vector<at::Tensor> tokens;
+    for (int64_t t = 0; t < positions.size(1); ++t) {
+      const auto at_t = on_device.select(1, t);
+      auto scores = all.index_select(0, at_t.clamp_min(0) * rows + row);
+      tokens.push_back(scores.masked_fill(at_t.lt(0).unsqueeze(1), -std::numeric_limits<float>::infinity()));
     }
-    for (int64_t r = 0; r < rows_.rows; ++r) {
-      at::Tensor row_scores = scores.narrow(0, r, 1).clone();
-      processors_.apply(runner_.kept_history(history, r, upto), row_scores);
-      scores.narrow(0, r, 1).copy_(row_scores);
-    }
+    return tokens;
   }
 
   /// The step's one device read with a callback: `view`, and `flag` where defined, in one copy;
   /// then the step's event goes to the callback.
   StepRead read_step(const StepView& view, const at::Tensor& flag) {
     std::vector<at::Tensor> values{view.tokens, view.running};
-    for (const auto* t : {&view.parents, &view.lengths, &view.finished_merge, &flag})
+    for (const auto* t : {&view.counts, &view.parents, &view.lengths, &view.finished_merge, &flag})
       if (t->defined()) values.push_back(*t);
     const std::vector<at::Tensor> host = runner_.read(values);
     size_t next = 2;
     auto take = [&](const at::Tensor& t) { return t.defined() ? host[next++].data_ptr<int64_t>() : nullptr; };
+    const int64_t* counts = take(view.counts);
     const int64_t* parents = take(view.parents);
     const int64_t* lengths = take(view.lengths);
     const int64_t* merge = take(view.finished_merge);
@@ -273,6 +282,7 @@ class DecodingLoop {
       committed_->merge_finished(*streamed_, m);
     }
     if (parents) streamed_->append(host[0].data_ptr<int64_t>(), parents);
+    else if (counts) streamed_->append(host[0].data_ptr<int64_t>(), view.tokens.size(1), counts);
     else streamed_->append(host[0].data_ptr<int64_t>());
     StepEvent event;
     event.step = view.step;

@@ -27,6 +27,10 @@ struct FinishedRows {
   at::Tensor stops;      // [n] int64: the matched stop sequence, -1 if none
   at::Tensor token_scores;  // [n, >= length] float32: transformers' transition scores; only with output_scores
   at::Tensor beam_rows;     // [n, >= length] int64: HF beam_indices; beam search with output_scores only
+  /// A strategy that takes several tokens a step, with output_scores or output_logits: [n, longest]
+  /// int64, the fed position (counted over the run) whose scores chose each token, -1 past the end.
+  at::Tensor token_positions;
+  SpeculationCounts speculation;  // speculative decoding's drafts
 };
 
 /// One Hypothesis per row of `rows` (generated tokens only, from column `prompt_length` on).
@@ -77,6 +81,7 @@ inline GenerationResult assemble_result(const FinishedRows& rows, int64_t prompt
   if (rows.beam_rows.defined()) result.beam_indices = rows.beam_rows.narrow(1, 0, static_cast<int64_t>(longest)).to(at::kCPU);
   result.prompt_length = prompt_length;
   result.steps = steps;
+  result.speculation = rows.speculation;
   return result;
 }
 

@@ -19,13 +19,17 @@ struct Draws {
                        // (undefined where nothing can be invalid, as for greedy's arg max)
 };
 
-/// `n` indices per row of softmax(`scores`) ([rows, vocab] float32), without replacement. A row
-/// whose softmax is NaN (every score -inf, or a +inf or NaN score) sets `invalid`.
-inline Draws draw_from_softmax(const at::Tensor& scores, int64_t n, at::Generator& generator) {
-  auto probs = scores.softmax(-1);
+/// `n` indices per row of `probs` ([rows, vocab], each row summing to 1), without replacement.
+inline Draws draw_from_probabilities(const at::Tensor& probs, int64_t n, at::Generator& generator) {
   auto keys = probs / at::empty_like(probs).exponential_(1, generator);
   auto index = n == 1 ? keys.argmax(-1, true) : std::get<1>(keys.topk(n, -1));
   return {index, probs.isnan().any()};
+}
+
+/// `n` indices per row of softmax(`scores`) ([rows, vocab] float32), without replacement. A row
+/// whose softmax is NaN (every score -inf, or a +inf or NaN score) sets `invalid`.
+inline Draws draw_from_softmax(const at::Tensor& scores, int64_t n, at::Generator& generator) {
+  return draw_from_probabilities(scores.softmax(-1), n, generator);
 }
 
 }  // namespace lmdecode::detail

@@ -13,6 +13,7 @@
 
 #include "lmdecode/decoders/detail/padded_batch.hpp"
 #include "lmdecode/detail/token_index.hpp"
+#include "lmdecode/logits/processor.hpp"
 #include "lmdecode/model.hpp"
 
 namespace lmdecode::detail {
@@ -91,25 +92,47 @@ class StepRunner {
     return scores;
   }
 
-  /// Of the last `fed` positions, row r keeps the first kept[r] ([rows] int64): the others stay in
-  /// the cache as masked holes (no later query attends them), and the positions fed later continue
+  /// Of the last `fed` positions, row r keeps the first kept[r] ([rows] int64, read here): the
+  /// others become masked holes (no later query attends them), and the positions fed later continue
   /// from the last kept one, so that each row decodes as if the dropped tokens had never been fed.
-  void drop_unkept(int64_t fed, const at::Tensor& kept) {
-    const int64_t cur = columns_fed_, first = cur - fed;
-    auto keep = at::arange(fed, kept.options()).unsqueeze(0) < kept.unsqueeze(1);  // [rows, fed]
-    mask_.narrow(1, first, fed).mul_(keep);
-    dropped_ = dropped_.defined() ? dropped_ : at::zeros_like(mask_, mask_.options().dtype(at::kBool));
-    dropped_.narrow(1, first, fed).logical_or_(keep.logical_not());
-    auto last_kept = positions_.narrow(1, 0, cur).masked_fill(dropped_.narrow(1, 0, cur), -1).amax(1, true);
-    const int64_t later = positions_.size(1) - cur;
-    if (later > 0) positions_.narrow(1, cur, later).copy_(last_kept + at::arange(1, later + 1, positions_.options()));
+  /// What every row drops at the end is removed instead (the cache cropped): the history's next
+  /// column is returned, first + max(kept) where `first` is the first of the `fed` columns.
+  int64_t drop_unkept(int64_t fed, const at::Tensor& kept) {
+    const int64_t first = columns_fed_ - fed;
+    const auto host = kept.to(at::kCPU);
+    const int64_t most = host.max().item<int64_t>(), end = first + most;
+    if (end < columns_fed_) crop_columns(end);
+    if (host.min().item<int64_t>() < most) {
+      auto keep = at::arange(most, kept.options()).unsqueeze(0) < kept.unsqueeze(1);  // [rows, most]
+      mask_.narrow(1, first, most).mul_(keep);
+      if (!dropped_.defined()) dropped_ = at::zeros_like(mask_, mask_.options().dtype(at::kBool));
+      dropped_.narrow(1, first, most).logical_or_(keep.logical_not());
+    }
+    const int64_t cur = columns_fed_, later = positions_.size(1) - cur;
+    auto last_kept = positions_.narrow(1, 0, cur);
+    if (dropped_.defined()) last_kept = last_kept.masked_fill(dropped_.narrow(1, 0, cur), -1);
+    if (later > 0) positions_.narrow(1, cur, later).copy_(last_kept.amax(1, true) + at::arange(1, later + 1, positions_.options()));
+    return cur;
+  }
+
+  /// `processors` on `scores` after each row's first `upto` columns of `sequence` (the history);
+  /// where positions were dropped, row by row on the row's prompt and kept tokens, so that each
+  /// row's processors see its history as it would be without them.
+  void process(LogitsProcessorList& processors, const at::Tensor& sequence, int64_t upto, at::Tensor& scores) const {
+    if (processors.empty()) return;
+    if (!dropped_.defined()) {
+      processors.apply(upto == sequence.size(1) ? sequence : sequence.narrow(1, 0, upto), scores);
+      return;
+    }
+    for (int64_t r = 0; r < rows_; ++r) {
+      at::Tensor row_scores = scores.narrow(0, r, 1).clone();
+      processors.apply(kept_history(sequence, r, upto), row_scores);
+      scores.narrow(0, r, 1).copy_(row_scores);
+    }
   }
 
   /// Positions fed so far (the history's columns at the last forward).
   int64_t columns_fed() const { return columns_fed_; }
-
-  /// Whether some row has dropped positions (drop_unkept).
-  bool has_dropped() const { return dropped_.defined(); }
 
   /// Row r's history in its first `upto` columns of `sequence`, its dropped positions left out: [1, n].
   at::Tensor kept_history(const at::Tensor& sequence, int64_t r, int64_t upto) const {
@@ -163,6 +186,19 @@ class StepRunner {
     mask_ = at::cat({mask_, at::ones({rows_, more}, mask_.options())}, 1);
     positions_ = at::cat({positions_, last + at::arange(1, more + 1, positions_.options())}, 1);
     if (dropped_.defined()) dropped_ = at::cat({dropped_, at::zeros({rows_, more}, dropped_.options())}, 1);
+  }
+
+  /// Forgets the fed columns from `end` on: the cache crops them (a cache type without crop() cannot
+  /// drop positions), and the mask and holes there are reset for the columns fed next.
+  void crop_columns(int64_t end) {
+    const int64_t count = columns_fed_ - end;
+    if (use_cache_) {
+      if constexpr (requires(typename Model::Cache& c) { c.crop(end); }) cache_->crop(end);
+      else check(false, "this model's cache type has no crop(): it cannot drop fed positions (speculative decoding)");
+    }
+    mask_.narrow(1, end, count).fill_(1);
+    if (dropped_.defined()) dropped_.narrow(1, end, count).fill_(false);
+    columns_fed_ = end;
   }
 
   /// Each prompt's row of the cache becomes its `copies_` rows: the cache's own expand_rows where it

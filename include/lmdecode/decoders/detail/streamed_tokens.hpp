@@ -22,6 +22,12 @@ class StreamedTokens {
     for (size_t r = 0; r < rows_.size(); ++r) rows_[r].push_back(tokens[r]);
   }
 
+  /// Row i gains the first `counts[i]` of its `width` tokens in `tokens` ([rows, width], row-major).
+  void append(const int64_t* tokens, int64_t width, const int64_t* counts) {
+    for (size_t r = 0; r < rows_.size(); ++r)
+      rows_[r].insert(rows_[r].end(), tokens + static_cast<int64_t>(r) * width, tokens + static_cast<int64_t>(r) * width + counts[r]);
+  }
+
   /// Row i becomes a copy of what row `parent[i]` held, then gains `tokens[i]` (beam search, where
   /// the surviving beams continue any beam of their prompt).
   void append(const int64_t* tokens, const int64_t* parent) {

@@ -24,12 +24,18 @@ inline at::Tensor attention_blocked(const at::Tensor& attention_mask, int64_t ca
 
 /// `blocked` (attention_blocked's, [rows, 1, T, S], the T queries at cache positions S - T ...) with
 /// a sliding window too: query position i may not look at key j <= i - window (transformers'
-/// sliding_window_overlay, on cache positions).
-inline at::Tensor window_blocked(const at::Tensor& blocked, int64_t window) {
+/// sliding_window_overlay, on cache positions). A position is counted as its column, less the
+/// masked columns after the row's first real token (`attention_mask` [rows, S]): the holes that
+/// speculative decoding leaves where a row dropped drafts (StepRunner::drop_unkept) do not count,
+/// so a row's window is the one it would have without them; without holes it is the column.
+inline at::Tensor window_blocked(const at::Tensor& blocked, const at::Tensor& attention_mask, int64_t window) {
   const int64_t fed = blocked.size(2), keys = blocked.size(3);
-  auto opts = blocked.options().dtype(at::kLong);
-  auto outside = at::arange(keys, opts).unsqueeze(0) <= (at::arange(fed, opts) + (keys - fed - window)).unsqueeze(1);
-  return blocked.logical_or(outside);
+  const auto mask = attention_mask.to(at::kLong);
+  const auto first_real = mask.argmax(1, true);  // the left padding's width
+  const auto position = mask.cumsum(1) - 1 + first_real;  // [rows, S]
+  const auto query = position.narrow(1, keys - fed, fed);  // [rows, T]
+  auto outside = position.unsqueeze(1) <= (query - window).unsqueeze(2);  // [rows, T, S]
+  return blocked.logical_or(outside.unsqueeze(1));
 }
 
 /// The value written at masked positions: the lowest finite value of `dtype`, and for float64 the
