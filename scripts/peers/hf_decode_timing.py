@@ -24,6 +24,16 @@ def prompts_of(batch, length, vocab):
     return [[3 + (b * 7919 + i * 104729) % (vocab - 3) for i in range(length)] for b in range(batch)]
 
 
+def random_model():
+    """The Qwen2.5-0.5B shape with random weights (float32, seed 0)."""
+    config = Qwen2Config(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                         num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    torch.manual_seed(0)
+    return Qwen2ForCausalLM(config).eval()
+
+
 class StepClock(StoppingCriteria):
     """Never stops; records when each step's criteria were asked (once a step)."""
 
@@ -38,12 +48,8 @@ class StepClock(StoppingCriteria):
 def main():
     model_dir, threads, new, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     torch.set_num_threads(threads)
-    config = Qwen2Config(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                         num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
-                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).eval()
+    model = random_model()
+    config = model.config
     model.save_pretrained(model_dir)
     rows = []
     for prompt in PROMPTS:

@@ -65,6 +65,9 @@ class AssistedDecoder
     auto& shared = this->shared();
     shared.model = &draft_model;
     if constexpr (requires { model.config().vocab_size; }) shared.vocab = model.config().vocab_size;
+    if constexpr (requires { draft_model.config().vocab_size; })
+      detail::check(shared.vocab == 0 || draft_model.config().vocab_size == shared.vocab, "{}",
+                    detail::DraftModelDrafter<DraftModel>::vocabulary_mismatch(draft_model.config().vocab_size, shared.vocab));
   }
 };
 

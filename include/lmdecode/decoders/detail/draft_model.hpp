@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "lmdecode/config.hpp"
@@ -98,6 +99,10 @@ class DraftModelDrafter {
 
   int64_t forwards() const { return forwards_; }
 
+  static std::string vocabulary_mismatch(int64_t draft, int64_t model) {
+    return fmt::format("the draft model's vocabulary has {} tokens, the model's {}: they must share one", draft, model);
+  }
+
  private:
   static constexpr double kScale = 1 << 30;  // a probability travels to the host as an int64 of this scale
 
@@ -164,8 +169,7 @@ class DraftModelDrafter {
     const auto history = sequence_.narrow(1, 0, columns_);
     at::Tensor logits = runner_.next_logits(history, width);
     ++forwards_;
-    check(shared_.vocab == 0 || logits.size(-1) == shared_.vocab,
-          "the draft model's vocabulary has {} tokens, the model's {}: they must share one", logits.size(-1), shared_.vocab);
+    check(shared_.vocab == 0 || logits.size(-1) == shared_.vocab, "{}", vocabulary_mismatch(logits.size(-1), shared_.vocab));
     if (width == 1) runner_.process(processors_, history, columns_, logits);
     return logits;
   }

@@ -19,8 +19,13 @@
 
 namespace lmdecode::detail {
 
-/// The most input rows the kernel takes: 8 accumulators and the weight vector fit in 16 registers.
-constexpr int64_t kFewRowsMax = 8;
+/// The most input rows one pass of the kernel takes: 8 accumulators and the weight vector fit in 16
+/// registers.
+constexpr int64_t kFewRowsPass = 8;
+/// The most input rows few_rows_product takes: past one pass, each tile of weights is read from
+/// memory once and from the cache for the next 8 rows (speculative decoding checks up to 15 drafts
+/// a forward at about the cost of one weight read, where a GEMM of 9 rows took 5: benchmarks/RESULTS.md).
+constexpr int64_t kFewRowsMax = 16;
 
 #ifdef LMDECODE_FEW_ROWS_KERNEL
 
@@ -88,7 +93,8 @@ inline bool kernel_outruns_gemv() {
 }
 
 /// x [rows, in] @ weight[out, in]^T (+ bias [out]) for 1 to kFewRowsMax contiguous float32 CPU rows,
-/// or an undefined tensor where the kernel does not apply (then the caller takes the GEMM).
+/// or an undefined tensor where the kernel does not apply (then the caller takes the GEMM). Output
+/// features go in tiles of 32 KiB of weights, each tile through every pass of 8 rows.
 inline at::Tensor few_rows_product(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
 #ifdef LMDECODE_FEW_ROWS_KERNEL
   const int64_t rows = x.size(0);
@@ -103,11 +109,15 @@ inline at::Tensor few_rows_product(const at::Tensor& x, const at::Tensor& weight
   const float* w_data = weight.data_ptr<float>();
   const float* bias_data = bias.defined() ? bias.data_ptr<float>() : nullptr;
   float* out_data = out.data_ptr<float>();
-  const auto dots = few_rows_dots_for(rows);
+  const int64_t row_bytes = in * static_cast<int64_t>(sizeof(float));
   // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
-  const int64_t grain = std::max<int64_t>(1, (64 << 10) / (in * static_cast<int64_t>(sizeof(float))));
+  const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile = std::max<int64_t>(1, (32 << 10) / row_bytes);
   at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
-    dots(x_data, w_data, bias_data, out_data, in, out_features, begin, end);
+    const int64_t step = rows > kFewRowsPass ? tile : end - begin;  // one pass: no tiles
+    for (int64_t from = begin; from < end; from += step)
+      for (int64_t r = 0; r < rows; r += kFewRowsPass)
+        few_rows_dots_for(std::min(kFewRowsPass, rows - r))(x_data + r * in, w_data, bias_data, out_data + r * out_features, in,
+                                                            out_features, from, std::min(end, from + step));
   });
   return out;
 #else

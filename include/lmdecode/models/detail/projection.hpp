@@ -1,9 +1,10 @@
 #pragma once
 // The models' linear layers (HF's Linear and GPT-2's Conv1D), each chosen by shape: a decode step of
 // one row on the CPU is a matrix-vector product, which streams the weight once at two to three times
-// the speed of a GEMM with one row (OpenBLAS, benchmarks/HISTORY.md); 2 to 8 float32 rows take
-// few_rows_product, which also reads the weight once, and so does one float32 row where the kernel
-// outruns sgemv (kernel_outruns_gemv); more rows and every GPU call take the GEMM.
+// the speed of a GEMM with one row (OpenBLAS, benchmarks/HISTORY.md); 2 to 16 float32 rows (a batch,
+// or speculative decoding's drafts) take few_rows_product, which also reads the weight once, and so
+// does one float32 row where the kernel outruns sgemv (kernel_outruns_gemv); more rows and every GPU
+// call take the GEMM.
 
 #include <ATen/ATen.h>
 
