@@ -3,12 +3,15 @@
 // the quotations of Debian's `fortunes` package, see tests/reference/train-demo-model.sh). A prompt, then
 // greedy (streamed as it is decoded), 4-beam and sampled continuations, each with its finish reason,
 // tokens/s and the KV cache's bytes beside what the formula says; then greedy again, speculative with
-// drafts from the text (prompt lookup): the same tokens in fewer forwards.
+// drafts from the text (prompt lookup) and from the demo model's draft (MODEL_DIR-draft, where it
+// exists): the same tokens in fewer forwards.
 //
 //   lmdecode-demo [PROMPT [MODEL_DIR]]
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <utility>
 #include <string>
 
 #include <fmt/core.h>
@@ -52,6 +55,24 @@ void print_run(const Run& run, const lmdecode::GenerationResult& result, double 
              seconds * 1e3, tokens / seconds, result.steps, run.rows, result.cache_bytes, model.config().num_layers,
              model.config().num_kv_heads, model.config().head_dim, c10::elementSize(model.dtype()), prompt_length, run.rows,
              result.steps - 1, formula_bytes(model, prompt_length, run.rows, result.steps));
+}
+
+/// A generation and the seconds it took.
+template <class Run>
+std::pair<lmdecode::GenerationResult, double> timed(Run run) {
+  const auto start = std::chrono::steady_clock::now();
+  auto result = run();
+  return {std::move(result), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+}
+
+/// A speculative run against the plain greedy one: the same tokens, fewer forwards of the model.
+void print_speculative(const lmdecode::GenerationResult& plain, const std::pair<lmdecode::GenerationResult, double>& run) {
+  const auto& [result, seconds] = run;
+  const auto& tokens = result.hypotheses[0][0].tokens;
+  fmt::print("  {} tokens, {} as greedy's, in {} forwards of the model (greedy: {}); {} of {} drafts accepted; "
+             "{:.1f} ms, {:.0f} tokens/s\n\n",
+             tokens.size(), tokens == plain.hypotheses[0][0].tokens ? "the same" : "NOT the same", result.steps, plain.steps,
+             result.speculation.accepted, result.speculation.drafted, seconds * 1e3, static_cast<double>(tokens.size()) / seconds);
 }
 
 }  // namespace
@@ -101,18 +122,17 @@ int main(int argc, char** argv) {
       print_run(run, result, seconds, streamed, *model, tokenizer, static_cast<int64_t>(prompt.size()));
       if (&run == &runs[0]) plain = std::move(result);
     }
-    auto speculative = greedy;
-    speculative.prompt_lookup_num_tokens = 10;
+    auto lookup = greedy;
+    lookup.prompt_lookup_num_tokens = 10;
     fmt::print("greedy, speculative: 10 drafts a step from the text so far (prompt lookup):\n");
-    const auto start = std::chrono::steady_clock::now();
-    const auto result = lmdecode::generate(*model, {prompt}, speculative);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const auto& tokens = result.hypotheses[0][0].tokens;
-    fmt::print("  {} tokens, {} as greedy's, in {} forwards of the model (greedy: {}); {} of {} drafts accepted; "
-               "{:.1f} ms, {:.0f} tokens/s\n",
-               tokens.size(), tokens == plain.hypotheses[0][0].tokens ? "the same" : "NOT the same", result.steps,
-               plain.steps, result.speculation.accepted, result.speculation.drafted, seconds * 1e3,
-               static_cast<double>(tokens.size()) / seconds);
+    print_speculative(plain, timed([&] { return lmdecode::generate(*model, {prompt}, lookup); }));
+    const std::string draft_folder = folder + "-draft";
+    if (std::filesystem::exists(draft_folder + "/config.json")) {
+      auto draft = lmdecode::load_pretrained(draft_folder, {at::kCPU, at::kFloat});
+      fmt::print("greedy, speculative: drafts from {} ({} layer, hidden {}):\n", draft_folder, draft->config().num_layers,
+                 draft->config().hidden_size);
+      print_speculative(plain, timed([&] { return lmdecode::generate(*model, *draft, {prompt}, greedy); }));
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lmdecode-demo: %s\n", e.what());
     return 1;

@@ -59,10 +59,10 @@ TEST_CASE("speculative greedy returns transformers' tokens, scores and ends on e
     });
     CHECK(lookup == "");
     // A draft model with the same vocabulary and other weights: gpt2-tiny drafts for the tiny models
-    // (llama3-tiny for gpt2-tiny), fortunes-llama (its own vocabulary) for itself; 4 drafts a step
-    // at first, the heuristic schedule.
+    // (llama3-tiny for gpt2-tiny), the demo model's trained draft for it; 4 drafts a step at first,
+    // the heuristic schedule.
     const std::string name = c.at("model");
-    const std::string draft_name = name == "fortunes-llama" ? name : name == "gpt2-tiny" ? "llama3-tiny" : "gpt2-tiny";
+    const std::string draft_name = name == "fortunes-llama" ? "fortunes-llama-draft" : name == "gpt2-tiny" ? "llama3-tiny" : "gpt2-tiny";
     auto& draft = *models.get(draft_name, dtype).model;
     auto assisted = lmdecode_test::check_golden_case_with(defaults, c, dtype, [&](GenerationConfig config, const auto& prompts) {
       config.num_assistant_tokens = 4;

@@ -3,6 +3,10 @@
 quotations of Debian's `fortunes` package, with transformers and tokenizers on the CPU.
 
   train.py --corpus /usr/share/games/fortunes --out DIR [--steps N] [--threads T]
+           [--tokenizer DIR] [--layers N --hidden N --intermediate N --heads N --kv-heads N]
+
+The defaults make fortunes-llama. Its draft model (fortunes-llama-draft, for speculative decoding)
+reuses its tokenizer (--tokenizer) so that the two share a vocabulary, with 1 layer, hidden 128.
 
 Writes a Hugging Face checkpoint into DIR (config.json, model.safetensors, generation_config.json,
 tokenizer.json, tokenizer_config.json) and training.json: the settings, the held-out loss, the
@@ -86,9 +90,10 @@ def unigram_loss(train_stream, held_out_stream):
     return -sum(math.log((counts[t] + 1) / total) for t in held_out_stream[1:].tolist()) / (len(held_out_stream) - 1)
 
 
-def make_model(eos_id):
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
-                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
+def make_model(eos_id, args):
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=args.hidden, intermediate_size=args.intermediate,
+                         num_hidden_layers=args.layers, num_attention_heads=args.heads,
+                         num_key_value_heads=args.kv_heads, max_position_embeddings=512,
                          rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
                          bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
     return LlamaForCausalLM(config)
@@ -122,6 +127,12 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tokenizer", help="a folder whose tokenizer.json to reuse instead of training one")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--intermediate", type=int, default=768)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--kv-heads", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -133,13 +144,13 @@ def main():
     training = [q for i, q in enumerate(quotations) if i % HELD_OUT_EVERY]
     log(f"{len(quotations)} quotations, {sum(len(q) for q in quotations)} characters; {len(held_out)} held out")
 
-    tokenizer = train_tokenizer(training)
+    tokenizer = Tokenizer.from_file(str(Path(args.tokenizer) / "tokenizer.json")) if args.tokenizer else train_tokenizer(training)
     eos_id = tokenizer.token_to_id(EOS)
     train_stream = token_stream(tokenizer, training, eos_id)
     held_out_stream = whole_windows(token_stream(tokenizer, held_out, eos_id))
     log(f"tokens: {len(train_stream)} training, {len(held_out_stream)} held out")
 
-    model = make_model(eos_id)
+    model = make_model(eos_id, args)
     train(model, train_stream, args.steps, log)
     held_out_loss = mean_loss(model, held_out_stream)
     baseline = unigram_loss(train_stream, held_out_stream)
@@ -155,6 +166,8 @@ def main():
               "quotations": len(quotations), "held_out_every": HELD_OUT_EVERY,
               "training_tokens": len(train_stream), "held_out_tokens": len(held_out_stream),
               "vocab_size": VOCAB, "context": CONTEXT, "batch": BATCH, "steps": args.steps, "threads": args.threads,
+              "layers": args.layers, "hidden": args.hidden, "intermediate": args.intermediate, "heads": args.heads,
+              "kv_heads": args.kv_heads, "tokenizer": "reused from " + args.tokenizer if args.tokenizer else "trained here",
               "held_out_loss_nats": round(held_out_loss, 4), "unigram_baseline_nats": round(baseline, 4),
               "seconds": round(time.time() - started, 1),
               "torch": torch.__version__, "transformers": __import__("transformers").__version__,
