@@ -322,7 +322,7 @@ TEST_CASE("a generation whose rows cannot fit in memory is refused before anythi
   config.max_new_tokens = 4;
   config.num_beams = 100'000'000;
   REQUIRE_THROWS_WITH(lmdecode::BeamSearchDecoder(*model, config).generate({{5, 6, 7}}),
-                      Contains("1 prompts x 100000000 rows each (beams or sequences) of 7 positions") && Contains("MiB at once, more than the"));
+                      Contains("1 prompts x 100000000 rows each (beams or sequences) of 7 positions, 1 scored a step") && Contains("MiB at once, more than the"));
   config.num_beams = 1;
   config.do_sample = true;
   config.num_return_sequences = 100'000'000;

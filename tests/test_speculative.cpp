@@ -217,6 +217,11 @@ TEST_CASE("speculative decoding refuses what it cannot do by name", "[speculativ
   config.num_beams = 1;
   config.prompt_lookup_num_tokens = 1000;
   CHECK_THROWS_WITH(lmdecode::PromptLookupDecoder(*model, config), Contains("prompt_lookup_num_tokens must be in [1, 128]"));
+  // The scores of every draft position count in the memory a request needs, before anything is allocated.
+  config.prompt_lookup_num_tokens = 128;
+  config.do_sample = true;
+  config.num_return_sequences = 1 << 20;
+  CHECK_THROWS_WITH(lmdecode::PromptLookupDecoder(*fortunes, config).generate({{5, 6}}), Contains("129 scored a step"));
   CHECK_THROWS_WITH(lmdecode::AssistedDecoder(*model, *fortunes, GenerationConfig{}),
                     Contains("the draft model's vocabulary has 4096 tokens, the model's 320"));
 }

@@ -73,7 +73,9 @@ class Decoder {
   GenerationResult run(const PaddedBatch& prompts, const StepCallback& on_step, typename Model::Cache* kept_cache = nullptr) {
     return in_our_words("decoding", [&] {
       c10::InferenceMode inference;
-      DecodingLoop<Model> loop(model_, config_, user_processors_, prompts, Strategy::copies(config_), on_step, kept_cache);
+      int64_t scored = 1;  // positions a row's step scores at most
+      if constexpr (requires { Strategy::scored_positions(config_); }) scored = Strategy::scored_positions(config_);
+      DecodingLoop<Model> loop(model_, config_, user_processors_, prompts, Strategy::copies(config_), on_step, kept_cache, scored);
       if constexpr (requires { typename Strategy::Shared; }) {
         Strategy strategy(config_, loop.rows(), shared_);
         return loop.run(strategy);

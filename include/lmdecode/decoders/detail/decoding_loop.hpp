@@ -118,17 +118,19 @@ inline int64_t checked_max_new_tokens(const GenerationConfig& config, int64_t pr
 /// The rows of one generate() call: each of `prompts` `copies` times. On the CPU, the bytes they take
 /// at once are checked against what the process may still use before anything is allocated: each
 /// row's step buffers over its first positions (tokens, mask, positions, a beam's candidates: a few
-/// int64 each), its scores over the vocabulary (logits, log-probs, processed, a beam's totals and
-/// the copies kept while a step runs: six float32 each) and its KV cache, where the model says what
-/// a position costs.
+/// int64 each), its scores over the vocabulary for each of the `scored` positions a step scores
+/// (logits, log-probs, processed, a beam's totals and the copies kept while a step runs: six float32
+/// each) and its KV cache, where the model says what a position costs.
 template <CausalLM Model>
-LoopRows checked_rows(Model& model, const GenerationConfig& config, const PaddedBatch& prompts, int64_t copies) {
+LoopRows checked_rows(Model& model, const GenerationConfig& config, const PaddedBatch& prompts, int64_t copies,
+                      int64_t scored = 1) {
   const int64_t count = prompts.input_ids.size(0), prompt_length = prompts.input_ids.size(1);
   const int64_t max_new = checked_max_new_tokens(config, prompt_length);
   const double rows = static_cast<double>(count) * static_cast<double>(copies);
-  const int64_t positions = prompt_length + std::min(max_new, kFirstNewTokenChunk);
+  const int64_t positions = prompt_length + std::min(max_new, kFirstNewTokenChunk) + scored - 1;
   double per_row = static_cast<double>(positions) * 8 * 8;
-  if constexpr (requires { model.config().vocab_size; }) per_row += static_cast<double>(model.config().vocab_size) * 4 * 6;
+  if constexpr (requires { model.config().vocab_size; })
+    per_row += static_cast<double>(model.config().vocab_size) * 4 * 6 * static_cast<double>(scored);
   if constexpr (requires { model.kv_bytes_per_position(); }) per_row += static_cast<double>(positions * model.kv_bytes_per_position());
   if constexpr (requires { model.position_limit(); }) {
     const auto limit = model.position_limit();
@@ -138,9 +140,10 @@ LoopRows checked_rows(Model& model, const GenerationConfig& config, const Padded
   }
   if (const auto room = model.device().is_cpu() ? available_memory_bytes() : std::nullopt)
     check(rows * per_row <= static_cast<double>(*room),
-          "{} prompts x {} rows each (beams or sequences) of {} positions need about {:.0f} MiB at once, more than the {} MiB "
-          "this process may still use: lower num_beams or num_return_sequences, or the prompts' count or length",
-          count, copies, positions, rows * per_row / (1 << 20), *room >> 20);
+          "{} prompts x {} rows each (beams or sequences) of {} positions, {} scored a step, need about {:.0f} MiB at once, "
+          "more than the {} MiB this process may still use: lower num_beams or num_return_sequences, the drafts a step, "
+          "or the prompts' count or length",
+          count, copies, positions, scored, rows * per_row / (1 << 20), *room >> 20);
   return {prompts.repeated(copies), count, copies, count * copies, prompt_length, max_new};
 }
 
@@ -148,11 +151,12 @@ template <CausalLM Model>
 class DecodingLoop {
  public:
   /// One generate() call on `prompts`, each decoded as `copies` rows (its beams, or its sampled
-  /// sequences); with `kept_cache`, continuing it (StepRunner).
+  /// sequences), scoring up to `scored` positions a row a step (speculative decoding's drafts);
+  /// with `kept_cache`, continuing it (StepRunner).
   DecodingLoop(Model& model, const GenerationConfig& config, const LogitsProcessorList& user_processors,
                const PaddedBatch& prompts, int64_t copies, const StepCallback& on_step,
-               typename Model::Cache* kept_cache = nullptr)
-      : rows_(checked_rows(model, config, prompts, copies)),
+               typename Model::Cache* kept_cache = nullptr, int64_t scored = 1)
+      : rows_(checked_rows(model, config, prompts, copies, scored)),
         deadline_(config.max_time),
         processors_(make_processors(config, rows_.prompt_length, user_processors)),
         runner_(model, rows_.batch, copies, rows_.max_new_tokens, config.use_cache, config.resolved_pad_token_id(),

@@ -33,6 +33,11 @@ class DraftModelDrafter {
     int64_t vocab = 0;         // the model's vocabulary, which the draft model must share (0: not known)
   };
 
+  /// The heuristic schedules may grow the drafts to kMaxDrafts.
+  static int64_t max_drafts(const GenerationConfig& config) {
+    return config.num_assistant_tokens_schedule == DraftSchedule::constant ? config.num_assistant_tokens : kMaxDrafts;
+  }
+
   DraftModelDrafter(const GenerationConfig& config, const LoopRows& loop, Shared& shared)
       : shared_(shared),
         schedule_(config.num_assistant_tokens_schedule),

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "lmdecode/config.hpp"
 #include "lmdecode/token_ids.hpp"
 
 namespace lmdecode::detail {
@@ -34,6 +35,7 @@ concept Drafter = requires(D& d, const DraftRequest& request, const std::vector<
   { d.draft(request) } -> std::same_as<Drafts>;
   d.accepted(counts);  // of each row's drafts just checked, how many the model kept
   { d.forwards() } -> std::convertible_to<int64_t>;  // forward calls of a draft model so far
+  { D::max_drafts(GenerationConfig{}) } -> std::convertible_to<int64_t>;  // drafts a row takes a step at most
 };
 
 }  // namespace lmdecode::detail

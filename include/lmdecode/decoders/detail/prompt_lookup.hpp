@@ -20,9 +20,10 @@ class PromptLookupDrafter {
  public:
   struct Shared {};
 
+  static int64_t max_drafts(const GenerationConfig& config) { return config.prompt_lookup_num_tokens.value_or(10); }
+
   PromptLookupDrafter(const GenerationConfig& config, const LoopRows&, Shared&)
-      : drafts_(config.prompt_lookup_num_tokens.value_or(10)), ngram_(config.max_matching_ngram_size),
-        eos_(config.eos_token_ids) {}
+      : drafts_(max_drafts(config)), ngram_(config.max_matching_ngram_size), eos_(config.eos_token_ids) {}
 
   Drafts draft(const DraftRequest& request) const {
     Drafts out;

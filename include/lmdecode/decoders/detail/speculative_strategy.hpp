@@ -37,6 +37,8 @@ class SpeculativeStrategy {
   static constexpr bool kLogProbs = false;
   using Shared = typename D::Shared;
   static int64_t copies(const GenerationConfig& config) { return config.num_return_sequences; }
+  /// Positions a row's step scores at most: its newest token and its drafts.
+  static int64_t scored_positions(const GenerationConfig& config) { return 1 + D::max_drafts(config); }
 
   SpeculativeStrategy(const GenerationConfig& config, const LoopRows& loop, Shared& shared)
       : drafter_(config, loop, shared),
