@@ -140,6 +140,16 @@ GenerationConfig sampling_config(int64_t rows, int64_t length) {
   return config;
 }
 
+/// The sampled sequences (after token 0) follow kTarget exactly, and some drafts were kept, some not.
+void check_distribution(const GenerationResult& result, int64_t length) {
+  const auto [statistic, limit] = chi_square(result, 0, length);
+  INFO("chi-square " << statistic << ", limit " << limit << ", accepted " << result.speculation.accepted << " of "
+                     << result.speculation.drafted);
+  CHECK(statistic < limit);
+  CHECK(result.speculation.accepted > 0);
+  CHECK(result.speculation.accepted < result.speculation.drafted);
+}
+
 }  // namespace
 
 TEST_CASE("speculative sampling keeps the model's distribution over every sequence of 4 tokens", "[speculative][sampling]") {
@@ -149,25 +159,13 @@ TEST_CASE("speculative sampling keeps the model's distribution over every sequen
     auto config = sampling_config(rows, length);
     config.num_assistant_tokens = 3;
     config.assistant_confidence_threshold = 0;  // draft every time
-    const auto result = lmdecode::AssistedDecoder(target, draft, config).generate({{0}});
-    const auto [statistic, limit] = chi_square(result, 0, length);
-    INFO("chi-square " << statistic << ", limit " << limit << ", accepted " << result.speculation.accepted << " of "
-                       << result.speculation.drafted);
-    CHECK(statistic < limit);
-    CHECK(result.speculation.accepted > 0);
-    CHECK(result.speculation.accepted < result.speculation.drafted);
+    check_distribution(lmdecode::AssistedDecoder(target, draft, config).generate({{0}}), length);
   }
   SECTION("prompt lookup, a draft kept while the model's own draw equals it") {
     auto config = sampling_config(rows, length);
     config.prompt_lookup_num_tokens = 3;
     config.max_matching_ngram_size = 1;
-    const auto result = lmdecode::PromptLookupDecoder(target, config).generate({{2, 0, 1, 2, 0}});
-    const auto [statistic, limit] = chi_square(result, 0, length);
-    INFO("chi-square " << statistic << ", limit " << limit << ", accepted " << result.speculation.accepted << " of "
-                       << result.speculation.drafted);
-    CHECK(statistic < limit);
-    CHECK(result.speculation.accepted > 0);
-    CHECK(result.speculation.accepted < result.speculation.drafted);
+    check_distribution(lmdecode::PromptLookupDecoder(target, config).generate({{2, 0, 1, 2, 0}}), length);
   }
 }
 
