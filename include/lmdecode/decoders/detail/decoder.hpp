@@ -62,7 +62,6 @@ class Decoder {
 
  protected:
   typename SharedOf<Strategy>::type& shared() { return shared_; }
-  Model& model() { return model_; }
 
  private:
   Model& model_;
@@ -70,19 +69,20 @@ class Decoder {
   LogitsProcessorList user_processors_;  // run after the ones config_ enables
   typename SharedOf<Strategy>::type shared_;
 
+  /// A fresh strategy for one call, given what it keeps across calls where it keeps something.
+  Strategy make_strategy(const LoopRows& rows) {
+    if constexpr (requires { typename Strategy::Shared; }) return Strategy(config_, rows, shared_);
+    else return Strategy(config_, rows);
+  }
+
   GenerationResult run(const PaddedBatch& prompts, const StepCallback& on_step, typename Model::Cache* kept_cache = nullptr) {
     return in_our_words("decoding", [&] {
       c10::InferenceMode inference;
       int64_t scored = 1;  // positions a row's step scores at most
       if constexpr (requires { Strategy::scored_positions(config_); }) scored = Strategy::scored_positions(config_);
       DecodingLoop<Model> loop(model_, config_, user_processors_, prompts, Strategy::copies(config_), on_step, kept_cache, scored);
-      if constexpr (requires { typename Strategy::Shared; }) {
-        Strategy strategy(config_, loop.rows(), shared_);
-        return loop.run(strategy);
-      } else {
-        Strategy strategy(config_, loop.rows());
-        return loop.run(strategy);
-      }
+      Strategy strategy = make_strategy(loop.rows());
+      return loop.run(strategy);
     });
   }
 };

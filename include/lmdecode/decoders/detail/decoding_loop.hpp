@@ -15,8 +15,8 @@
 #include <ATen/ATen.h>
 
 #include <concepts>
-#include <limits>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <vector>
 

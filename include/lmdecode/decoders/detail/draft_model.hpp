@@ -68,14 +68,15 @@ class DraftModelDrafter {
     fed_drafts_ = 0;
     for (int64_t i = 0; i < most; ++i) {
       const Choice choice = choose(scores);
-      const at::Tensor host = at::stack({choice.token, choice.confidence}).to(at::kCPU);  // one read
+      // One read: each row's token and its probability (token ids are exact in float64).
+      const at::Tensor host = at::stack({choice.token.to(at::kDouble), choice.probability}).to(at::kCPU);
       for (int64_t r = 0; r < rows; ++r) {
         if (!drafting[r]) continue;
-        out.tokens[r].push_back(host[0][r].item<int64_t>());
+        out.tokens[r].push_back(static_cast<int64_t>(host[0][r].item<double>()));
         ++drafted_[r];
         if (sample_) probs[r].push_back(choice.distribution[r]);
         drafting[r] = i + 1 < std::min(shared_.draft_length, request.limits[r]) &&
-                      static_cast<double>(host[1][r].item<int64_t>()) / kScale >= threshold_;
+                      host[1][r].item<double>() >= threshold_;
       }
       if (i + 1 == most || std::none_of(drafting.begin(), drafting.end(), [](bool d) { return d; })) break;
       scores = feed(choice.token.unsqueeze(1));
@@ -109,8 +110,6 @@ class DraftModelDrafter {
   }
 
  private:
-  static constexpr double kScale = 1 << 30;  // a probability travels to the host as an int64 of this scale
-
   Shared& shared_;
   DraftSchedule schedule_;
   double threshold_;
@@ -128,15 +127,15 @@ class DraftModelDrafter {
 
   struct Choice {
     at::Tensor token;         // [rows] int64
-    at::Tensor confidence;    // [rows] int64: the token's probability x kScale
+    at::Tensor probability;   // [rows] float64: the token's probability
     at::Tensor distribution;  // [rows, vocab]: what it was drawn from (sampling only)
   };
 
   Choice choose(const at::Tensor& scores) {
     auto probs = scores.softmax(-1);
     auto token = sample_ ? draw_from_probabilities(probs, 1, generator_).index.squeeze(1) : scores.argmax(-1);
-    auto confidence = (probs.gather(1, token.unsqueeze(1)).squeeze(1).to(at::kDouble) * kScale).to(at::kLong);
-    return {token, confidence, sample_ ? probs : at::Tensor()};
+    auto probability = probs.gather(1, token.unsqueeze(1)).squeeze(1).to(at::kDouble);
+    return {token, probability, sample_ ? probs : at::Tensor()};
   }
 
   /// Feeds each row the tokens its history lacks (the model's newest token, and the last draft

@@ -57,14 +57,14 @@ class SpeculativeStrategy {
         texts_(static_cast<size_t>(loop.rows)) {
     sequence_.narrow(1, 0, prompt_length_).copy_(loop.batch.input_ids);
     const auto ids = loop.batch.input_ids.to(at::kCPU).contiguous();
-    const auto mask = loop.batch.attention_mask.to(at::kCPU).contiguous();
-    for (int64_t r = 0; r < rows_; ++r) {
-      auto& row = rows_state_[r];
+    const auto mask = loop.batch.attention_mask.to(at::kCPU, at::kLong).contiguous();
+    const auto id = ids.accessor<int64_t, 2>();
+    const auto real = mask.accessor<int64_t, 2>();
+    for (int64_t r = 0; r < rows_; ++r)
       for (int64_t c = 0; c < prompt_length_; ++c) {
-        row.padded.push_back(ids[r][c].item<int64_t>());
-        if (mask[r][c].item<int64_t>() != 0) texts_[r].push_back(row.padded.back());
+        rows_state_[r].sequence.push_back(id[r][c]);
+        if (real[r][c] != 0) texts_[r].push_back(id[r][c]);
       }
-    }
   }
 
   at::Tensor history() const { return sequence_.narrow(1, 0, columns_); }
@@ -73,7 +73,7 @@ class SpeculativeStrategy {
     const auto fed = static_cast<int64_t>(in.scores.size());
     const auto scores = fed == 1 ? in.scores.front().unsqueeze(1) : at::stack(in.scores, 1);  // [rows, fed, vocab]
     std::vector<int64_t> taken_before(rows_);
-    for (int64_t r = 0; r < rows_; ++r) taken_before[r] = static_cast<int64_t>(rows_state_[r].tokens.size());
+    for (int64_t r = 0; r < rows_; ++r) taken_before[r] = taken(rows_state_[r]);
     StepOutcome out;
     picks_.clear();
     if (sample_ && !drafts_.probs.empty()) out.undrawable = weigh_drafts(scores, in.ends);
@@ -85,7 +85,7 @@ class SpeculativeStrategy {
     int64_t most = 0;
     for (int64_t r = 0; r < rows_; ++r) {
       const auto& row = rows_state_[r];
-      const int64_t took = static_cast<int64_t>(row.tokens.size()) - taken_before[r];
+      const int64_t took = taken(row) - taken_before[r];
       kept[r] = row.running ? took : 0;  // the newest fed and took - 1 drafts
       most = std::max(most, kept[r]);
     }
@@ -107,7 +107,7 @@ class SpeculativeStrategy {
   FinishedRows finish(int64_t, const std::vector<at::Tensor>&) {
     end_running(FinishReason::length);
     int64_t longest = 0;
-    for (const auto& row : rows_state_) longest = std::max(longest, static_cast<int64_t>(row.tokens.size()));
+    for (const auto& row : rows_state_) longest = std::max(longest, taken(row));
     const auto longs = at::TensorOptions().dtype(at::kLong);
     auto sequences = at::full({rows_, prompt_length_ + longest}, pad_, longs);
     auto logprobs = at::zeros({rows_, longest}, at::kDouble);
@@ -117,10 +117,9 @@ class SpeculativeStrategy {
     std::vector<double> totals;
     for (int64_t r = 0; r < rows_; ++r) {
       const auto& row = rows_state_[r];
-      const auto n = static_cast<int64_t>(row.tokens.size());
-      sequences[r].narrow(0, 0, prompt_length_).copy_(at::tensor(row.padded, longs));
+      const int64_t n = taken(row);
+      sequences[r].narrow(0, 0, prompt_length_ + n).copy_(at::tensor(row.sequence, longs));
       if (n > 0) {
-        sequences[r].narrow(0, prompt_length_, n).copy_(at::tensor(row.tokens, longs));
         logprobs[r].narrow(0, 0, n).copy_(at::tensor(row.logprobs, at::kDouble));
         if (keep_scores_) token_scores[r].narrow(0, 0, n).copy_(at::tensor(row.scores, at::kDouble));
         if (keep_positions_) positions[r].narrow(0, 0, n).copy_(at::tensor(row.positions, longs));
@@ -148,14 +147,16 @@ class SpeculativeStrategy {
  private:
   /// One row, on the host.
   struct Row {
-    TokenIds padded;  // the padded prompt
-    TokenIds tokens;  // the new tokens
+    TokenIds sequence;  // the padded prompt, then the new tokens
     std::vector<double> logprobs, scores;  // each new token's log-prob and processed score
     std::vector<int64_t> positions;        // each new token's fed position, counted over the run
     bool running = true;
     FinishReason reason = FinishReason::length;
     int64_t stop = -1;
   };
+  /// The new tokens `row` has taken.
+  int64_t taken(const Row& row) const { return static_cast<int64_t>(row.sequence.size()) - prompt_length_; }
+
   /// A token a row took at a step: chosen at fed position `position` of the step.
   struct Pick {
     int64_t row, position, token;
@@ -227,15 +228,13 @@ class SpeculativeStrategy {
   /// (an EOS id, a stop sequence or string, or max_new_tokens ends it).
   bool take(int64_t r, int64_t position, int64_t token, const EndRules& ends) {
     auto& row = rows_state_[r];
-    row.tokens.push_back(token);
+    row.sequence.push_back(token);
     texts_[r].push_back(token);
     picks_.push_back({r, position, token});
-    const auto n = static_cast<int64_t>(row.tokens.size());
+    const int64_t n = taken(row);
     if (ends.can_end()) {
-      TokenIds whole(row.padded);
-      whole.insert(whole.end(), row.tokens.begin(), row.tokens.end());
       const auto longs = sequence_.options();
-      const RowEnds e = ends.classify(at::tensor(TokenIds{token}, longs), at::tensor(whole, longs).unsqueeze(0), n);
+      const RowEnds e = ends.classify(at::tensor(TokenIds{token}, longs), at::tensor(row.sequence, longs).unsqueeze(0), n);
       const auto host = at::stack({e.eos.to(at::kLong), e.stop.to(at::kLong), e.matched}).to(at::kCPU);
       if (host[0][0].item<int64_t>() != 0) row.reason = FinishReason::eos;
       if (host[1][0].item<int64_t>() != 0) {
@@ -286,13 +285,13 @@ class SpeculativeStrategy {
   /// What the callback is shown: each row's tokens of this step (counts), all it kept, whether it runs.
   StepView view(int64_t step, const std::vector<int64_t>& before) const {
     int64_t width = 1;
-    for (int64_t r = 0; r < rows_; ++r) width = std::max(width, static_cast<int64_t>(rows_state_[r].tokens.size()) - before[r]);
+    for (int64_t r = 0; r < rows_; ++r) width = std::max(width, taken(rows_state_[r]) - before[r]);
     auto tokens = at::full({rows_, width}, pad_, at::kLong);
     std::vector<int64_t> counts, lengths, running;
     for (int64_t r = 0; r < rows_; ++r) {
       const auto& row = rows_state_[r];
-      const auto n = static_cast<int64_t>(row.tokens.size());
-      for (int64_t j = before[r]; j < n; ++j) tokens[r][j - before[r]] = row.tokens[j];
+      const int64_t n = taken(row);
+      for (int64_t j = before[r]; j < n; ++j) tokens[r][j - before[r]] = row.sequence[prompt_length_ + j];
       counts.push_back(n - before[r]);
       lengths.push_back(n);
       running.push_back(row.running);
@@ -310,7 +309,7 @@ class SpeculativeStrategy {
   int64_t append_next_drafts() {
     std::vector<int64_t> limits(rows_, 0);
     for (int64_t r = 0; r < rows_; ++r)
-      if (rows_state_[r].running) limits[r] = max_new_ - static_cast<int64_t>(rows_state_[r].tokens.size()) - 1;
+      if (rows_state_[r].running) limits[r] = max_new_ - taken(rows_state_[r]) - 1;
     drafts_ = drafter_.draft({texts_, limits});
     int64_t width = 0;
     for (const auto& d : drafts_.tokens) {
@@ -320,7 +319,7 @@ class SpeculativeStrategy {
     auto block = at::full({rows_, 1 + width}, pad_, at::kLong);
     for (int64_t r = 0; r < rows_; ++r) {
       if (!rows_state_[r].running) continue;
-      block[r][0] = rows_state_[r].tokens.back();
+      block[r][0] = rows_state_[r].sequence.back();
       for (size_t i = 0; i < drafts_.tokens[r].size(); ++i) block[r][static_cast<int64_t>(i) + 1] = drafts_.tokens[r][i];
     }
     if (columns_ + 1 + width > sequence_.size(1)) {
