@@ -2,7 +2,7 @@
 
 #include "lmdecode/cache.hpp"
 #include "lmdecode/lmdecode.hpp"
-#include "support/golden_cases.hpp"
+#include "support/each_golden_case.hpp"
 #include "support/test_data.hpp"
 
 using lmdecode::KVCache;
@@ -243,19 +243,11 @@ TEST_CASE("every beam golden case gives the same result with the shared-prompt a
   // The expanded layout is the reference path: one softmax over each row's own copy of all positions.
   for (const auto layout : {lmdecode::CacheLayout::shared_prompt, lmdecode::CacheLayout::expanded}) {
     lmdecode_test::GoldenModels models(lmdecode_test::reference_dir(), at::kCPU, layout);
-    int checked = 0;
-    for (const char* file : {"cases.json", "cases-generated.json"}) {
-      const auto data = lmdecode::detail::read_json_file(lmdecode_test::reference_dir() / file);
-      for (const auto& c : data.at("cases")) {
-        if (c.at("kind") != "beam") continue;
-        for (const auto& dtype : lmdecode_test::golden_checks(c)) {
-          auto& loaded = models.get(c.at("model"), dtype);
-          INFO(file << " case " << c.dump() << " " << dtype << " layout " << static_cast<int>(layout));
-          REQUIRE(lmdecode_test::check_golden_case(*loaded.model, loaded.defaults, c, dtype) == "");
-          ++checked;
-        }
-      }
-    }
+    INFO("layout " << static_cast<int>(layout));
+    const int checked = lmdecode_test::for_each_golden_run(models, "beam", [](const nlohmann::json& c, const std::string& dtype,
+                                                                              lmdecode_test::GoldenModels::Loaded& loaded) {
+      REQUIRE(lmdecode_test::check_golden_case(*loaded.model, loaded.defaults, c, dtype) == "");
+    });
     CHECK(checked == 689 + 858);  // every (beam case, dtype) pair of the two files
   }
 }

@@ -7,7 +7,7 @@
 #include <map>
 
 #include "lmdecode/lmdecode.hpp"
-#include "support/golden_cases.hpp"
+#include "support/each_golden_case.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
 
@@ -17,34 +17,17 @@ using lmdecode::GenerationConfig;
 using lmdecode::GenerationResult;
 using lmdecode::TokenIds;
 
-/// Walks every greedy golden case and dtype, calling `check(case, dtype, model, defaults, models)`.
-template <class Check>
-int for_each_greedy_case(Check check) {
-  lmdecode_test::GoldenModels models(lmdecode_test::reference_dir(), at::kCPU);
-  int checked = 0;
-  for (const char* file : {"cases.json", "cases-generated.json"}) {
-    const auto data = lmdecode::detail::read_json_file(lmdecode_test::reference_dir() / file);
-    for (const auto& c : data.at("cases")) {
-      if (c.at("kind") != "greedy") continue;
-      for (const auto& dtype : lmdecode_test::golden_checks(c)) {
-        auto& loaded = models.get(c.at("model"), dtype);
-        INFO(file << " case " << c.dump() << " " << dtype);
-        check(c, dtype, *loaded.model, loaded.defaults, models);
-        ++checked;
-      }
-    }
-  }
-  return checked;
-}
-
 }  // namespace
 
 TEST_CASE("speculative greedy returns transformers' tokens, scores and ends on every greedy golden case",
           "[speculative][models]") {
   lmdecode::SpeculationCounts lookup_total, assisted_total;
   int64_t plain_steps = 0, lookup_steps = 0;
-  const int checked = for_each_greedy_case([&](const nlohmann::json& c, const std::string& dtype, lmdecode::PretrainedModel& model,
-                                               const GenerationConfig& defaults, lmdecode_test::GoldenModels& models) {
+  lmdecode_test::GoldenModels models(lmdecode_test::reference_dir(), at::kCPU);
+  const int checked = lmdecode_test::for_each_golden_run(models, "greedy", [&](const nlohmann::json& c, const std::string& dtype,
+                                                                              lmdecode_test::GoldenModels::Loaded& loaded) {
+    auto& model = *loaded.model;
+    const auto& defaults = loaded.defaults;
     // Prompt lookup, 3 drafts a step from 2-grams.
     auto lookup = lmdecode_test::check_golden_case_with(defaults, c, dtype, [&](GenerationConfig config, const auto& prompts) {
       config.prompt_lookup_num_tokens = 3;

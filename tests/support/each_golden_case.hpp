@@ -10,11 +10,10 @@
 
 namespace lmdecode_test {
 
-/// Calls `check(case, dtype, model, config)` for every (case, dtype) pair of both golden files
-/// whose kind is `kind` ("beam", "greedy" or "" for both), with the case's config.
+/// Calls `check(case, dtype, loaded)` for every (case, dtype) pair of both golden files whose kind
+/// is `kind` ("beam", "greedy" or "" for both), `loaded` being the case's model from `models`.
 template <class Check>
-int for_each_golden_case(const std::string& kind, Check check) {
-  GoldenModels models(reference_dir(), at::kCPU);
+int for_each_golden_run(GoldenModels& models, const std::string& kind, Check check) {
   int checked = 0;
   for (const char* file : {"cases.json", "cases-generated.json"}) {
     const auto data = lmdecode::detail::read_json_file(reference_dir() / file);
@@ -22,14 +21,23 @@ int for_each_golden_case(const std::string& kind, Check check) {
       if (!kind.empty() && c.at("kind") != kind) continue;
       for (const auto& dtype : golden_checks(c)) {
         auto& loaded = models.get(c.at("model"), dtype);
-        auto config = lmdecode::generation_config_from_json(c.at("params"), loaded.defaults, "case params");
         INFO(file << " case " << c.dump() << " " << dtype);
-        check(c, *loaded.model, config);
+        check(c, dtype, loaded);
         ++checked;
       }
     }
   }
   return checked;
+}
+
+/// Calls `check(case, model, config)` for every (case, dtype) pair of both golden files whose kind
+/// is `kind` ("beam", "greedy" or "" for both), with the case's config, on the CPU.
+template <class Check>
+int for_each_golden_case(const std::string& kind, Check check) {
+  GoldenModels models(reference_dir(), at::kCPU);
+  return for_each_golden_run(models, kind, [&](const nlohmann::json& c, const std::string&, GoldenModels::Loaded& loaded) {
+    check(c, *loaded.model, lmdecode::generation_config_from_json(c.at("params"), loaded.defaults, "case params"));
+  });
 }
 
 }  // namespace lmdecode_test
