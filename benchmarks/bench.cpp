@@ -228,19 +228,20 @@ class Bench {
     Stats issue;  // until forward() returns on the host, the device idle at the start
   };
 
-  /// One cached 1-token forward at `context`, for `rows` rows. On a GPU, an `issue` time close to
-  /// the `step` time means the host's dispatch of the step's kernels, not the GPU, bounds it; on the
-  /// CPU the two are the same work.
-  BareStep bare_step(int64_t rows, int64_t context) {
+  /// One cached forward of `fed` positions a row at `context` (with `fed` > 1 every position's
+  /// logits, as speculative decoding's verify step), for `rows` rows. On a GPU, an `issue` time close
+  /// to the `step` time means the host's dispatch of the step's kernels, not the GPU, bounds it; on
+  /// the CPU the two are the same work.
+  BareStep bare_step(int64_t rows, int64_t context, int64_t fed = 1) {
     auto ids = at::full({rows, context}, 5, at::TensorOptions().dtype(at::kLong).device(o_.device));
-    auto mask = at::ones({rows, context + 1}, ids.options());
-    auto cache = model_.make_cache(rows, context + 1);
+    auto mask = at::ones({rows, context + fed}, ids.options());
+    auto cache = model_.make_cache(rows, context + fed);
     model_.forward({ids, mask.narrow(1, 0, context), lmdecode::detail::positions_from_mask(mask.narrow(1, 0, context))}, cache);
-    auto next = ids.narrow(1, 0, 1);
-    auto pos = at::full({rows, 1}, context, ids.options());
+    auto next = ids.narrow(1, 0, fed);
+    auto pos = at::arange(context, context + fed, ids.options()).expand({rows, fed});
     std::vector<double> issued;
     auto finished = time_runs(o_, [&] {
-      model_.forward({next, mask, pos}, cache);
+      model_.forward({next, mask, pos, fed > 1}, cache);
       cache.crop(context);
     }, &issued);
     return {stats_of(finished), stats_of(issued)};
@@ -642,20 +643,11 @@ class Bench {
 
   json speculative_scenario() {
     json rows = json::array();
-    // The verify step: 1 + k positions in one forward, each position's logits, then the cache back.
+    // The verify step: 1 + k positions in one forward, each position's logits.
     const int64_t context = 256;
-    const auto opts = at::TensorOptions().dtype(at::kLong).device(o_.device);
-    auto cache = model_.make_cache(1, context + 9);
-    auto mask = at::ones({1, context + 9}, opts);
-    model_.forward({at::full({1, context}, 5, opts), mask.narrow(1, 0, context), at::arange(context, opts).unsqueeze(0)}, cache);
     double one_step = 0;
     for (int64_t k : {0, 1, 2, 4, 8}) {
-      auto ids = at::full({1, k + 1}, 7, opts);
-      auto positions = at::arange(context, context + k + 1, opts).unsqueeze(0);
-      auto s = stats_of(time_runs(o_, [&] {
-        model_.forward({ids, mask.narrow(1, 0, context + k + 1), positions, true}, cache);
-        cache.crop(context);
-      }));
+      const Stats s = bare_step(1, context, k + 1).step;
       if (k == 0) one_step = s.median;
       print_row("speculative", fmt::format("verify {} drafts, ctx {}", k, context), s,
                 fmt::format("{:.2f}x a 1-position step", s.median / one_step));
