@@ -2,7 +2,10 @@
 // through our decoders and reports every mismatch.
 //
 //   lmdecode-conformance --cases FILE --models DIR [--dtype f64|f32|all] [--device cpu|cuda]
-//                        [--expect-cases N]
+//                        [--weights f32|bf16] [--expect-cases N]
+//
+// --weights bf16 keeps the float32 models' weight matrices in bfloat16 (WeightFormat::bfloat16),
+// for the cases of bfloat16-stored checkpoints (cases-bf16.json).
 //
 // Tokens must match exactly; scores and log-probs within 1e-5*|ref| + 1e-6 (f64) or
 // 1e-4*|ref| + 1e-5 (f32). Ends with "N passed, N failed" (cases); exits 0 only if none failed
@@ -23,7 +26,7 @@ namespace {
 int usage(const std::string& why) {
   std::fprintf(stderr,
                "lmdecode-conformance: %s\nusage: lmdecode-conformance --cases FILE --models DIR "
-               "[--dtype f64|f32|all] [--device cpu|cuda] [--expect-cases N]\n",
+               "[--dtype f64|f32|all] [--device cpu|cuda] [--weights f32|bf16] [--expect-cases N]\n",
                why.c_str());
   return 2;
 }
@@ -31,7 +34,7 @@ int usage(const std::string& why) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string cases_path, models_dir, dtype_filter = "all", device_name = "cpu";
+  std::string cases_path, models_dir, dtype_filter = "all", device_name = "cpu", weights_name = "f32";
   long expected_cases = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -41,6 +44,7 @@ int main(int argc, char** argv) {
     else if (arg == "--models") models_dir = value;
     else if (arg == "--dtype") dtype_filter = value;
     else if (arg == "--device") device_name = value;
+    else if (arg == "--weights") weights_name = value;
     else if (arg == "--expect-cases") expected_cases = std::strtol(value.c_str(), nullptr, 10);
     else return usage("unknown argument " + arg);
   }
@@ -48,10 +52,12 @@ int main(int argc, char** argv) {
   if (dtype_filter != "f64" && dtype_filter != "f32" && dtype_filter != "all") return usage("--dtype must be f64, f32 or all");
   if (device_name != "cpu" && device_name != "cuda") return usage("--device must be cpu or cuda");
   const at::Device device = device_name == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  const auto weights = lmdecode::parse_weight_format(weights_name);
+  if (!weights) return usage("--weights must be f32 or bf16");
 
   try {
     const auto all = lmdecode::detail::read_json_file(cases_path);
-    lmdecode_test::GoldenModels models(models_dir, device);
+    lmdecode_test::GoldenModels models(models_dir, device, lmdecode::CacheLayout::shared_prompt, *weights);
     int passed = 0, failed = 0;
     const auto& cases = all.at("cases");
     for (size_t index = 0; index < cases.size(); ++index) {

@@ -161,17 +161,21 @@ TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a 
 
 TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the float64 product", "[models]") {
   // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv, or the kernel where it outruns sgemv),
-  // 2-8 (the kernel, one pass), 9 and 16 (two passes over tiles of 9 features at 896 inputs), 17 (GEMM).
+  // 2-8 (the kernel, one pass), 9 and 16 (two passes over tiles of 9 features at 896 inputs), 17 (GEMM;
+  // for bfloat16 weights, the GEMM of widened slices). bfloat16 weights: the product of the exactly
+  // widened weights.
+  for (const auto weight_dtype : {at::kFloat, at::kBFloat16})
   for (const int64_t in : {8, 37, 896}) {
     for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16, 17}) {
       for (const bool with_bias : {false, true}) {
-        auto weight = at::randn({19, in});
+        auto weight = at::randn({19, in}).to(weight_dtype);
         auto x = at::randn({rows, in});
         auto bias = with_bias ? at::randn({19}) : at::Tensor();
         auto y = lmdecode::detail::project(x, weight.t(), bias);
         auto expected = at::mm(x.to(at::kDouble), weight.t().to(at::kDouble));
         if (with_bias) expected += bias.to(at::kDouble);
-        INFO("in " << in << " rows " << rows << (with_bias ? " with bias" : ""));
+        INFO("in " << in << " rows " << rows << (with_bias ? " with bias" : "") << " weights " << c10::toString(weight_dtype));
+        REQUIRE(y.scalar_type() == at::kFloat);
         REQUIRE(y.sizes() == expected.sizes());
         CHECK((y.to(at::kDouble) - expected).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
         // The kernel takes 1 to 16 float32 rows where the CPU has AVX2 and FMA, and nothing else.
@@ -184,6 +188,38 @@ TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the
       }
     }
   }
+}
+
+TEST_CASE("bfloat16 weights of a float32 model: half the bytes a step, float32's tokens in every strategy", "[models]") {
+  // A bfloat16-stored checkpoint widened at load and the same kept in bfloat16 compute the same
+  // float32 arithmetic on the same values (cases-bf16.json holds transformers' greedy and beam runs
+  // of these checkpoints, which both pass through lmdecode-conformance): sampled and speculative
+  // tokens agree as well.
+  const auto folder = lmdecode_test::reference_dir() / "bf16" / "qwen2-tiny";
+  auto widened = lmdecode::load_pretrained(folder, {at::kCPU, at::kFloat});
+  auto narrow = lmdecode::load_pretrained(folder, {at::kCPU, at::kFloat, lmdecode::WeightFormat::bfloat16});
+  REQUIRE(narrow->dtype() == at::kFloat);
+  const double ratio = static_cast<double>(narrow->weight_bytes_per_step()) / static_cast<double>(widened->weight_bytes_per_step());
+  CHECK(ratio > 0.5);  // norms and biases stay in float32
+  CHECK(ratio < 0.52);
+  auto config = lmdecode::load_checkpoint_generation_config(folder, widened->config());
+  config.max_new_tokens = 24;
+  const std::vector<lmdecode::TokenIds> prompts = {{17, 240, 5, 99, 17, 240, 5}, {120, 4, 120}};  // n-grams to look up
+  auto same_tokens = [&](const lmdecode::GenerationConfig& c) {
+    auto a = lmdecode::generate(*widened, prompts, c), b = lmdecode::generate(*narrow, prompts, c);
+    CHECK(at::equal(a.sequences, b.sequences));
+  };
+  auto sampling = config;
+  sampling.do_sample = true;
+  sampling.seed = 11;
+  sampling.num_return_sequences = 3;
+  same_tokens(sampling);
+  auto lookup = config;
+  lookup.prompt_lookup_num_tokens = 4;
+  same_tokens(lookup);
+
+  REQUIRE_THROWS_WITH(lmdecode::load_pretrained(folder, {at::kCPU, at::kDouble, lmdecode::WeightFormat::bfloat16}),
+                      Catch::Contains("bf16 weights are for a float32 model on the CPU (got Double on cpu)"));
 }
 
 TEST_CASE("a bfloat16 model decodes float32's greedy tokens wherever float32's decision gap exceeds the rounding", "[models]") {

@@ -25,3 +25,4 @@
 #include "lmdecode/io/safetensors.hpp"
 #include "lmdecode/models/checkpoint.hpp"
 #include "lmdecode/models/model_config.hpp"
+#include "lmdecode/models/weight_format.hpp"

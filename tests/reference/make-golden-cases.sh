@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Remakes tests/data/hf-reference/cases-generated.json and the qwen2-tiny-close-eos model with
-# transformers, in a Debian sid chroot (torch 2.14, transformers 5.12), by running
-# tests/reference/make_cases.py there; then reruns every case of cases.json (made with
+# Remakes tests/data/hf-reference/cases-generated.json, cases-bf16.json and the models they add
+# (qwen2-tiny-close-eos, the family models, bf16/) with transformers, in a Debian sid chroot
+# (torch 2.14, transformers 5.12), by running tests/reference/make_cases.py there; then reruns every case of cases.json (made with
 # transformers 5.17 elsewhere) with the same script and reports any whose tokens differ.
 #
 #   sudo tests/reference/make-golden-cases.sh [CHROOT_DIR]     (default /srv/lmdecode-sid)
@@ -29,4 +29,9 @@ for made in qwen2-tiny-close-eos llama3-tiny llama-linear-tiny qwen3-tiny mistra
 done
 # The demo model's token texts for its stop-string cases (transformers' own, see make_cases.py).
 cp "$data/fortunes-llama/token_texts.json" "$root/tests/data/hf-reference/fortunes-llama/"
+# The bfloat16 copies of the models and their cases (cases-bf16.json).
+in_jail --bf16 --out cases-bf16.json
+cp "$data/cases-bf16.json" "$root/tests/data/hf-reference/"
+rm -rf "$root/tests/data/hf-reference/bf16"
+cp -r "$data/bf16" "$root/tests/data/hf-reference/"
 in_jail --reproduce cases.json

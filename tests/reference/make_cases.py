@@ -11,6 +11,9 @@ makes one and runs this there). Two jobs:
       compute_transition_scores), greedy and beam cases that keep every step's scores and logits,
       9 cases on each tiny family model (FAMILY_MODELS, written to DIR too), and cases of the trained
       demo model DIR/fortunes-llama prompted with text (each keeps its `texts`).
+  make_cases.py --models DIR --bf16 --out FILE
+      writes FILE (cases-bf16.json): bfloat16 copies of the golden models (DIR/bf16/NAME, written
+      too) and, for each, the cases its original has, run in float32 (f32 blocks only).
   make_cases.py --models DIR --reproduce cases.json
       reruns every case of an existing file and reports the ones whose tokens differ: shows that
       this script reproduces the data it did not make.
@@ -134,6 +137,8 @@ def run_case(model, kind, prompts, params, step_outputs=False):
 def make_case(models_dir, name, kind, prompts, params, step_outputs=False):
     folder = models_dir / name
     case = {"model": name, "kind": kind, "prompts": prompts, "params": params}
+    if name.startswith(BF16_DIR + "/"):
+        return bf16_case(folder, case, step_outputs)
     f64 = run_case(load(folder, torch.float64), kind, prompts, params, step_outputs)
     f32 = run_case(load(folder, torch.float32), kind, prompts, params, step_outputs)
     if f32 is None:
@@ -147,6 +152,15 @@ def make_case(models_dir, name, kind, prompts, params, step_outputs=False):
     # A float64 run whose tokens differ from float32's is still transformers' answer in float64.
     case["check"] = (["f64"] if f64 is not None else []) + ["f32"]
     return case
+
+
+def bf16_case(folder, case, step_outputs):
+    """A case of a bfloat16-stored checkpoint: only its float32 run (transformers widens each weight
+    exactly), which both lmdecode weight formats must reproduce."""
+    f32 = run_case(load(folder, torch.float32), case["kind"], case["prompts"], case["params"], step_outputs)
+    if f32 is None:
+        raise RuntimeError(f"float32 scores not finite: {case}")
+    return {**case, "f32": f32, "f32_matches_f64": False, "check": ["f32"]}
 
 
 def make_close_eos_model(models_dir):
@@ -323,16 +337,16 @@ TRAINED_PROMPTS = ["The secret of a happy life is", "A computer is", "Q: What do
                    "Love is", "It is a truth universally acknowledged that"]
 
 
-def trained_model_cases(models_dir):
+def trained_model_cases(models_dir, name=TRAINED_MODEL):
     """Greedy, beam in every early_stopping mode, padded batches and processors on the demo model,
     prompted with text its own tokenizer.json encodes (HF tokenizers); each case keeps the texts."""
     from tokenizers import Tokenizer
-    tokenizer = Tokenizer.from_file(str(models_dir / TRAINED_MODEL / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(models_dir / name / "tokenizer.json"))
     texts = lambda *indices: [TRAINED_PROMPTS[i] for i in indices]
     def case(kind, indices, params):
         # Its own pad id is 0 (its EOS): the params say that these cases pad with 3, as all others do.
         params = {"pad_token_id": PAD, **params}
-        made = make_case(models_dir, TRAINED_MODEL, kind, [tokenizer.encode(t).ids for t in texts(*indices)], params)
+        made = make_case(models_dir, name, kind, [tokenizer.encode(t).ids for t in texts(*indices)], params)
         return {"texts": texts(*indices), **made}
     beam = {"num_beams": 4, "max_new_tokens": 32, "length_penalty": 1.0, "num_return_sequences": 2}
     processors = {"repetition_penalty": 1.2, "no_repeat_ngram_size": 3}
@@ -351,7 +365,7 @@ def trained_model_cases(models_dir):
               case("beam", [0], {**beam, "early_stopping": True, **stops}),
               case("beam", [3, 5], {"num_beams": 3, "max_new_tokens": 24, "early_stopping": False,
                                     "num_return_sequences": 2, "stop_strings": ["ing", "\t"]})]
-    write_token_texts(models_dir / TRAINED_MODEL)
+    write_token_texts(models_dir / name)
     return cases
 
 
@@ -365,6 +379,36 @@ def write_token_texts(folder):
     for text, i in zip(texts, ids):
         by_id[i] = (text if isinstance(text, bytes) else text.encode("utf-8")).hex()
     (folder / "token_texts.json").write_text(json.dumps({"matching_mode": mode, "hex": by_id}) + "\n")
+
+
+# bfloat16 copies of the golden models (saved as HF checkpoints are published: every floating-point
+# tensor in bfloat16), under DIR/bf16/, each with the cases its float32 original has.
+BF16_DIR = "bf16"
+BF16_MODELS = ["qwen2-tiny", "gpt2-tiny", *FAMILY_MODELS, TRAINED_MODEL]
+BF16_KEPT_FILES = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "token_texts.json"]
+
+
+def make_bf16_model(models_dir, name):
+    source, target = models_dir / name, models_dir / BF16_DIR / name
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    if target.exists():
+        shutil.rmtree(target)
+    model.to(torch.bfloat16).save_pretrained(target)
+    for kept in BF16_KEPT_FILES:
+        if (source / kept).exists():
+            shutil.copy(source / kept, target / kept)
+    return f"{BF16_DIR}/{name}"
+
+
+def bf16_cases(models_dir):
+    cases = []
+    for name in BF16_MODELS:
+        made = make_bf16_model(models_dir, name)
+        if name == TRAINED_MODEL:
+            cases += trained_model_cases(models_dir, made)
+        else:
+            cases += family_cases(models_dir, made)
+    return cases
 
 
 def reproduce(models_dir, cases_path):
@@ -387,16 +431,20 @@ def main():
     parser.add_argument("--models", required=True, type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--reproduce", type=Path)
+    parser.add_argument("--bf16", action="store_true", help="write the bfloat16 models' cases to --out instead")
     args = parser.parse_args()
     torch.manual_seed(0)
     transformers.utils.logging.disable_progress_bar()
     if args.reproduce:
         return reproduce(args.models, args.reproduce)
-    name = make_close_eos_model(args.models)
-    cases = close_eos_cases(args.models, name) + scored_beam_cases(args.models) + step_output_cases(args.models)
-    for family in FAMILY_MODELS:
-        cases += family_cases(args.models, make_family_model(args.models, family))
-    cases += trained_model_cases(args.models)
+    if args.bf16:
+        cases = bf16_cases(args.models)
+    else:
+        name = make_close_eos_model(args.models)
+        cases = close_eos_cases(args.models, name) + scored_beam_cases(args.models) + step_output_cases(args.models)
+        for family in FAMILY_MODELS:
+            cases += family_cases(args.models, make_family_model(args.models, family))
+        cases += trained_model_cases(args.models)
     header = {"transformers": transformers.__version__, "torch": torch.__version__,
               "made_by": "tests/reference/make_cases.py", "pad_token_id": PAD, "cases": cases}
     args.out.write_text(json.dumps(header, indent=None, separators=(",", ":")) + "\n")

@@ -178,7 +178,8 @@ inline std::vector<std::string> golden_checks(const nlohmann::json& golden_case)
 }
 
 /// The models a golden-case file names, each loaded once per dtype from `dir`, with its checkpoint's
-/// generation defaults and the cache layout asked for.
+/// generation defaults, the cache layout and the weight format asked for (a float32 model only:
+/// float64 blocks keep their weights in float64).
 class GoldenModels {
  public:
   struct Loaded {
@@ -187,14 +188,17 @@ class GoldenModels {
   };
 
   GoldenModels(std::filesystem::path dir, at::Device device,
-               lmdecode::CacheLayout layout = lmdecode::CacheLayout::shared_prompt)
-      : dir_(std::move(dir)), device_(device), layout_(layout) {}
+               lmdecode::CacheLayout layout = lmdecode::CacheLayout::shared_prompt,
+               lmdecode::WeightFormat weights = lmdecode::WeightFormat::model_dtype)
+      : dir_(std::move(dir)), device_(device), layout_(layout), weights_(weights) {}
 
   Loaded& get(const std::string& name, const std::string& dtype) {
     auto& slot = loaded_[name + "/" + dtype];
     if (!slot.model) {
       const auto folder = dir_ / name;
-      slot.model = lmdecode::load_pretrained(folder, {device_, golden_dtype(dtype)});
+      const auto model_dtype = golden_dtype(dtype);
+      slot.model = lmdecode::load_pretrained(
+          folder, {device_, model_dtype, model_dtype == at::kFloat ? weights_ : lmdecode::WeightFormat::model_dtype});
       slot.model->set_cache_layout(layout_);
       slot.defaults = lmdecode::load_checkpoint_generation_config(folder, slot.model->config());
       if (std::filesystem::exists(folder / "token_texts.json")) slot.defaults.token_texts = read_token_texts(folder / "token_texts.json");
@@ -219,6 +223,7 @@ class GoldenModels {
   std::filesystem::path dir_;
   at::Device device_;
   lmdecode::CacheLayout layout_;
+  lmdecode::WeightFormat weights_;
   std::map<std::string, Loaded> loaded_;
 };
 

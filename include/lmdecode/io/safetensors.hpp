@@ -34,9 +34,12 @@ using TensorMap = std::map<std::string, at::Tensor>;
 /// Where and as what loaded tensors land, for the safetensors reader and load_pretrained(). A set
 /// dtype converts floating-point tensors only (integer and bool tensors keep theirs); unset, the
 /// reader keeps each tensor's stored dtype and load_pretrained() runs the model in float32.
+/// A set matrix_dtype converts floating-point tensors of two or more dimensions (weight matrices,
+/// embeddings) to it instead, and keeps the others (norms, biases) in `dtype`.
 struct TensorPlacement {
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> dtype;
+  std::optional<at::ScalarType> matrix_dtype;
 };
 
 namespace detail {
@@ -122,7 +125,8 @@ class SafetensorsFile {
     auto host = at::empty(e.shape, at::TensorOptions().dtype(e.dtype));
     if (e.end > e.begin) std::memcpy(host.data_ptr(), bytes, e.end - e.begin);
     at::ScalarType target = e.dtype;
-    if (options.dtype && at::isFloatingType(e.dtype)) target = *options.dtype;
+    if (options.matrix_dtype && at::isFloatingType(e.dtype) && e.shape.size() >= 2) target = *options.matrix_dtype;
+    else if (options.dtype && at::isFloatingType(e.dtype)) target = *options.dtype;
     return host.to(options.device, target);
   }
 

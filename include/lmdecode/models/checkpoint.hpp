@@ -25,13 +25,16 @@
 #include "lmdecode/models/gpt2.hpp"
 #include "lmdecode/models/model_config.hpp"
 #include "lmdecode/models/rotary_decoder.hpp"
+#include "lmdecode/models/weight_format.hpp"
 
 namespace lmdecode {
 
-/// Where a checkpoint's model lives and in which dtype (unset: float32, whatever the checkpoint stores).
+/// Where a checkpoint's model lives, in which dtype (unset: float32, whatever the checkpoint stores)
+/// and in which format its weight matrices (models/weight_format.hpp).
 struct LoadOptions {
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> dtype;
+  WeightFormat weights = WeightFormat::model_dtype;
 };
 
 /// The generation defaults of a checkpoint folder: the model config's special tokens, overlaid by
@@ -55,7 +58,8 @@ inline std::string supported_architectures() {
 }
 
 /// The model in `folder`, on `options.device`, its weights and activations in `options.dtype` (one
-/// floating-point dtype for the whole model; unset: float32, whatever the checkpoint stores).
+/// floating-point dtype for the whole model; unset: float32, whatever the checkpoint stores), its
+/// weight matrices in `options.weights` (bfloat16 ones are read as stored, without a float32 copy).
 inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::path& folder, LoadOptions options = {}) {
   if (!options.dtype) options.dtype = at::kFloat;
   const at::ScalarType dtype = *options.dtype;
@@ -66,6 +70,9 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
                 "or float32 there",
                 TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR);
 #endif
+  detail::check(options.weights == WeightFormat::model_dtype || (dtype == at::kFloat && options.device.is_cpu()),
+                "{} weights are for a float32 model on the CPU (got {} on {}); elsewhere load the model in bfloat16",
+                weight_format_name(options.weights), c10::toString(dtype), options.device.str());
   detail::check<file_error>(std::filesystem::is_directory(folder), "model folder {} does not exist or is not a folder",
                             folder.string());
   auto config = load_model_config(folder / "config.json");
@@ -74,7 +81,8 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
                                        (folder / "config.json").string(), config.architecture, config.model_type,
                                        supported_architectures()));
   return detail::in_our_words(fmt::format("loading {}", folder.string()), [&]() -> std::unique_ptr<PretrainedModel> {
-    CheckpointWeights weights(load_safetensors_checkpoint(folder, {options.device, options.dtype}), folder.string());
+    const auto matrix_dtype = options.weights == WeightFormat::bfloat16 ? std::optional(at::kBFloat16) : std::nullopt;
+    CheckpointWeights weights(load_safetensors_checkpoint(folder, {options.device, options.dtype, matrix_dtype}), folder.string());
     if (config.family == ModelFamily::gpt2)
       return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
     return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);

@@ -58,7 +58,7 @@ class Gpt2Model : public PretrainedModel {
     const auto& c = config();
     const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
     const int64_t e = c.hidden_size, heads = c.num_heads, d = c.head_dim;
-    auto hidden = at::embedding(wte_, batch.input_ids) + at::embedding(wpe_, batch.position_ids);
+    auto hidden = embedding_rows(wte_, batch.input_ids) + embedding_rows(wpe_, batch.position_ids);
     const detail::ScoreScale scale{1.0, at::full({}, std::sqrt(static_cast<double>(d)), hidden.options())};
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];

@@ -100,6 +100,13 @@ class PretrainedModel {
   }
 
  protected:
+  /// The rows of an embedding table that `ids` name, in the model dtype (a table kept in a narrower
+  /// weight format widens here, exactly).
+  at::Tensor embedding_rows(const at::Tensor& table, const at::Tensor& ids) const {
+    auto rows = at::embedding(table, ids);
+    return rows.scalar_type() == dtype_ ? rows : rows.to(dtype_);
+  }
+
   /// Runs every layer (each appending to `cache`) and the final norm; `blocked` is the attention mask
   /// of detail::attention_blocked ([rows, 1, T, cached + T], true where a query may not look).
   virtual at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) = 0;

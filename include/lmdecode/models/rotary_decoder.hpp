@@ -110,7 +110,7 @@ class RotaryDecoderModel : public PretrainedModel {
   at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) override {
     const auto& c = config();
     const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1), group = c.num_heads / c.num_kv_heads;
-    auto hidden = at::embedding(embed_, batch.input_ids.reshape({-1}));  // [rows * T, hidden]
+    auto hidden = embedding_rows(embed_, batch.input_ids.reshape({-1}));  // [rows * T, hidden]
     if (embed_scale_.defined()) hidden.mul_(embed_scale_);
     const Rotation full_rotation = rotary(batch.position_ids, inv_freq_);
     const Rotation sliding_rotation = sliding_inv_freq_.defined() ? rotary(batch.position_ids, sliding_inv_freq_) : full_rotation;

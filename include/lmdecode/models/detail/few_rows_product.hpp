@@ -4,13 +4,15 @@
 // once and takes its dot product with every input row while that row sits in L1 (151936x896, one
 // thread, AMD EPYC: 4 rows in 40 ms against sgemm's 103 ms, benchmarks/HISTORY.md). It needs AVX2 and
 // FMA, checked at run time; elsewhere few_rows_product returns an undefined tensor and the caller
-// keeps the GEMM.
+// keeps the GEMM. The weights may be float32 or bfloat16: bfloat16 is widened in registers (its
+// bits are a float32's upper half, so the widening is exact) and the arithmetic is float32's.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -36,41 +38,80 @@ __attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 v) {
 }
 
 /// How far ahead of the weight row being read the kernel asks for the weights: 8 KiB.
-constexpr int64_t kPrefetchFloats = 2048;
+constexpr int64_t kPrefetchBytes = 8 << 10;
+
+/// A bfloat16 weight as its 16 bits (at::BFloat16's storage).
+using Bfloat16Bits = uint16_t;
+
+/// 8 weights from `w` as float32.
+__attribute__((target("avx2,fma"))) inline __m256 load_widened(const float* w) { return _mm256_loadu_ps(w); }
+__attribute__((target("avx2,fma"))) inline __m256 load_widened(const Bfloat16Bits* w) {
+  const __m256i bits = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(bits, 16));
+}
+
+inline float widened(float w) { return w; }
+inline float widened(Bfloat16Bits w) {
+  const uint32_t bits = static_cast<uint32_t>(w) << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
 
 /// out[r, j] = x[r] . w[j] (+ bias[j]) for output features j in [begin, end); x is [Rows, in], w is
 /// [out, in] and out is [Rows, out], all row-major.
-template <int Rows>
-__attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const float* w, const float* bias,
+template <int Rows, typename Weight>
+__attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const Weight* w, const float* bias,
                                                        float* out, int64_t in, int64_t out_features,
                                                        int64_t begin, int64_t end) {
+  constexpr int64_t prefetch_ahead = kPrefetchBytes / static_cast<int64_t>(sizeof(Weight));
   for (int64_t j = begin; j < end; ++j) {
-    const float* w_row = w + j * in;
+    const Weight* w_row = w + j * in;
     __m256 acc[Rows];
     _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) acc[r] = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= in; k += 8) {
-      const __m256 wv = _mm256_loadu_ps(w_row + k);
+      const __m256 wv = load_widened(w_row + k);
       // The hardware prefetcher alone left 2 to 8 rows at 0.5-0.65 of a plain read (Xeon, AVX-512 VM);
       // 8 KiB ahead on the one weight stream brought them to 0.8-1.0 (benchmarks/HISTORY.md).
-      _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchFloats), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w_row + k + prefetch_ahead), _MM_HINT_T0);
       _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
         acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * in + k), acc[r]);
     }
     _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
       float dot = horizontal_sum(acc[r]);
-      for (int64_t tail = k; tail < in; ++tail) dot += w_row[tail] * x[r * in + tail];
+      for (int64_t tail = k; tail < in; ++tail) dot += widened(w_row[tail]) * x[r * in + tail];
       out[r * out_features + j] = bias ? dot + bias[j] : dot;
     }
   }
 }
 
-using FewRowsDots = void (*)(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t);
+template <typename Weight>
+using FewRowsDots = void (*)(const float*, const Weight*, const float*, float*, int64_t, int64_t, int64_t, int64_t);
 
-inline FewRowsDots few_rows_dots_for(int64_t rows) {
-  static constexpr FewRowsDots by_rows[] = {few_rows_dots<1>, few_rows_dots<2>, few_rows_dots<3>, few_rows_dots<4>,
-                                            few_rows_dots<5>, few_rows_dots<6>, few_rows_dots<7>, few_rows_dots<8>};
+template <typename Weight>
+FewRowsDots<Weight> few_rows_dots_for(int64_t rows) {
+  static constexpr FewRowsDots<Weight> by_rows[] = {
+      few_rows_dots<1, Weight>, few_rows_dots<2, Weight>, few_rows_dots<3, Weight>, few_rows_dots<4, Weight>,
+      few_rows_dots<5, Weight>, few_rows_dots<6, Weight>, few_rows_dots<7, Weight>, few_rows_dots<8, Weight>};
   return by_rows[rows - 1];
+}
+
+/// few_rows_product's work over weights of one type: output features in tiles of 32 KiB of weights,
+/// each tile through every pass of 8 rows.
+template <typename Weight>
+void few_rows_product_of(const float* x, const Weight* w, const float* bias, float* out, int64_t rows, int64_t in,
+                         int64_t out_features) {
+  const int64_t row_bytes = in * static_cast<int64_t>(sizeof(Weight));
+  // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
+  const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile = std::max<int64_t>(1, (32 << 10) / row_bytes);
+  at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
+    const int64_t step = rows > kFewRowsPass ? tile : end - begin;  // one pass: no tiles
+    for (int64_t from = begin; from < end; from += step)
+      for (int64_t r = 0; r < rows; r += kFewRowsPass)
+        few_rows_dots_for<Weight>(std::min(kFewRowsPass, rows - r))(x + r * in, w, bias, out + r * out_features, in,
+                                                                    out_features, from, std::min(end, from + step));
+  });
 }
 
 inline bool cpu_has_avx2_fma() {
@@ -92,33 +133,26 @@ inline bool kernel_outruns_gemv() {
 #endif
 }
 
-/// x [rows, in] @ weight[out, in]^T (+ bias [out]) for 1 to kFewRowsMax contiguous float32 CPU rows,
-/// or an undefined tensor where the kernel does not apply (then the caller takes the GEMM). Output
-/// features go in tiles of 32 KiB of weights, each tile through every pass of 8 rows.
+/// x [rows, in] @ weight[out, in]^T (+ bias [out]) for 1 to kFewRowsMax contiguous float32 CPU rows
+/// and float32 or bfloat16 weights, or an undefined tensor where the kernel does not apply (then the
+/// caller takes the GEMM).
 inline at::Tensor few_rows_product(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
 #ifdef LMDECODE_FEW_ROWS_KERNEL
   const int64_t rows = x.size(0);
+  const auto weight_type = weight.scalar_type();
   const bool applies = cpu_has_avx2_fma() && rows >= 1 && rows <= kFewRowsMax && x.is_cpu() &&
-                       x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+                       x.scalar_type() == at::kFloat && (weight_type == at::kFloat || weight_type == at::kBFloat16) &&
                        x.is_contiguous() && weight.is_contiguous() &&
                        (!bias.defined() || (bias.scalar_type() == at::kFloat && bias.is_contiguous()));
   if (!applies) return {};
   const int64_t in = weight.size(1), out_features = weight.size(0);
   auto out = at::empty({rows, out_features}, x.options());
-  const float* x_data = x.data_ptr<float>();
-  const float* w_data = weight.data_ptr<float>();
   const float* bias_data = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  float* out_data = out.data_ptr<float>();
-  const int64_t row_bytes = in * static_cast<int64_t>(sizeof(float));
-  // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
-  const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile = std::max<int64_t>(1, (32 << 10) / row_bytes);
-  at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
-    const int64_t step = rows > kFewRowsPass ? tile : end - begin;  // one pass: no tiles
-    for (int64_t from = begin; from < end; from += step)
-      for (int64_t r = 0; r < rows; r += kFewRowsPass)
-        few_rows_dots_for(std::min(kFewRowsPass, rows - r))(x_data + r * in, w_data, bias_data, out_data + r * out_features, in,
-                                                            out_features, from, std::min(end, from + step));
-  });
+  if (weight_type == at::kFloat)
+    few_rows_product_of(x.data_ptr<float>(), weight.data_ptr<float>(), bias_data, out.data_ptr<float>(), rows, in, out_features);
+  else
+    few_rows_product_of(x.data_ptr<float>(), reinterpret_cast<const Bfloat16Bits*>(weight.data_ptr<at::BFloat16>()), bias_data,
+                        out.data_ptr<float>(), rows, in, out_features);
   return out;
 #else
   (void)x, (void)weight, (void)bias;
