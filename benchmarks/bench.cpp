@@ -2,7 +2,7 @@
 //
 //   lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda]
 //                  [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]
-//                  [--dtype f32|bf16|f16|f64] [--repeats N] [--quick] [--json FILE]
+//                  [--dtype f32|bf16|f16|f64] [--weights f32|bf16] [--repeats N] [--quick] [--json FILE]
 //                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW] [--threads N]
 //
 // Scenarios (each after a warm-up, `--repeats` times; median, min and max are printed):
@@ -15,8 +15,10 @@
 //   shared_prompt     4 beams after a 2048-token prompt, 64 steps, with the shared-prompt and the
 //                     expanded cache (the latter prefilled prompt x beams rows, as transformers does):
 //                     prefill ms, KV bytes at the end, reorder bytes per step, ms per decode step
-//   bandwidth         greedy decode steps at context 256, batch 1 and 4: the bytes of weights a step
-//                     reads over its time, against a plain read of a buffer that size (the limit)
+//   bandwidth         greedy decode steps at context 256, batch 1 and 4, for each weight format a
+//                     float32 CPU model has (f32, bf16; the model built again in each): the bytes of
+//                     weights a step reads over its time, against a plain read of the float32 model's
+//                     weight bytes (the limit); steps timestamped by the step callback
 //   peers             (only with --only peers) greedy batch 1, greedy batch 4 and 4 beams after prompts
 //                     of 128 and 1024 tokens, 32 new tokens: the median decode step (timestamped by the
 //                     step callback) and the whole generate() over the new tokens, for
@@ -74,6 +76,7 @@ struct Options {
   std::string model_dir;
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
+  lmdecode::WeightFormat weights = lmdecode::WeightFormat::model_dtype;
   int repeats = 5;
   bool quick = false;
   std::string json_path;
@@ -98,6 +101,24 @@ void sync(const at::Device& device) {
 }
 
 double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+
+/// One generate() call's decode steps, each timestamped by the step callback (the first interval
+/// starts after the prefill's token), and the whole call's time.
+struct CallbackSteps {
+  Stats step;
+  double total_ms;
+};
+
+CallbackSteps callback_steps(lmdecode::PretrainedModel& model, const std::vector<lmdecode::TokenIds>& prompts,
+                             const lmdecode::GenerationConfig& config) {
+  std::vector<Clock::time_point> stamps;
+  const auto start = Clock::now();
+  lmdecode::generate(model, prompts, config, [&](lmdecode::StepEvent&) { stamps.push_back(Clock::now()); });
+  const double total = ms_since(start);
+  std::vector<double> steps;
+  for (size_t i = 1; i < stamps.size(); ++i) steps.push_back(std::chrono::duration<double, std::milli>(stamps[i] - stamps[i - 1]).count());
+  return {stats_of(steps), total};
+}
 
 /// Runs `fn` once to warm up, then `repeats` times, each from an idle device; returns the times in ms
 /// until the device has finished each run and, in `issued` if given, until `fn` returned on the host.
@@ -182,6 +203,9 @@ std::unique_ptr<lmdecode::PretrainedModel> random_model(const lmdecode::ModelCon
     w[p + "mlp.up_proj.weight"] = normal({c.intermediate_size, h});
     w[p + "mlp.down_proj.weight"] = normal({h, c.intermediate_size});
   }
+  if (o.weights == lmdecode::WeightFormat::bfloat16)  // as load_pretrained places them: matrices only
+    for (auto& [name, tensor] : w)
+      if (tensor.dim() >= 2) tensor = tensor.to(at::kBFloat16);
   return std::make_unique<lmdecode::RotaryDecoderModel>(c, lmdecode::CheckpointWeights(std::move(w), "random " + o.preset),
                                                 o.device, o.dtype);
 }
@@ -191,6 +215,12 @@ std::vector<lmdecode::TokenIds> prompts_of(int64_t batch, int64_t length, int64_
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t i = 0; i < length; ++i) out[b].push_back(3 + (b * 7919 + i * 104729) % (vocab - 3));
   return out;
+}
+
+/// The model the options name: a preset's random weights or a checkpoint, in o.dtype and o.weights.
+std::unique_ptr<lmdecode::PretrainedModel> make_model(const Options& o) {
+  return o.model_dir.empty() ? random_model(sized_config(preset_config(o.preset), o.sizes), o)
+                             : lmdecode::load_pretrained(o.model_dir, {o.device, o.dtype, o.weights});
 }
 
 class Bench {
@@ -486,17 +516,35 @@ class Bench {
   }
 
   json bandwidth_scenario() {
-    const int64_t weight_bytes = model_.weight_bytes_per_step(), context = 256, short_new = 4, long_new = o_.quick ? 8 : 20;
-    const double limit = stream_gbps(weight_bytes);
+    const int64_t context = 256, new_tokens = o_.quick ? 8 : 24;
+    std::vector<lmdecode::WeightFormat> formats = {lmdecode::WeightFormat::model_dtype};
+    if (o_.dtype == at::kFloat) formats.push_back(lmdecode::WeightFormat::bfloat16);
+    double limit = 0;
     json rows = json::array();
-    for (int64_t batch : {1, 4}) {
-      const Stats step = paired_steps(batch, context, 1, short_new, long_new).decoder;
-      const double gbps = static_cast<double>(weight_bytes) / step.median / 1e6;
-      print_row("bandwidth", fmt::format("greedy batch {} context {}", batch, context), step,
-                fmt::format("weights {:.0f} MB a step: {:.1f} GB/s, a plain read {:.1f} GB/s ({:.2f}x)", weight_bytes / 1e6, gbps,
-                            limit, gbps / limit));
-      rows.push_back({{"name", "bandwidth"}, {"batch", batch}, {"context", context}, {"weight_bytes", weight_bytes},
-                      {"step_ms", step.median}, {"weight_gbps", gbps}, {"stream_gbps", limit}, {"share_of_stream", gbps / limit}});
+    for (const auto format : formats) {
+      std::unique_ptr<lmdecode::PretrainedModel> made;
+      if (format != o_.weights) {
+        Options other = o_;
+        other.weights = format;
+        made = make_model(other);
+      }
+      auto& model = made ? *made : model_;
+      const int64_t weight_bytes = model.weight_bytes_per_step();
+      if (limit == 0) limit = stream_gbps(weight_bytes);  // the float32 model's bytes, which no cache holds
+      for (int64_t batch : {1, 4}) {
+        const auto prompts = prompts_of(batch, context, model.config().vocab_size);
+        const auto config = decode_config(new_tokens, 1, true);
+        lmdecode::generate(model, prompts, decode_config(2, 1, true));  // warm-up
+        const Stats step = callback_steps(model, prompts, config).step;
+        const double gbps = static_cast<double>(weight_bytes) / step.median / 1e6;
+        const auto name = lmdecode::weight_format_name(format);
+        print_row("bandwidth", fmt::format("{} weights batch {} ctx {}", name, batch, context), step,
+                  fmt::format("weights {:.0f} MB a step: {:.1f} GB/s, a plain read {:.1f} GB/s ({:.2f}x)", weight_bytes / 1e6, gbps,
+                              limit, gbps / limit));
+        rows.push_back({{"name", "bandwidth"}, {"weights", name}, {"batch", batch}, {"context", context},
+                        {"weight_bytes", weight_bytes}, {"step_ms", step.median}, {"weight_gbps", gbps}, {"stream_gbps", limit},
+                        {"share_of_stream", gbps / limit}});
+      }
     }
     return rows;
   }
@@ -507,15 +555,8 @@ class Bench {
     json rows = json::array();
     for (int64_t prompt : {128, 1024}) {
       for (auto [batch, beams] : {std::pair<int64_t, int64_t>{1, 1}, {4, 1}, {1, 4}}) {
-        std::vector<Clock::time_point> stamps;
-        auto prompts = prompts_of(batch, prompt, model_.config().vocab_size);
-        const auto start = Clock::now();
-        lmdecode::generate(model_, prompts, decode_config(new_tokens, beams, true),
-                           [&](lmdecode::StepEvent&) { stamps.push_back(Clock::now()); });
-        const double total = ms_since(start);
-        std::vector<double> steps;
-        for (size_t i = 1; i < stamps.size(); ++i) steps.push_back(std::chrono::duration<double, std::milli>(stamps[i] - stamps[i - 1]).count());
-        const Stats step = stats_of(steps);
+        const auto [step, total] = callback_steps(model_, prompts_of(batch, prompt, model_.config().vocab_size),
+                                                  decode_config(new_tokens, beams, true));
         print_row("peers", fmt::format("prompt {} batch {} beams {}", prompt, batch, beams), step,
                   fmt::format("generate {:.1f} ms/step", total / new_tokens));
         rows.push_back({{"name", "peers"}, {"prompt", prompt}, {"batch", batch}, {"beams", beams}, {"new_tokens", new_tokens},
@@ -727,6 +768,10 @@ Options parse(int argc, char** argv) {
       auto it = kTypes.find(value());
       if (it == kTypes.end()) throw lmdecode::invalid_argument("--dtype must be f64, f32, bf16 or f16");
       o.dtype = it->second;
+    } else if (arg == "--weights") {
+      const auto format = lmdecode::parse_weight_format(value());
+      if (!format) throw lmdecode::invalid_argument("--weights must be f32 or bf16");
+      o.weights = *format;
     } else if (arg == "--repeats") o.repeats = std::max(1, std::stoi(value()));
     else if (arg == "--quick") o.quick = true;
     else if (arg == "--threads") o.threads = std::stoi(value());
@@ -745,6 +790,7 @@ Options parse(int argc, char** argv) {
       o.sizes[arg.substr(2)] = std::stoll(value());
     } else if (arg == "--help") {
       std::puts("lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda] [--dtype f32|bf16|f16|f64]\n"
+                "               [--weights f32|bf16]\n"
                 "               [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
                 "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
                 "  --only speculative: the verify step and prompt lookup (not in the default set)");
@@ -761,15 +807,15 @@ int main(int argc, char** argv) {
     Options o = parse(argc, argv);
     if (o.threads > 0) lmdecode::set_threads(o.threads);
     c10::InferenceMode inference;
-    auto model = o.model_dir.empty() ? random_model(sized_config(preset_config(o.preset), o.sizes), o)
-                                     : lmdecode::load_pretrained(o.model_dir, {o.device, o.dtype});
+    auto model = make_model(o);
     const auto& c = model->config();
     const std::string label = o.model_dir.empty() ? o.preset : o.model_dir;
-    fmt::print("lmdecode-bench: {} ({} layers, hidden {}, {}/{} heads, vocab {}), {} {}, {} threads\n", label, c.num_layers,
-               c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size, o.device.str(), c10::toString(o.dtype),
-               at::get_num_threads());
+    fmt::print("lmdecode-bench: {} ({} layers, hidden {}, {}/{} heads, vocab {}), {} {}, {} weights, {} threads\n", label,
+               c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.vocab_size, o.device.str(), c10::toString(o.dtype),
+               lmdecode::weight_format_name(o.weights), at::get_num_threads());
     Bench bench(*model, o);
     json report = {{"preset", label}, {"device", o.device.str()}, {"dtype", c10::toString(o.dtype)},
+                   {"weights", lmdecode::weight_format_name(o.weights)},
                    {"threads", at::get_num_threads()}, {"scenarios", bench.run_all()}};
     if (!o.json_path.empty()) std::ofstream(o.json_path) << report.dump(2) << "\n";
     return 0;

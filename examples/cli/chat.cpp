@@ -40,7 +40,7 @@ lmdecode::GenerationConfig chat_config(lmdecode::GenerationConfig c, const lmdec
 int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::GenerationFlags& generation) {
   m.apply_threads();
   auto tokenizer = lmdecode::Tokenizer::from_file(f.tokenizer_path.empty() ? m.folder + "/tokenizer.json" : f.tokenizer_path);
-  auto model = lmdecode::load_pretrained(m.folder, {m.torch_device(), m.torch_dtype()});
+  auto model = lmdecode::load_pretrained(m.folder, m.load_options());
   lmdecode::detail::check(tokenizer.vocab_size() <= model->config().vocab_size,
                           "the tokenizer has {} ids but the model only {}: they do not belong together",
                           tokenizer.vocab_size(), model->config().vocab_size);

@@ -95,7 +95,7 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
     prompts.push_back(tokenizer->encode(text));
   }
   if (prompts.empty()) throw lmdecode::invalid_argument("give at least one --prompt-ids or --prompt");
-  auto model = lmdecode::load_pretrained(m.folder, {m.torch_device(), m.torch_dtype()});
+  auto model = lmdecode::load_pretrained(m.folder, m.load_options());
   auto config = generation.apply(lmdecode::load_checkpoint_generation_config(m.folder, model->config()));
   if (!config.stop_strings.empty()) {  // --stop-string or the checkpoint's stop_strings
     if (!tokenizer) throw lmdecode::invalid_argument(fmt::format("stop strings need {}", tokenizer_path.string()));
@@ -110,7 +110,7 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
     if (f.stream) printer.print(e);
   };
   std::unique_ptr<lmdecode::PretrainedModel> draft;
-  if (!f.assistant_model.empty()) draft = lmdecode::load_pretrained(f.assistant_model, {m.torch_device(), m.torch_dtype()});
+  if (!f.assistant_model.empty()) draft = lmdecode::load_pretrained(f.assistant_model, m.load_options());
   auto result = draft ? lmdecode::generate(*model, *draft, prompts, config, on_step) : lmdecode::generate(*model, prompts, config, on_step);
   const auto end = Clock::now();
   const bool speculative = draft || config.prompt_lookup_num_tokens;

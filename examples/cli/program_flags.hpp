@@ -21,6 +21,7 @@
 
 #include <lmdecode/config.hpp>
 #include <lmdecode/io/generation_config_file.hpp>
+#include <lmdecode/models/checkpoint.hpp>
 #include <lmdecode/threads.hpp>
 
 namespace lmdecode_cli {
@@ -157,6 +158,7 @@ struct ModelFlags {
   std::string folder;
   std::string device = "cpu";
   std::string dtype = "f32";
+  std::string weights = "f32";
   std::optional<int> threads;
 
   explicit ModelFlags(CLI::App& app) {
@@ -164,6 +166,10 @@ struct ModelFlags {
         ->required();
     app.add_option("--device", device, "Where the model runs")->check(CLI::IsMember({"cpu", "cuda"}));
     app.add_option("--dtype", dtype, "Model dtype")->check(CLI::IsMember({"f64", "f32", "bf16", "f16"}));
+    app.add_option("--weights", weights,
+                   "How a float32 CPU model keeps its weight matrices: f32, or bf16 (half the bytes a step, the same "
+                   "float32 arithmetic on bfloat16-rounded weights)")
+        ->check(CLI::IsMember({"f32", "bf16"}));
     app.add_option("--threads", threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
   }
 
@@ -174,6 +180,8 @@ struct ModelFlags {
     if (dtype == "f16") return at::kHalf;
     return at::kFloat;
   }
+  /// --dtype, --device and --weights as load_pretrained() takes them.
+  lmdecode::LoadOptions load_options() const { return {torch_device(), torch_dtype(), *lmdecode::parse_weight_format(weights)}; }
   /// Applies --threads, if given.
   void apply_threads() const {
     if (threads) lmdecode::set_threads(*threads);

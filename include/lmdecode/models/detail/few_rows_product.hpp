@@ -58,28 +58,46 @@ inline float widened(Bfloat16Bits w) {
   return value;
 }
 
+/// Independent sums a row keeps: one FMA chain waits 4 cycles a step, so one sum a row reads a weight
+/// row 8 weights per 4 cycles whatever the row count, below the memory's pace (0.5B shape, one
+/// thread, EPYC with AVX-512: bfloat16 at 0.47 of a plain read at 1 row, 0.5 at 4). 8 rows keep one:
+/// two would need 16 of the 16 vector registers for sums alone.
+template <int Rows>
+constexpr int kChainsPerRow = Rows == 8 ? 1 : Rows <= 2 ? 4 : 2;
+
+/// Adds the block of 8 weights at w_row + k times each row's 8 inputs to chain c of the row's sums.
+template <int Rows, int Chains, typename Weight>
+__attribute__((target("avx2,fma"), always_inline)) inline void add_block(__m256 (&acc)[Rows][Chains], int c, const Weight* w_row,
+                                                                         const float* x, int64_t in, int64_t k) {
+  const __m256 wv = load_widened(w_row + k);
+  // The hardware prefetcher alone left 2 to 8 rows at 0.5-0.65 of a plain read (Xeon, AVX-512 VM);
+  // 8 KiB ahead on the one weight stream brought them to 0.8-1.0 (benchmarks/HISTORY.md). Into L2,
+  // not L1: there the weights evicted the rows' inputs (4 rows' 14 KiB at 896 inputs), and 4 and 8
+  // rows went from 16 and 11 GB/s to 24 and 18 (EPYC with AVX-512, one thread).
+  _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchBytes / static_cast<int64_t>(sizeof(Weight))), _MM_HINT_T1);
+  _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) acc[r][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * in + k), acc[r][c]);
+}
+
 /// out[r, j] = x[r] . w[j] (+ bias[j]) for output features j in [begin, end); x is [Rows, in], w is
 /// [out, in] and out is [Rows, out], all row-major.
 template <int Rows, typename Weight>
 __attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const Weight* w, const float* bias,
                                                        float* out, int64_t in, int64_t out_features,
                                                        int64_t begin, int64_t end) {
-  constexpr int64_t prefetch_ahead = kPrefetchBytes / static_cast<int64_t>(sizeof(Weight));
+  constexpr int chains = kChainsPerRow<Rows>;
   for (int64_t j = begin; j < end; ++j) {
     const Weight* w_row = w + j * in;
-    __m256 acc[Rows];
-    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) acc[r] = _mm256_setzero_ps();
+    __m256 acc[Rows][chains];
+    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
+      _Pragma("GCC unroll 4") for (int c = 0; c < chains; ++c) acc[r][c] = _mm256_setzero_ps();
+    // Chain c takes the blocks of 8 at k + 8c; the blocks left after the last full round go to chain 0.
     int64_t k = 0;
-    for (; k + 8 <= in; k += 8) {
-      const __m256 wv = load_widened(w_row + k);
-      // The hardware prefetcher alone left 2 to 8 rows at 0.5-0.65 of a plain read (Xeon, AVX-512 VM);
-      // 8 KiB ahead on the one weight stream brought them to 0.8-1.0 (benchmarks/HISTORY.md).
-      _mm_prefetch(reinterpret_cast<const char*>(w_row + k + prefetch_ahead), _MM_HINT_T0);
-      _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
-        acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * in + k), acc[r]);
-    }
+    for (; k + 8 * chains <= in; k += 8 * chains)
+      _Pragma("GCC unroll 4") for (int c = 0; c < chains; ++c) add_block<Rows>(acc, c, w_row, x, in, k + 8 * c);
+    for (; k + 8 <= in; k += 8) add_block<Rows>(acc, 0, w_row, x, in, k);
     _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
-      float dot = horizontal_sum(acc[r]);
+      _Pragma("GCC unroll 4") for (int c = 1; c < chains; ++c) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][c]);
+      float dot = horizontal_sum(acc[r][0]);
       for (int64_t tail = k; tail < in; ++tail) dot += widened(w_row[tail]) * x[r * in + tail];
       out[r * out_features + j] = bias ? dot + bias[j] : dot;
     }
