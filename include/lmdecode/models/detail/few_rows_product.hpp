@@ -116,19 +116,22 @@ FewRowsDots<Weight> few_rows_dots_for(int64_t rows) {
 }
 
 /// few_rows_product's work over weights of one type: output features in tiles of 32 KiB of weights,
-/// each tile through every pass of 8 rows.
+/// each tile through every pass of at most 8 rows.
 template <typename Weight>
 void few_rows_product_of(const float* x, const Weight* w, const float* bias, float* out, int64_t rows, int64_t in,
                          int64_t out_features) {
   const int64_t row_bytes = in * static_cast<int64_t>(sizeof(Weight));
   // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
   const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile = std::max<int64_t>(1, (32 << 10) / row_bytes);
+  // Passes of equal size: 9 rows as 5 + 4 took 0.9x the time of 8 + 1 (151936x896, one thread, EPYC
+  // with AVX-512), where the one-row pass over cached tiles cost half a pass from memory.
+  const int64_t passes = (rows + kFewRowsPass - 1) / kFewRowsPass, pass_rows = (rows + passes - 1) / passes;
   at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
-    const int64_t step = rows > kFewRowsPass ? tile : end - begin;  // one pass: no tiles
+    const int64_t step = passes > 1 ? tile : end - begin;  // one pass: no tiles
     for (int64_t from = begin; from < end; from += step)
-      for (int64_t r = 0; r < rows; r += kFewRowsPass)
-        few_rows_dots_for<Weight>(std::min(kFewRowsPass, rows - r))(x + r * in, w, bias, out + r * out_features, in,
-                                                                    out_features, from, std::min(end, from + step));
+      for (int64_t r = 0; r < rows; r += pass_rows)
+        few_rows_dots_for<Weight>(std::min(pass_rows, rows - r))(x + r * in, w, bias, out + r * out_features, in,
+                                                                 out_features, from, std::min(end, from + step));
   });
 }
 
