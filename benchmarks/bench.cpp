@@ -2,7 +2,7 @@
 //
 //   lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda]
 //                  [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]
-//                  [--dtype f32|bf16|f16|f64] [--weights f32|bf16] [--repeats N] [--quick] [--json FILE]
+//                  [--dtype f32|bf16|f16|f64] [--weights f32|bf16|q8_0] [--repeats N] [--quick] [--json FILE]
 //                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW] [--threads N]
 //
 // Scenarios (each after a warm-up, `--repeats` times; median, min and max are printed):
@@ -16,7 +16,7 @@
 //                     expanded cache (the latter prefilled prompt x beams rows, as transformers does):
 //                     prefill ms, KV bytes at the end, reorder bytes per step, ms per decode step
 //   bandwidth         greedy decode steps at context 256, batch 1 and 4, for each weight format a
-//                     float32 CPU model has (f32, bf16; the model built again in each): the bytes of
+//                     float32 CPU model has (f32, bf16, q8_0; the model built again in each): the bytes of
 //                     weights a step reads over its time, against a plain read of the float32 model's
 //                     weight bytes (the limit); steps timestamped by the step callback
 //   peers             (only with --only peers) greedy batch 1, greedy batch 4 and 4 beams after prompts
@@ -203,11 +203,8 @@ std::unique_ptr<lmdecode::PretrainedModel> random_model(const lmdecode::ModelCon
     w[p + "mlp.up_proj.weight"] = normal({c.intermediate_size, h});
     w[p + "mlp.down_proj.weight"] = normal({h, c.intermediate_size});
   }
-  if (o.weights == lmdecode::WeightFormat::bfloat16)  // as load_pretrained places them: matrices only
-    for (auto& [name, tensor] : w)
-      if (tensor.dim() >= 2) tensor = tensor.to(at::kBFloat16);
   return std::make_unique<lmdecode::RotaryDecoderModel>(c, lmdecode::CheckpointWeights(std::move(w), "random " + o.preset),
-                                                o.device, o.dtype);
+                                                o.device, o.dtype, o.weights);
 }
 
 std::vector<lmdecode::TokenIds> prompts_of(int64_t batch, int64_t length, int64_t vocab) {
@@ -518,7 +515,7 @@ class Bench {
   json bandwidth_scenario() {
     const int64_t context = 256, new_tokens = o_.quick ? 8 : 24;
     std::vector<lmdecode::WeightFormat> formats = {lmdecode::WeightFormat::model_dtype};
-    if (o_.dtype == at::kFloat) formats.push_back(lmdecode::WeightFormat::bfloat16);
+    if (o_.dtype == at::kFloat) formats.insert(formats.end(), {lmdecode::WeightFormat::bfloat16, lmdecode::WeightFormat::q8_0});
     double limit = 0;
     json rows = json::array();
     for (const auto format : formats) {
@@ -770,7 +767,7 @@ Options parse(int argc, char** argv) {
       o.dtype = it->second;
     } else if (arg == "--weights") {
       const auto format = lmdecode::parse_weight_format(value());
-      if (!format) throw lmdecode::invalid_argument("--weights must be f32 or bf16");
+      if (!format) throw lmdecode::invalid_argument("--weights must be f32, bf16 or q8_0");
       o.weights = *format;
     } else if (arg == "--repeats") o.repeats = std::max(1, std::stoi(value()));
     else if (arg == "--quick") o.quick = true;
@@ -790,7 +787,7 @@ Options parse(int argc, char** argv) {
       o.sizes[arg.substr(2)] = std::stoll(value());
     } else if (arg == "--help") {
       std::puts("lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda] [--dtype f32|bf16|f16|f64]\n"
-                "               [--weights f32|bf16]\n"
+                "               [--weights f32|bf16|q8_0]\n"
                 "               [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
                 "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
                 "  --only speculative: the verify step and prompt lookup (not in the default set)");

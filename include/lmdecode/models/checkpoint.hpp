@@ -71,7 +71,7 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
                 TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR);
 #endif
   detail::check(options.weights == WeightFormat::model_dtype || (dtype == at::kFloat && options.device.is_cpu()),
-                "{} weights are for a float32 model on the CPU (got {} on {}); elsewhere load the model in bfloat16",
+                "{} weights are for a float32 model on the CPU (got {} on {}); elsewhere load the model in bfloat16 or float16",
                 weight_format_name(options.weights), c10::toString(dtype), options.device.str());
   detail::check<file_error>(std::filesystem::is_directory(folder), "model folder {} does not exist or is not a folder",
                             folder.string());
@@ -84,8 +84,8 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
     const auto matrix_dtype = options.weights == WeightFormat::bfloat16 ? std::optional(at::kBFloat16) : std::nullopt;
     CheckpointWeights weights(load_safetensors_checkpoint(folder, {options.device, options.dtype, matrix_dtype}), folder.string());
     if (config.family == ModelFamily::gpt2)
-      return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype);
-    return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype);
+      return std::make_unique<Gpt2Model>(std::move(config), weights, options.device, dtype, options.weights);
+    return std::make_unique<RotaryDecoderModel>(std::move(config), weights, options.device, dtype, options.weights);
   });
 }
 

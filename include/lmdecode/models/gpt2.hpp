@@ -16,40 +16,49 @@ namespace lmdecode {
 
 class Gpt2Model : public PretrainedModel {
  public:
-  Gpt2Model(ModelConfig config, const CheckpointWeights& weights, at::Device device, at::ScalarType dtype)
-      : PretrainedModel(std::move(config), device, dtype) {
+  Gpt2Model(ModelConfig config, const CheckpointWeights& weights, at::Device device, at::ScalarType dtype,
+            WeightFormat format = WeightFormat::model_dtype)
+      : PretrainedModel(std::move(config), device, dtype, format) {
     const auto& c = this->config();
     const int64_t e = c.hidden_size, inner = c.intermediate_size;
     // Checkpoints saved from GPT2LMHeadModel prefix names with "transformer."; the original ones do not.
     prefix_ = weights.has("transformer.wte.weight") ? "transformer." : "";
-    wte_ = weights.take(prefix_ + "wte.weight", {c.vocab_size, e});
-    wpe_ = weights.take(prefix_ + "wpe.weight", {c.max_position_embeddings, e});
+    auto matrix = [&](const std::string& name, std::vector<int64_t> shape) {
+      return detail::make_linear_weight(weights.take(name, std::move(shape)), format, name);
+    };
+    // A Conv1D weight [in, out], laid out as nn.Linear's [out, in].
+    auto conv1d_matrix = [&](const std::string& name, std::vector<int64_t> shape) {
+      return detail::make_linear_weight(weights.take(name, std::move(shape)).t(), format, name);
+    };
+    wte_ = matrix(prefix_ + "wte.weight", {c.vocab_size, e});
+    wpe_ = matrix(prefix_ + "wpe.weight", {c.max_position_embeddings, e});
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const std::string p = prefix_ + "h." + std::to_string(i) + ".";
       Layer l;
       l.ln1_w = weights.take(p + "ln_1.weight", {e});
       l.ln1_b = weights.take(p + "ln_1.bias", {e});
-      l.attn_w = column_major(weights.take(p + "attn.c_attn.weight", {e, 3 * e}));
+      l.attn_w = conv1d_matrix(p + "attn.c_attn.weight", {e, 3 * e});
       l.attn_b = weights.take(p + "attn.c_attn.bias", {3 * e});
-      l.proj_w = column_major(weights.take(p + "attn.c_proj.weight", {e, e}));
+      l.proj_w = conv1d_matrix(p + "attn.c_proj.weight", {e, e});
       l.proj_b = weights.take(p + "attn.c_proj.bias", {e});
       l.ln2_w = weights.take(p + "ln_2.weight", {e});
       l.ln2_b = weights.take(p + "ln_2.bias", {e});
-      l.fc_w = column_major(weights.take(p + "mlp.c_fc.weight", {e, inner}));
+      l.fc_w = conv1d_matrix(p + "mlp.c_fc.weight", {e, inner});
       l.fc_b = weights.take(p + "mlp.c_fc.bias", {inner});
-      l.out_w = column_major(weights.take(p + "mlp.c_proj.weight", {inner, e}));
+      l.out_w = conv1d_matrix(p + "mlp.c_proj.weight", {inner, e});
       l.out_b = weights.take(p + "mlp.c_proj.bias", {e});
       layers_.push_back(std::move(l));
     }
     lnf_w_ = weights.take(prefix_ + "ln_f.weight", {e});
     lnf_b_ = weights.take(prefix_ + "ln_f.bias", {e});
-    head_ = c.tie_word_embeddings || !weights.has("lm_head.weight") ? wte_ : weights.take("lm_head.weight", {c.vocab_size, e});
+    head_ = c.tie_word_embeddings || !weights.has("lm_head.weight") ? wte_ : matrix("lm_head.weight", {c.vocab_size, e});
   }
 
   int64_t weight_bytes_per_step() const override {
-    int64_t sum = detail::tensor_bytes({lnf_w_, lnf_b_, head_});
+    int64_t sum = detail::tensor_bytes({lnf_w_, lnf_b_}) + head_.bytes();
     for (const auto& l : layers_)
-      sum += detail::tensor_bytes({l.ln1_w, l.ln1_b, l.attn_w, l.attn_b, l.proj_w, l.proj_b, l.ln2_w, l.ln2_b, l.fc_w, l.fc_b, l.out_w, l.out_b});
+      sum += detail::tensor_bytes({l.ln1_w, l.ln1_b, l.attn_b, l.proj_b, l.ln2_w, l.ln2_b, l.fc_b, l.out_b}) + l.attn_w.bytes() +
+             l.proj_w.bytes() + l.fc_w.bytes() + l.out_w.bytes();
     return sum;
   }
 
@@ -80,23 +89,21 @@ class Gpt2Model : public PretrainedModel {
 
  private:
   struct Layer {
-    at::Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b;
+    at::Tensor ln1_w, ln1_b, attn_b, proj_b, ln2_w, ln2_b, fc_b, out_b;
+    detail::LinearWeight attn_w, proj_w, fc_w, out_w;  // [out, in]
   };
 
   at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) const {
     return at::layer_norm(x, {x.size(-1)}, weight, bias, config().norm_eps);
   }
 
-  /// A Conv1D weight [in, out] laid out as nn.Linear's ([out, in] in memory), as Qwen2's are. Seen with
+  /// HF Conv1D: x @ weight + bias, the weight kept as nn.Linear's ([out, in] in memory). Seen with
   /// libtorch 1.13 on a CPU without AVX-512: a bfloat16 matmul whose second operand is row-major
   /// accumulates in bfloat16 (error growing with `in`, 10 ulps in gpt2-tiny's logits), the transposed
   /// one in float32. Transposing costs the float32 and float64 golden cases nothing (they pass with it).
-  static at::Tensor column_major(const at::Tensor& weight) { return weight.t().contiguous().t(); }
-
-  /// HF Conv1D: x @ weight + bias with weight [in, out].
-  static at::Tensor conv1d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  static at::Tensor conv1d(const at::Tensor& x, const detail::LinearWeight& weight, const at::Tensor& bias) {
     auto sizes = x.sizes().vec();
-    sizes.back() = weight.size(1);
+    sizes.back() = weight.out_features();
     return detail::project(x.reshape({-1, x.size(-1)}), weight, bias).view(sizes);
   }
 
@@ -106,7 +113,8 @@ class Gpt2Model : public PretrainedModel {
   }
 
   std::string prefix_;
-  at::Tensor wte_, wpe_, lnf_w_, lnf_b_, head_;
+  detail::LinearWeight wte_, wpe_, head_;
+  at::Tensor lnf_w_, lnf_b_;
   std::vector<Layer> layers_;
 };
 

@@ -11,6 +11,8 @@
 
 #include "lmdecode/cache.hpp"
 #include "lmdecode/models/detail/eager_attention.hpp"
+#include "lmdecode/models/detail/linear_weight.hpp"
+#include "lmdecode/models/weight_format.hpp"
 #include "lmdecode/error.hpp"
 #include "lmdecode/models/model_config.hpp"
 #include "lmdecode/model.hpp"
@@ -31,13 +33,16 @@ class PretrainedModel {
  public:
   using Cache = KVCache;
 
-  PretrainedModel(ModelConfig config, at::Device device, at::ScalarType dtype)
-      : config_(std::move(config)), device_(device), dtype_(dtype) {}
+  PretrainedModel(ModelConfig config, at::Device device, at::ScalarType dtype,
+                  WeightFormat weight_format = WeightFormat::model_dtype)
+      : config_(std::move(config)), device_(device), dtype_(dtype), weight_format_(weight_format) {}
   virtual ~PretrainedModel() = default;
 
   const ModelConfig& config() const { return config_; }
   at::Device device() const { return device_; }
   at::ScalarType dtype() const { return dtype_; }
+  /// How the weight matrices are kept (models/weight_format.hpp).
+  WeightFormat weight_format() const { return weight_format_; }
 
   /// The layout of the caches make_cache returns (cache.hpp): shared_prompt unless set.
   CacheLayout cache_layout() const { return cache_layout_; }
@@ -102,10 +107,7 @@ class PretrainedModel {
  protected:
   /// The rows of an embedding table that `ids` name, in the model dtype (a table kept in a narrower
   /// weight format widens here, exactly).
-  at::Tensor embedding_rows(const at::Tensor& table, const at::Tensor& ids) const {
-    auto rows = at::embedding(table, ids);
-    return rows.scalar_type() == dtype_ ? rows : rows.to(dtype_);
-  }
+  at::Tensor embedding_rows(const detail::LinearWeight& table, const at::Tensor& ids) const { return table.rows(ids, dtype_); }
 
   /// Runs every layer (each appending to `cache`) and the final norm; `blocked` is the attention mask
   /// of detail::attention_blocked ([rows, 1, T, cached + T], true where a query may not look).
@@ -157,6 +159,7 @@ class PretrainedModel {
   ModelConfig config_;
   at::Device device_;
   at::ScalarType dtype_;
+  WeightFormat weight_format_;
   CacheLayout cache_layout_ = CacheLayout::shared_prompt;
   int64_t attention_score_bytes_ = int64_t{256} << 20;
 };

@@ -32,12 +32,14 @@ namespace lmdecode {
 
 class RotaryDecoderModel : public PretrainedModel {
  public:
-  RotaryDecoderModel(ModelConfig config, const CheckpointWeights& weights, at::Device device, at::ScalarType dtype)
-      : PretrainedModel(std::move(config), device, dtype),
+  RotaryDecoderModel(ModelConfig config, const CheckpointWeights& weights, at::Device device, at::ScalarType dtype,
+                     WeightFormat format = WeightFormat::model_dtype)
+      : PretrainedModel(std::move(config), device, dtype, format),
         fused_(detail::kHasFusedKernels && (dtype == at::kBFloat16 || dtype == at::kHalf)) {
     const auto& c = this->config();
     const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
-    embed_ = weights.take("model.embed_tokens.weight", {c.vocab_size, h});
+    auto matrix = [&](const at::Tensor& weight, const std::string& name) { return detail::make_linear_weight(weight, format, name); };
+    embed_ = matrix(weights.take("model.embed_tokens.weight", {c.vocab_size, h}), "model.embed_tokens.weight");
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
       Layer l;
@@ -68,18 +70,18 @@ class RotaryDecoderModel : public PretrainedModel {
         parts.push_back(weights.take(m + "up_proj.weight", {c.intermediate_size, h}));
         gate_up = at::cat(parts);
       }
-      l.qkv_t = qkv.t();
+      l.qkv = matrix(qkv, a + "q/k/v");
       if (c.qkv_bias)
         l.qkv_bias = at::cat({weights.take(a + "q_proj.bias", {q}), weights.take(a + "k_proj.bias", {kv}),
                               weights.take(a + "v_proj.bias", {kv})});
       if (c.qk_norm)  // one weight row per query head, then per key head: both normalised in one call
         l.qk_norm = at::cat({norm_weight(weights.take(a + "q_norm.weight", {c.head_dim})).expand({c.num_heads, c.head_dim}),
                              norm_weight(weights.take(a + "k_norm.weight", {c.head_dim})).expand({c.num_kv_heads, c.head_dim})});
-      l.o_t = weights.take(a + "o_proj.weight", {h, q}).t();
+      l.o = matrix(weights.take(a + "o_proj.weight", {h, q}), a + "o_proj.weight");
       if (c.o_bias) l.o_bias = weights.take(a + "o_proj.bias", {h});
       const int64_t inner = c.intermediate_size;
-      l.gate_up_t = gate_up.t();
-      l.down_t = weights.take(m + "down_proj.weight", {h, inner}).t();
+      l.gate_up = matrix(gate_up, m + "gate/up");
+      l.down = matrix(weights.take(m + "down_proj.weight", {h, inner}), m + "down_proj.weight");
       if (c.mlp_bias) {
         l.gate_up_bias = at::cat({weights.take(m + "gate_proj.bias", {inner}), weights.take(m + "up_proj.bias", {inner})});
         l.down_bias = weights.take(m + "down_proj.bias", {h});
@@ -87,7 +89,7 @@ class RotaryDecoderModel : public PretrainedModel {
       layers_.push_back(std::move(l));
     }
     final_norm_ = norm_weight(weights.take("model.norm.weight", {h}));
-    head_ = c.tie_word_embeddings ? embed_ : weights.take("lm_head.weight", {c.vocab_size, h});
+    head_ = c.tie_word_embeddings ? embed_ : matrix(weights.take("lm_head.weight", {c.vocab_size, h}), "lm_head.weight");
     const int64_t rotary_dim = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
     inv_freq_ = inverse_frequencies(rotary_dim, c.rope_theta, c.rope_scaling, device);
     if (c.sliding_rope_theta > 0)
@@ -99,10 +101,11 @@ class RotaryDecoderModel : public PretrainedModel {
   }
 
   int64_t weight_bytes_per_step() const override {
-    int64_t sum = detail::tensor_bytes({final_norm_, head_});
+    int64_t sum = detail::tensor_bytes({final_norm_}) + head_.bytes();
     for (const auto& l : layers_)
-      sum += detail::tensor_bytes({l.input_norm, l.attention_out_norm, l.mlp_norm, l.mlp_out_norm, l.qkv_t, l.qkv_bias,
-                                   l.qk_norm, l.o_t, l.o_bias, l.gate_up_t, l.gate_up_bias, l.down_t, l.down_bias});
+      sum += detail::tensor_bytes({l.input_norm, l.attention_out_norm, l.mlp_norm, l.mlp_out_norm, l.qkv_bias, l.qk_norm,
+                                   l.o_bias, l.gate_up_bias, l.down_bias}) +
+             l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes();
     return sum;
   }
 
@@ -122,9 +125,9 @@ class RotaryDecoderModel : public PretrainedModel {
       auto attended = attention(i, rms_norm(hidden, l.input_norm), slides ? sliding_rotation : full_rotation,
                                 slides ? sliding : full, cache, rows, fed);
       hidden.add_(l.attention_out_norm.defined() ? rms_norm(attended, l.attention_out_norm) : attended);
-      auto gate_up = detail::project(rms_norm(hidden, l.mlp_norm), l.gate_up_t, l.gate_up_bias).chunk(2, 1);
+      auto gate_up = detail::project(rms_norm(hidden, l.mlp_norm), l.gate_up, l.gate_up_bias).chunk(2, 1);
       auto activated = c.activation == Activation::gelu_tanh ? at::gelu(gate_up[0], "tanh") : at::silu(gate_up[0]);
-      auto mlp_out = detail::project(activated.mul_(gate_up[1]), l.down_t, l.down_bias);
+      auto mlp_out = detail::project(activated.mul_(gate_up[1]), l.down, l.down_bias);
       hidden.add_(l.mlp_out_norm.defined() ? rms_norm(mlp_out, l.mlp_out_norm) : mlp_out);
     }
     return rms_norm(hidden, final_norm_).view({rows, fed, c.hidden_size});
@@ -145,9 +148,10 @@ class RotaryDecoderModel : public PretrainedModel {
   struct Layer {
     at::Tensor input_norm, mlp_norm;             // the norms of the attention's and the MLP's inputs
     at::Tensor attention_out_norm, mlp_out_norm;  // Gemma: the norms of their outputs; or undefined
-    at::Tensor qkv_t, qkv_bias;  // [hidden, (heads + 2 kv_heads) * head_dim] (a transposed view), bias or undefined
+    detail::LinearWeight qkv;    // [(heads + 2 kv_heads) * head_dim, hidden]
+    at::Tensor qkv_bias;         // or undefined
     at::Tensor qk_norm;          // Qwen3, Gemma: [heads + kv_heads, head_dim], q_norm's rows then k_norm's; or undefined
-    at::Tensor o_t, gate_up_t, down_t;          // transposed views: x @ w_t is HF's Linear
+    detail::LinearWeight o, gate_up, down;
     at::Tensor o_bias, gate_up_bias, down_bias;  // or undefined
   };
 
@@ -171,7 +175,7 @@ class RotaryDecoderModel : public PretrainedModel {
     const auto& c = config();
     const Layer& l = layers_[i];
     const int64_t heads = c.num_heads, kv_heads = c.num_kv_heads, d = c.head_dim, group = heads / kv_heads;
-    auto qkv = detail::project(x, l.qkv_t, l.qkv_bias)
+    auto qkv = detail::project(x, l.qkv, l.qkv_bias)
                    .view({rows, fed, heads + 2 * kv_heads, d})
                    .split_with_sizes({heads + kv_heads, kv_heads}, 2);  // queries and keys, values
     auto qk_in = l.qk_norm.defined() ? head_rms_norm(qkv[0], l.qk_norm) : qkv[0];
@@ -189,7 +193,7 @@ class RotaryDecoderModel : public PretrainedModel {
                         : detail::cached_attention(q, kv, mask.grouped_blocked, scale, at::kFloat);  // [rows, kv_heads, group * T, d]
     attended = fed == 1 ? attended.reshape({rows, heads * d})
                         : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
-    return detail::project(attended, l.o_t, l.o_bias);
+    return detail::project(attended, l.o, l.o_bias);
   }
 
   /// A norm weight as rms_norm() takes it: Gemma's (1 + w) in float32 (what Gemma3RMSNorm multiplies
@@ -271,7 +275,8 @@ class RotaryDecoderModel : public PretrainedModel {
   }
 
   bool fused_;  // fused attention and RMSNorm kernels (half precision on libtorch >= 2.4)
-  at::Tensor embed_, head_, final_norm_;
+  detail::LinearWeight embed_, head_;
+  at::Tensor final_norm_;
   at::Tensor embed_scale_;                 // Gemma: 0-dim, the model dtype; or undefined
   at::Tensor inv_freq_, sliding_inv_freq_;  // [rotary dims / 2] float32; Gemma's sliding layers' own, or undefined
   std::vector<Layer> layers_;

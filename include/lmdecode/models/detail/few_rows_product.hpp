@@ -4,8 +4,9 @@
 // once and takes its dot product with every input row while that row sits in L1 (151936x896, one
 // thread, AMD EPYC: 4 rows in 40 ms against sgemm's 103 ms, benchmarks/HISTORY.md). It needs AVX2 and
 // FMA, checked at run time; elsewhere few_rows_product returns an undefined tensor and the caller
-// keeps the GEMM. The weights may be float32 or bfloat16: bfloat16 is widened in registers (its
-// bits are a float32's upper half, so the widening is exact) and the arithmetic is float32's.
+// keeps the GEMM. The weights may be float32, bfloat16 or Q8_0 blocks (detail/linear_weight.hpp):
+// bfloat16 is widened in registers (its bits are a float32's upper half, so the widening is exact),
+// Q8_0's int8 are widened and each block's sum scaled; the arithmetic is float32's.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -13,6 +14,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+
+#include "lmdecode/models/detail/linear_weight.hpp"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -104,23 +108,74 @@ __attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const Wei
   }
 }
 
-template <typename Weight>
-using FewRowsDots = void (*)(const float*, const Weight*, const float*, float*, int64_t, int64_t, int64_t, int64_t);
+/// A Q8_0 matrix as the kernel reads it: int8 quants [out, in] and a float32 scale per block of 32.
+struct Q8Rows {
+  const int8_t* quants;
+  const float* scales;
+};
 
-template <typename Weight>
-FewRowsDots<Weight> few_rows_dots_for(int64_t rows) {
-  static constexpr FewRowsDots<Weight> by_rows[] = {
-      few_rows_dots<1, Weight>, few_rows_dots<2, Weight>, few_rows_dots<3, Weight>, few_rows_dots<4, Weight>,
-      few_rows_dots<5, Weight>, few_rows_dots<6, Weight>, few_rows_dots<7, Weight>, few_rows_dots<8, Weight>};
-  return by_rows[rows - 1];
+/// few_rows_dots over Q8_0 weights (in a multiple of 32): each block's 32 products summed, then
+/// scaled by the block's scale into the row's sum.
+template <int Rows>
+__attribute__((target("avx2,fma"))) void q8_0_dots(const float* x, Q8Rows w, const float* bias, float* out, int64_t in,
+                                                   int64_t out_features, int64_t begin, int64_t end) {
+  const int64_t blocks = in / kQ8BlockSize;
+  for (int64_t j = begin; j < end; ++j) {
+    const int8_t* q_row = w.quants + j * in;
+    const float* scale_row = w.scales + j * blocks;
+    __m256 acc[Rows];
+    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int8_t* q = q_row + b * kQ8BlockSize;
+      _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchBytes), _MM_HINT_T1);
+      __m256 wv[4];
+      _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i)
+        wv[i] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 8 * i))));
+      const __m256 scale = _mm256_broadcast_ss(scale_row + b);
+      _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
+        const float* xr = x + r * in + b * kQ8BlockSize;
+        __m256 block = _mm256_mul_ps(wv[0], _mm256_loadu_ps(xr));
+        _Pragma("GCC unroll 3") for (int i = 1; i < 4; ++i) block = _mm256_fmadd_ps(wv[i], _mm256_loadu_ps(xr + 8 * i), block);
+        acc[r] = _mm256_fmadd_ps(scale, block, acc[r]);
+      }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
+      const float dot = horizontal_sum(acc[r]);
+      out[r * out_features + j] = bias ? dot + bias[j] : dot;
+    }
+  }
 }
 
-/// few_rows_product's work over weights of one type: output features in tiles of 32 KiB of weights,
+/// The bytes of one weight row of `in` weights, for the kernel's chunks and tiles.
+inline int64_t weight_row_bytes(const float*, int64_t in) { return in * 4; }
+inline int64_t weight_row_bytes(const Bfloat16Bits*, int64_t in) { return in * 2; }
+inline int64_t weight_row_bytes(Q8Rows, int64_t in) { return in + in / kQ8BlockSize * 4; }
+
+/// `WeightRows` is how the kernel reads a matrix: `const float*`, `const Bfloat16Bits*` or Q8Rows.
+template <typename WeightRows>
+using FewRowsDots = void (*)(const float*, WeightRows, const float*, float*, int64_t, int64_t, int64_t, int64_t);
+
+template <typename WeightRows>
+FewRowsDots<WeightRows> few_rows_dots_for(int64_t rows) {
+  if constexpr (std::is_same_v<WeightRows, Q8Rows>) {
+    static constexpr FewRowsDots<Q8Rows> by_rows[] = {q8_0_dots<1>, q8_0_dots<2>, q8_0_dots<3>, q8_0_dots<4>,
+                                                      q8_0_dots<5>, q8_0_dots<6>, q8_0_dots<7>, q8_0_dots<8>};
+    return by_rows[rows - 1];
+  } else {
+    using Element = std::remove_const_t<std::remove_pointer_t<WeightRows>>;
+    static constexpr FewRowsDots<WeightRows> by_rows[] = {
+        few_rows_dots<1, Element>, few_rows_dots<2, Element>, few_rows_dots<3, Element>, few_rows_dots<4, Element>,
+        few_rows_dots<5, Element>, few_rows_dots<6, Element>, few_rows_dots<7, Element>, few_rows_dots<8, Element>};
+    return by_rows[rows - 1];
+  }
+}
+
+/// few_rows_product's work over weights of one format: output features in tiles of 32 KiB of weights,
 /// each tile through every pass of at most 8 rows.
-template <typename Weight>
-void few_rows_product_of(const float* x, const Weight* w, const float* bias, float* out, int64_t rows, int64_t in,
+template <typename WeightRows>
+void few_rows_product_of(const float* x, WeightRows w, const float* bias, float* out, int64_t rows, int64_t in,
                          int64_t out_features) {
-  const int64_t row_bytes = in * static_cast<int64_t>(sizeof(Weight));
+  const int64_t row_bytes = weight_row_bytes(w, in);
   // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
   const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile = std::max<int64_t>(1, (32 << 10) / row_bytes);
   // Passes of equal size: 9 rows as 5 + 4 took 0.9x the time of 8 + 1 (151936x896, one thread, EPYC
@@ -130,8 +185,8 @@ void few_rows_product_of(const float* x, const Weight* w, const float* bias, flo
     const int64_t step = passes > 1 ? tile : end - begin;  // one pass: no tiles
     for (int64_t from = begin; from < end; from += step)
       for (int64_t r = 0; r < rows; r += pass_rows)
-        few_rows_dots_for<Weight>(std::min(pass_rows, rows - r))(x + r * in, w, bias, out + r * out_features, in,
-                                                                 out_features, from, std::min(end, from + step));
+        few_rows_dots_for<WeightRows>(std::min(pass_rows, rows - r))(x + r * in, w, bias, out + r * out_features, in,
+                                                                     out_features, from, std::min(end, from + step));
   });
 }
 
@@ -154,26 +209,32 @@ inline bool kernel_outruns_gemv() {
 #endif
 }
 
-/// x [rows, in] @ weight[out, in]^T (+ bias [out]) for 1 to kFewRowsMax contiguous float32 CPU rows
-/// and float32 or bfloat16 weights, or an undefined tensor where the kernel does not apply (then the
-/// caller takes the GEMM).
-inline at::Tensor few_rows_product(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+/// x [rows, in] @ weight^T (+ bias [out]) for 1 to kFewRowsMax contiguous float32 CPU rows and a
+/// float32, bfloat16 or Q8_0 weight [out, in], or an undefined tensor where the kernel does not apply
+/// (then the caller takes the GEMM).
+inline at::Tensor few_rows_product(const at::Tensor& x, const LinearWeight& weight, const at::Tensor& bias) {
 #ifdef LMDECODE_FEW_ROWS_KERNEL
   const int64_t rows = x.size(0);
-  const auto weight_type = weight.scalar_type();
+  const auto& matrix = weight.matrix;
+  const auto weight_type = matrix.scalar_type();
+  const bool known_format = weight.quantized() || weight_type == at::kFloat || weight_type == at::kBFloat16;
   const bool applies = cpu_has_avx2_fma() && rows >= 1 && rows <= kFewRowsMax && x.is_cpu() &&
-                       x.scalar_type() == at::kFloat && (weight_type == at::kFloat || weight_type == at::kBFloat16) &&
-                       x.is_contiguous() && weight.is_contiguous() &&
+                       x.scalar_type() == at::kFloat && known_format && x.is_contiguous() && matrix.is_contiguous() &&
                        (!bias.defined() || (bias.scalar_type() == at::kFloat && bias.is_contiguous()));
   if (!applies) return {};
-  const int64_t in = weight.size(1), out_features = weight.size(0);
+  const int64_t in = weight.in_features(), out_features = weight.out_features();
   auto out = at::empty({rows, out_features}, x.options());
+  const float* x_data = x.data_ptr<float>();
   const float* bias_data = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  if (weight_type == at::kFloat)
-    few_rows_product_of(x.data_ptr<float>(), weight.data_ptr<float>(), bias_data, out.data_ptr<float>(), rows, in, out_features);
+  float* out_data = out.data_ptr<float>();
+  if (weight.quantized())
+    few_rows_product_of(x_data, Q8Rows{matrix.data_ptr<int8_t>(), weight.block_scales.data_ptr<float>()}, bias_data, out_data,
+                        rows, in, out_features);
+  else if (weight_type == at::kFloat)
+    few_rows_product_of(x_data, static_cast<const float*>(matrix.data_ptr<float>()), bias_data, out_data, rows, in, out_features);
   else
-    few_rows_product_of(x.data_ptr<float>(), reinterpret_cast<const Bfloat16Bits*>(weight.data_ptr<at::BFloat16>()), bias_data,
-                        out.data_ptr<float>(), rows, in, out_features);
+    few_rows_product_of(x_data, reinterpret_cast<const Bfloat16Bits*>(matrix.data_ptr<at::BFloat16>()), bias_data, out_data,
+                        rows, in, out_features);
   return out;
 #else
   (void)x, (void)weight, (void)bias;
