@@ -17,8 +17,8 @@
 //                     prefill ms, KV bytes at the end, reorder bytes per step, ms per decode step
 //   bandwidth         greedy decode steps at context 256, batch 1 and 4, for each weight format a
 //                     float32 CPU model has (f32, bf16, q8_0; the model built again in each): the bytes of
-//                     weights a step reads over its time, against a plain read of the float32 model's
-//                     weight bytes (the limit); steps timestamped by the step callback
+//                     weights a step reads over its time, against a plain read of as many bytes as
+//                     the model-dtype weights (the limit); steps timestamped by the step callback
 //   peers             (only with --only peers) greedy batch 1, greedy batch 4 and 4 beams after prompts
 //                     of 128 and 1024 tokens, 32 new tokens: the median decode step (timestamped by the
 //                     step callback) and the whole generate() over the new tokens, for
@@ -527,7 +527,7 @@ class Bench {
       }
       auto& model = made ? *made : model_;
       const int64_t weight_bytes = model.weight_bytes_per_step();
-      if (limit == 0) limit = stream_gbps(weight_bytes);  // the float32 model's bytes, which no cache holds
+      if (limit == 0) limit = stream_gbps(weight_bytes);  // the model-dtype weights' bytes, the most: no cache holds them
       for (int64_t batch : {1, 4}) {
         const auto prompts = prompts_of(batch, context, model.config().vocab_size);
         const auto config = decode_config(new_tokens, 1, true);

@@ -34,10 +34,11 @@ struct Loss {
 Loss score_windows(lmdecode::PretrainedModel& model, const std::vector<int64_t>& ids, int64_t context) {
   Loss loss;
   const int64_t first = context / 2;
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(model.device());
   for (size_t start = 0; start + context <= ids.size(); start += context) {
-    auto window = at::tensor(std::vector<int64_t>(ids.begin() + start, ids.begin() + start + context), at::kLong).unsqueeze(0);
+    auto window = at::tensor(std::vector<int64_t>(ids.begin() + start, ids.begin() + start + context), longs).unsqueeze(0);
     auto cache = model.make_cache(1, context);
-    auto logits = model.forward({window, at::ones({1, context}, at::kLong), at::arange(context, at::kLong).unsqueeze(0), true}, cache);
+    auto logits = model.forward({window, at::ones({1, context}, longs), at::arange(context, longs).unsqueeze(0), true}, cache);
     // Positions first .. context - 2 predict tokens first + 1 .. context - 1.
     auto logprobs = logits[0].narrow(0, first, context - 1 - first).to(at::kDouble).log_softmax(-1);
     auto targets = window[0].narrow(0, first + 1, context - 1 - first).unsqueeze(1);

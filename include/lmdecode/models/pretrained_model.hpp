@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -18,16 +17,6 @@
 #include "lmdecode/model.hpp"
 
 namespace lmdecode {
-
-namespace detail {
-/// Bytes of the tensors listed (undefined ones count 0).
-inline int64_t tensor_bytes(std::initializer_list<at::Tensor> tensors) {
-  int64_t sum = 0;
-  for (const auto& t : tensors)
-    if (t.defined()) sum += static_cast<int64_t>(t.numel() * t.element_size());
-  return sum;
-}
-}  // namespace detail
 
 class PretrainedModel {
  public:

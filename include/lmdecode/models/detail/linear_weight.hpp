@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "lmdecode/error.hpp"
@@ -18,34 +19,42 @@ namespace lmdecode::detail {
 /// Weights a Q8_0 block holds.
 constexpr int64_t kQ8BlockSize = 32;
 
+/// Bytes of the tensors listed (undefined ones count 0).
+inline int64_t tensor_bytes(std::initializer_list<at::Tensor> tensors) {
+  int64_t sum = 0;
+  for (const auto& t : tensors)
+    if (t.defined()) sum += static_cast<int64_t>(t.numel() * t.element_size());
+  return sum;
+}
+
 struct LinearWeight {
   at::Tensor matrix;        // [out, in] row-major: the model dtype, bfloat16, or int8 quants (Q8_0)
   at::Tensor block_scales;  // Q8_0: [out, in / 32] float32, each block's scale; else undefined
 
-  bool defined() const { return matrix.defined(); }
   bool quantized() const { return block_scales.defined(); }
   int64_t out_features() const { return matrix.size(0); }
   int64_t in_features() const { return matrix.size(1); }
-  int64_t bytes() const {
-    auto of = [](const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0; };
-    return of(matrix) + of(block_scales);
-  }
+  int64_t bytes() const { return tensor_bytes({matrix, block_scales}); }
 
   /// Output features [from, from + n) as a [n, in] tensor of `dtype`, each weight's exact value.
   at::Tensor widened(int64_t from, int64_t n, at::ScalarType dtype) const {
-    auto rows = matrix.narrow(0, from, n).to(dtype);
-    if (!quantized()) return rows;
-    return rows.view({n, -1, kQ8BlockSize}).mul_(block_scales.narrow(0, from, n).to(dtype).unsqueeze(-1)).view({n, -1});
+    return exact_values(matrix.narrow(0, from, n), quantized() ? block_scales.narrow(0, from, n) : at::Tensor(), dtype);
   }
 
   /// The rows `ids` names (an embedding lookup), [ids..., in] in `dtype`.
   at::Tensor rows(const at::Tensor& ids, at::ScalarType dtype) const {
-    auto picked = at::embedding(matrix, ids).to(dtype);
-    if (!quantized()) return picked;
-    auto sizes = picked.sizes().vec();
-    sizes.back() = -1;
-    sizes.push_back(kQ8BlockSize);
-    return picked.view(sizes).mul_(at::embedding(block_scales, ids).to(dtype).unsqueeze(-1)).view(picked.sizes());
+    return exact_values(at::embedding(matrix, ids), quantized() ? at::embedding(block_scales, ids) : at::Tensor(), dtype);
+  }
+
+ private:
+  /// Stored weights [..., in] in `dtype`: Q8_0 quants times their blocks' scales [..., in / 32].
+  static at::Tensor exact_values(const at::Tensor& stored, const at::Tensor& scales, at::ScalarType dtype) {
+    auto values = stored.to(dtype);
+    if (!scales.defined()) return values;
+    auto blocks = values.sizes().vec();
+    blocks.back() = -1;
+    blocks.push_back(kQ8BlockSize);
+    return values.view(blocks).mul_(scales.to(dtype).unsqueeze(-1)).view(values.sizes());
   }
 };
 
