@@ -2,8 +2,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <thread>
 
+#include "lmdecode/decoders/detail/arg_max.hpp"
 #include "lmdecode/lmdecode.hpp"
 #include "support/golden_cases.hpp"
 #include "support/table_model.hpp"
@@ -327,4 +329,23 @@ TEST_CASE("a generation whose rows cannot fit in memory is refused before anythi
   config.do_sample = true;
   config.num_return_sequences = 100'000'000;
   REQUIRE_THROWS_WITH(lmdecode::SamplingDecoder(*model, config).generate({{5, 6, 7}}), Contains("MiB at once"));
+}
+
+TEST_CASE("greedy's arg max is libtorch's argmax", "[greedy]") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const int64_t vocab : {1, 7, 8, 1000, 32003, 151936}) {
+    auto scores = at::randn({5, vocab}) * 8;
+    // Row 1: the max twice (the first one wins); row 2: banned tokens; row 3: a NaN (torch's argmax
+    // takes it as the max); row 4: every score -inf.
+    if (vocab > 1) scores[1][vocab - 1] = scores[1][0] = 100.0f;
+    scores[2].narrow(0, 0, (vocab + 1) / 2).fill_(-inf);
+    scores[3][vocab / 2] = nan;
+    scores[4].fill_(-inf);
+    const auto expected = scores.argmax(-1, true);
+    CAPTURE(vocab, expected);
+    REQUIRE(lmdecode::detail::first_max_index(scores).equal(expected));
+    REQUIRE(lmdecode::detail::first_max_index(scores.narrow(0, 0, 3)).equal(expected.narrow(0, 0, 3)));
+    REQUIRE(lmdecode::detail::first_max_index(scores.narrow(0, 4, 1)).equal(expected.narrow(0, 4, 1)));
+    REQUIRE(lmdecode::detail::first_max_index(scores.to(at::kDouble)).equal(expected));
+  }
 }

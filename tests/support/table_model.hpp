@@ -69,7 +69,8 @@ class MisbehavingModel {
       case Fault::wrong_rows: return at::zeros({rows + 1, 5});
       case Fault::changing_vocab: return at::zeros({rows, 5 + cache.length_});
       case Fault::integer_logits: return at::zeros({rows, 5}, at::kLong);
-      case Fault::nan_logits: return cache.length_ > 1 ? at::full({rows, 5}, NAN) : at::zeros({rows, 5});  // from step 2
+      case Fault::nan_logits:  // one NaN among finite logits, from step 2
+        return cache.length_ > 1 ? at::zeros({rows, 5}).index_fill_(1, at::tensor(std::vector<int64_t>{3}), NAN) : at::zeros({rows, 5});
       case Fault::other_device: return at::zeros({rows, 5}, at::TensorOptions().device(at::kMeta));
       case Fault::libtorch_error: TORCH_CHECK(false, "a kernel refused the shapes");
       case Fault::out_of_memory: throw std::bad_alloc();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
+#include "lmdecode/decoders/detail/arg_max.hpp"
 #include "lmdecode/decoders/detail/decoding_loop.hpp"
 #include "lmdecode/decoders/detail/drafts.hpp"
 #include "lmdecode/decoders/detail/random_generator.hpp"
@@ -133,7 +134,7 @@ class DraftModelDrafter {
 
   Choice choose(const at::Tensor& scores) {
     auto probs = scores.softmax(-1);
-    auto token = sample_ ? draw_from_probabilities(probs, 1, generator_).index.squeeze(1) : scores.argmax(-1);
+    auto token = sample_ ? draw_from_probabilities(probs, 1, generator_).index.squeeze(1) : first_max_index(scores).squeeze(1);
     auto probability = probs.gather(1, token.unsqueeze(1)).squeeze(1).to(at::kDouble);
     return {token, probability, sample_ ? probs : at::Tensor()};
   }

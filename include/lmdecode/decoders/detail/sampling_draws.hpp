@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "lmdecode/decoders/detail/arg_max.hpp"
+
 namespace lmdecode::detail {
 
 struct Draws {
@@ -22,7 +24,7 @@ struct Draws {
 /// `n` indices per row of `probs` ([rows, vocab], each row summing to 1), without replacement.
 inline Draws draw_from_probabilities(const at::Tensor& probs, int64_t n, at::Generator& generator) {
   auto keys = probs / at::empty_like(probs).exponential_(1, generator);
-  auto index = n == 1 ? keys.argmax(-1, true) : std::get<1>(keys.topk(n, -1));
+  auto index = n == 1 ? first_max_index(keys) : std::get<1>(keys.topk(n, -1));
   return {index, probs.isnan().any()};
 }
 

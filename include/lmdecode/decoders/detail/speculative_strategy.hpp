@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
+#include "lmdecode/decoders/detail/arg_max.hpp"
 #include "lmdecode/decoders/detail/decoding_loop.hpp"
 #include "lmdecode/decoders/detail/drafts.hpp"
 #include "lmdecode/decoders/detail/hypotheses.hpp"
@@ -172,7 +173,7 @@ class SpeculativeStrategy {
       chosen = draws.index.view({rows_, fed});
       undrawable = draws.invalid;
     } else {
-      chosen = scores.argmax(-1);
+      chosen = first_max_index(scores.reshape({-1, scores.size(2)})).view({rows_, fed});
     }
     const auto host = chosen.to(at::kCPU).contiguous();
     const int64_t* choice = host.data_ptr<int64_t>();

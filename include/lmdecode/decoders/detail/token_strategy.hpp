@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "lmdecode/config.hpp"
+#include "lmdecode/decoders/detail/arg_max.hpp"
 #include "lmdecode/decoders/detail/decoding_loop.hpp"
 #include "lmdecode/decoders/detail/hypotheses.hpp"
 #include "lmdecode/decoders/detail/random_generator.hpp"
@@ -68,7 +69,7 @@ struct TokenRows {
 /// Greedy search: the first maximal index, as torch.argmax gives it and transformers relies on.
 struct ArgMax {
   ArgMax(const GenerationConfig&, at::Device) {}
-  Draws operator()(const at::Tensor& scores) { return {scores.argmax(-1, true), {}}; }
+  Draws operator()(const at::Tensor& scores) { return {first_max_index(scores), {}}; }
 };
 
 /// Sampling: one draw per row from softmax(scores), with the run's own generator (config.seed).
