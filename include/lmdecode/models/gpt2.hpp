@@ -75,7 +75,7 @@ class Gpt2Model : public PretrainedModel {
       auto qkv = conv1d(x, l.attn_w, l.attn_b).split(e, -1);
       auto heads_of = [&](const at::Tensor& t) { return t.view({rows, fed, heads, d}).transpose(1, 2); };
       const LayerKV kv = cache.append(i, heads_of(qkv[1]), heads_of(qkv[2]));
-      auto attended = detail::cached_attention(heads_of(qkv[0]), kv, blocked, scale, hidden.scalar_type());
+      auto attended = detail::cached_attention(heads_of(qkv[0]), kv, blocked, scale, hidden.scalar_type(), 1);
       attended = attended.transpose(1, 2).reshape({rows, fed, e});
       hidden = conv1d(attended, l.proj_w, l.proj_b) + hidden;
       x = layer_norm(hidden, l.ln2_w, l.ln2_b);

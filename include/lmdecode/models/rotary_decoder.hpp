@@ -190,7 +190,7 @@ class RotaryDecoderModel : public PretrainedModel {
     // A shared prompt needs one softmax over two key sets, which the fused kernel cannot take.
     auto attended = fused_ && !kv.shares_prompt()
                         ? detail::fused_attention(q, kv.keys, kv.values, mask.bias, scale.multiply_by)
-                        : detail::cached_attention(q, kv, mask.grouped_blocked, scale, at::kFloat);  // [rows, kv_heads, group * T, d]
+                        : detail::cached_attention(q, kv, mask.grouped_blocked, scale, at::kFloat, group);  // [rows, kv_heads, group * T, d]
     attended = fed == 1 ? attended.reshape({rows, heads * d})
                         : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
     return detail::project(attended, l.o, l.o_bias);

@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <utility>
 
@@ -92,14 +94,50 @@ inline at::Tensor copies_as_rows(const at::Tensor& t, int64_t copies) {
   return t.view({prompts, heads, copies, m, x}).transpose(1, 2).reshape({prompts * copies, heads, m, x});
 }
 
-/// Attention of `q` [rows, kv_heads, M, head_dim] (M: the query heads reading each KV head times the
-/// positions fed) over one cache layer; `blocked` [rows, 1, M, S] covers every stored position, the
-/// prompt's first. With a shared prompt, the copies of a prompt meet its keys and values in one matmul
-/// each (read once for all copies), each row meets its own positions, and one softmax runs over the
-/// scores of both: the scores of the concatenated attention, exactly; the weighted sum is formed in
-/// two parts and added.
+/// The most bytes of scores one attention matmul of a long prefill makes (see attention_in_chunks).
+constexpr int64_t kAttentionChunkBytes = int64_t{8} << 20;
+
+/// Attention of a long prefill: the fed positions in chunks whose scores take at most `chunk_bytes`,
+/// each chunk against the keys up to its last position only. The keys it leaves out are in every one
+/// of its queries' future, masked: their weights are exactly 0 (DECODING_RULES.md §6), so each real
+/// query's weights are those of the whole matmul (up to the rounding of shorter sums); pad queries,
+/// whose keys are all masked, spread their weights over fewer keys, which no real position reads.
+/// Half the arithmetic of the square of scores, and each chunk's scores reused from the cache
+/// instead of a fresh allocation the size of the block (a 20,000-token prefill spent a third of
+/// its time in page faults). `q` is [rows, kv_heads, group * T, d], `blocked` [rows, 1, group * T, S].
+inline at::Tensor attention_in_chunks(const at::Tensor& q, const LayerKV& kv, const at::Tensor& blocked, const ScoreScale& scale,
+                                      at::ScalarType softmax_dtype, int64_t group, int64_t chunk_bytes) {
+  const int64_t rows = q.size(0), kv_heads = q.size(1), fed = q.size(2) / group, d = q.size(3);
+  const int64_t keys = kv.keys.size(2), cached = keys - fed;
+  const auto queries = q.view({rows, kv_heads, group, fed, d});
+  const auto masks = blocked.view({rows, 1, group, fed, keys});
+  auto out = at::empty({rows, kv_heads, group, fed, d}, kv.values.options());
+  const int64_t chunk = std::max<int64_t>(1, chunk_bytes / (rows * kv_heads * group * keys * static_cast<int64_t>(q.element_size())));
+  for (int64_t from = 0; from < fed; from += chunk) {
+    const int64_t n = std::min(chunk, fed - from), seen = cached + from + n;
+    auto scores = at::matmul(queries.narrow(3, from, n).reshape({rows, kv_heads, group * n, d}),
+                             kv.keys.narrow(2, 0, seen).transpose(2, 3));
+    auto mask = masks.narrow(3, from, n).narrow(4, 0, seen).reshape({rows, 1, group * n, seen});
+    auto part = masked_attention(scale.apply(scores), mask, kv.values.narrow(2, 0, seen), softmax_dtype);
+    out.narrow(3, from, n).copy_(part.view({rows, kv_heads, group, n, d}));
+  }
+  return out.view({rows, kv_heads, group * fed, d});
+}
+
+/// Attention of `q` [rows, kv_heads, M, head_dim] (M = group x T: the `group` query heads reading
+/// each KV head times the T positions fed) over one cache layer; `blocked` [rows, 1, M, S] covers
+/// every stored position, the prompt's first. Scores over `chunk_bytes` run in chunks
+/// (attention_in_chunks). With a shared prompt, the copies of a prompt meet its keys and values in
+/// one matmul each (read once for all copies), each row meets its own positions, and one softmax
+/// runs over the scores of both: the scores of the concatenated attention, exactly; the weighted sum
+/// is formed in two parts and added.
 inline at::Tensor cached_attention(const at::Tensor& q, const LayerKV& kv, const at::Tensor& blocked, const ScoreScale& scale,
-                                   at::ScalarType softmax_dtype) {
+                                   at::ScalarType softmax_dtype, int64_t group, int64_t chunk_bytes = kAttentionChunkBytes) {
+  if (!kv.shares_prompt() && q.size(2) > group) {
+    const int64_t score_bytes = q.size(0) * q.size(1) * q.size(2) * kv.keys.size(2) * static_cast<int64_t>(q.element_size());
+    if (score_bytes > chunk_bytes)
+      return attention_in_chunks(q, kv, blocked, scale, softmax_dtype, group, chunk_bytes);
+  }
   auto own_scores = at::matmul(q, kv.keys.transpose(2, 3));
   if (!kv.shares_prompt()) return masked_attention(scale.apply(own_scores), blocked, kv.values, softmax_dtype);
   const int64_t prompt_length = kv.prompt_keys.size(2);
