@@ -212,7 +212,7 @@ TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the
         const bool kernel_applies = rows <= lmdecode::detail::kFewRowsMax;
         const lmdecode::detail::LinearWeight in_double{weight.widened(0, 19, at::kDouble), {}};
         CHECK(lmdecode::detail::few_rows_product(x.to(at::kDouble), in_double, {}).defined() == false);
-#ifdef LMDECODE_FEW_ROWS_KERNEL
+#ifdef LMDECODE_X86_KERNELS
         if (lmdecode::detail::cpu_has_avx2_fma())
           CHECK(lmdecode::detail::few_rows_product(x, weight, bias).defined() == kernel_applies);
 #endif

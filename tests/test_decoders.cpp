@@ -5,7 +5,7 @@
 #include <limits>
 #include <thread>
 
-#include "lmdecode/decoders/detail/arg_max.hpp"
+#include "lmdecode/decoders/detail/chosen_tokens.hpp"
 #include "lmdecode/lmdecode.hpp"
 #include "support/golden_cases.hpp"
 #include "support/table_model.hpp"
@@ -347,5 +347,32 @@ TEST_CASE("greedy's arg max is libtorch's argmax", "[greedy]") {
     REQUIRE(lmdecode::detail::first_max_index(scores.narrow(0, 0, 3)).equal(expected.narrow(0, 0, 3)));
     REQUIRE(lmdecode::detail::first_max_index(scores.narrow(0, 4, 1)).equal(expected.narrow(0, 4, 1)));
     REQUIRE(lmdecode::detail::first_max_index(scores.to(at::kDouble)).equal(expected));
+  }
+}
+
+TEST_CASE("greedy's chosen log-probs are libtorch's log_softmax at the chosen tokens", "[greedy]") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const int64_t vocab : {1, 7, 8, 1000, 32003, 151936}) {
+    auto scores = at::randn({5, vocab}) * 8;
+    // Row 1: one score far above the rest (log-probs near 0); row 2: banned tokens, some of them
+    // chosen (-inf); row 3: a NaN; row 4: every score -inf (both NaN in torch).
+    scores[1][vocab / 3] = 60.0f;
+    scores[2].narrow(0, 0, (vocab + 1) / 2).fill_(-inf);
+    scores[3][vocab / 2] = nan;
+    scores[4].fill_(-inf);
+    for (const int64_t rows : {3, 5}) {  // the kernel's rows alone, then with libtorch's
+      const auto some = scores.narrow(0, 0, rows);
+      const auto chosen = at::arange(rows, at::kLong) * 7919 % vocab;
+      const auto expected = some.log_softmax(-1).gather(1, chosen.unsqueeze(1)).squeeze(1);
+      const auto logprobs = lmdecode::detail::chosen_logprobs(some, chosen);
+      REQUIRE(logprobs.scalar_type() == at::kFloat);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float want = expected[r].item<float>(), got = logprobs[r].item<float>();
+        CAPTURE(vocab, r, want, got);
+        if (std::isnan(want)) CHECK(std::isnan(got));
+        else if (std::isinf(want)) CHECK(got == want);
+        else CHECK(std::abs(got - want) <= 2e-7f * std::max(1.0f, std::abs(want)));
+      }
+    }
   }
 }

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
-#include "lmdecode/decoders/detail/arg_max.hpp"
+#include "lmdecode/decoders/detail/chosen_tokens.hpp"
 #include "lmdecode/decoders/detail/decoding_loop.hpp"
 #include "lmdecode/decoders/detail/drafts.hpp"
 #include "lmdecode/decoders/detail/random_generator.hpp"

@@ -11,7 +11,7 @@
 
 #include <cstdint>
 
-#include "lmdecode/decoders/detail/arg_max.hpp"
+#include "lmdecode/decoders/detail/chosen_tokens.hpp"
 
 namespace lmdecode::detail {
 

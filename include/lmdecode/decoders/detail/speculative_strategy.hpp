@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "lmdecode/config.hpp"
-#include "lmdecode/decoders/detail/arg_max.hpp"
+#include "lmdecode/decoders/detail/chosen_tokens.hpp"
 #include "lmdecode/decoders/detail/decoding_loop.hpp"
 #include "lmdecode/decoders/detail/drafts.hpp"
 #include "lmdecode/decoders/detail/hypotheses.hpp"
@@ -263,7 +263,7 @@ class SpeculativeStrategy {
       const auto longs = sequence_.options();
       const auto chosen = scores.reshape({-1, scores.size(2)}).index_select(0, at::tensor(flat, longs));
       const auto index = at::tensor(tokens, longs).unsqueeze(1);
-      const auto host = at::stack({chosen.log_softmax(-1).gather(1, index).squeeze(1), chosen.gather(1, index).squeeze(1)})
+      const auto host = at::stack({chosen_logprobs(chosen, index.squeeze(1)), chosen.gather(1, index).squeeze(1)})
                             .to(at::kCPU, at::kDouble).contiguous();
       for (size_t i = 0; i < picks_.size(); ++i) {
         auto& row = rows_state_[picks_[i].row];

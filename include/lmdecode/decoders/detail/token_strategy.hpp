@@ -8,7 +8,7 @@
 #include <optional>
 
 #include "lmdecode/config.hpp"
-#include "lmdecode/decoders/detail/arg_max.hpp"
+#include "lmdecode/decoders/detail/chosen_tokens.hpp"
 #include "lmdecode/decoders/detail/decoding_loop.hpp"
 #include "lmdecode/decoders/detail/hypotheses.hpp"
 #include "lmdecode/decoders/detail/random_generator.hpp"
@@ -103,7 +103,7 @@ class TokenStrategy {
     auto [chosen, undrawable] = choose_(scores);
     auto next = chosen.squeeze(1);
     rows_.make_room(steps_);
-    rows_.logprobs.select(1, steps_).copy_(scores.log_softmax(-1).gather(1, next.unsqueeze(1)).squeeze(1));
+    rows_.logprobs.select(1, steps_).copy_(chosen_logprobs(scores, next));
     // 2. Finished rows emit the pad (rows end early only through EOS ids or stop sequences); the
     // token joins each row's history.
     const bool can_end = in.ends.can_end();

@@ -16,12 +16,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "lmdecode/detail/cpu_kernels.hpp"
 #include "lmdecode/models/detail/linear_weight.hpp"
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define LMDECODE_FEW_ROWS_KERNEL 1
-#endif
 
 namespace lmdecode::detail {
 
@@ -33,13 +29,7 @@ constexpr int64_t kFewRowsPass = 8;
 /// a forward at about the cost of one weight read, where a GEMM of 9 rows took 5: benchmarks/RESULTS.md).
 constexpr int64_t kFewRowsMax = 16;
 
-#ifdef LMDECODE_FEW_ROWS_KERNEL
-
-__attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
+#ifdef LMDECODE_X86_KERNELS
 
 /// How far ahead of the weight row being read the kernel asks for the weights: 8 KiB.
 constexpr int64_t kPrefetchBytes = 8 << 10;
@@ -190,18 +180,13 @@ void few_rows_product_of(const float* x, WeightRows w, const float* bias, float*
   });
 }
 
-inline bool cpu_has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
-
 #endif
 
 /// Where the kernel also takes one row: on the CPU measured with AVX-512 (a Xeon VM) OpenBLAS's sgemv
 /// read 151936x896 at 7 GB/s against the kernel's 11-12; on the AVX2-only AMD EPYC sgemv was 1.14x
 /// faster than the kernel without its prefetch (not measured with it), so there one row keeps sgemv.
 inline bool kernel_outruns_gemv() {
-#ifdef LMDECODE_FEW_ROWS_KERNEL
+#ifdef LMDECODE_X86_KERNELS
   static const bool outruns = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
   return outruns;
 #else
@@ -213,7 +198,7 @@ inline bool kernel_outruns_gemv() {
 /// float32, bfloat16 or Q8_0 weight [out, in], or an undefined tensor where the kernel does not apply
 /// (then the caller takes the GEMM).
 inline at::Tensor few_rows_product(const at::Tensor& x, const LinearWeight& weight, const at::Tensor& bias) {
-#ifdef LMDECODE_FEW_ROWS_KERNEL
+#ifdef LMDECODE_X86_KERNELS
   const int64_t rows = x.size(0);
   const auto& matrix = weight.matrix;
   const auto weight_type = matrix.scalar_type();
