@@ -102,9 +102,9 @@ constexpr int64_t kAttentionChunkBytes = int64_t{8} << 20;
 /// of its queries' future, masked: their weights are exactly 0 (DECODING_RULES.md §6), so each real
 /// query's weights are those of the whole matmul (up to the rounding of shorter sums); pad queries,
 /// whose keys are all masked, spread their weights over fewer keys, which no real position reads.
-/// Half the arithmetic of the square of scores, and each chunk's scores reused from the cache
-/// instead of a fresh allocation the size of the block (a 20,000-token prefill spent a third of
-/// its time in page faults). `q` is [rows, kv_heads, group * T, d], `blocked` [rows, 1, group * T, S].
+/// Half the arithmetic of the square of scores, and chunks small enough that the allocator hands
+/// the same memory back each time instead of mapping fresh pages the size of the block (a
+/// 20,000-token prefill spent a third of its time in page faults). `q` is [rows, kv_heads, group * T, d], `blocked` [rows, 1, group * T, S].
 inline at::Tensor attention_in_chunks(const at::Tensor& q, const LayerKV& kv, const at::Tensor& blocked, const ScoreScale& scale,
                                       at::ScalarType softmax_dtype, int64_t group, int64_t chunk_bytes) {
   const int64_t rows = q.size(0), kv_heads = q.size(1), fed = q.size(2) / group, d = q.size(3);
