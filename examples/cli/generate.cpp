@@ -5,6 +5,7 @@
 //   lmdecode-generate --model DIR --prompt-ids 1,2,3 [--prompt-ids 4,5]... [--num-beams 4] [--json]
 //   lmdecode-generate --model DIR --prompt TEXT --prompt-lookup-num-tokens 10     (speculative, drafts from the text)
 //   lmdecode-generate --model DIR --prompt TEXT --assistant-model DRAFT_DIR      (speculative, drafts from a draft model)
+//   lmdecode-generate --model DIR --prompt TEXT --grammar answer.gbnf             (the new text follows a GBNF grammar)
 
 #include <chrono>
 #include <memory>
@@ -33,6 +34,7 @@ struct Flags {
   std::vector<std::string> prompts;
   std::vector<std::string> prompt_texts;
   std::string assistant_model;  // a draft model's checkpoint folder (speculative decoding)
+  std::string grammar;          // a GBNF file the new tokens follow
   bool json = false, stream = false;
 };
 
@@ -100,6 +102,14 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
   if (!config.stop_strings.empty()) {  // --stop-string or the checkpoint's stop_strings
     if (!tokenizer) throw lmdecode::invalid_argument(fmt::format("stop strings need {}", tokenizer_path.string()));
     config.token_texts = tokenizer->token_texts();
+  }
+  if (!f.grammar.empty()) {
+    if (!tokenizer) throw lmdecode::invalid_argument(fmt::format("--grammar needs {}", tokenizer_path.string()));
+    std::vector<int64_t> special_ids;
+    for (const auto& added : tokenizer->added_tokens())
+      if (added.special) special_ids.push_back(added.id);
+    config.grammar = std::make_shared<lmdecode::TokenGrammar>(lmdecode::Grammar::from_gbnf_file(f.grammar),
+                                                              tokenizer->token_texts(), special_ids);
   }
 
   const auto start = Clock::now();
@@ -173,6 +183,9 @@ int main(int argc, char** argv) {
   app.add_option("--assistant-model", f.assistant_model,
                  "Speculative decoding with drafts from this checkpoint folder (a smaller model with the same vocabulary; "
                  "--num-assistant-tokens and its schedule)");
+  app.add_option("--grammar", f.grammar,
+                 "A GBNF grammar file (llama.cpp's format, start rule `root`): the new text follows it, under every "
+                 "strategy; EOS only where the text is a whole sentence of it. Needs the folder's tokenizer.json");
   lmdecode_cli::GenerationFlags generation_flags(app);
   app.add_flag("--json", f.json, "Print one JSON object (sequences hold the new tokens only; with --output-scores also "
                                  "\"token_scores\", each new token's transformers transition score)");

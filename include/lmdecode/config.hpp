@@ -18,6 +18,8 @@
 
 namespace lmdecode {
 
+class TokenGrammar;  // grammar/token_grammar.hpp
+
 /// When beam search may stop before `max_new_tokens` (HF `early_stopping`).
 enum class EarlyStopping {
   heuristic,  ///< HF `False`: stop once the best running beam, ended now, cannot beat the worst kept hypothesis.
@@ -94,6 +96,10 @@ struct GenerationConfig {
   /// Each token id's text in the middle of a text (Tokenizer::token_texts()); what stop_strings are
   /// matched against, as transformers needs the tokenizer for them.
   std::shared_ptr<const std::vector<std::string>> token_texts;
+  /// Structured output: every row's new tokens follow this grammar (a GBNF Grammar over the
+  /// tokenizer's vocabulary, grammar/token_grammar.hpp), under every strategy; EOS only where the
+  /// text is a whole sentence of it, so it needs eos_token_ids. Unset: off.
+  std::shared_ptr<const TokenGrammar> grammar;
   /// Wall-clock limit in seconds for the decoding loop; rows still running end with FinishReason::time.
   std::optional<double> max_time;
   /// false: recompute the whole sequence every step (slow reference path).
@@ -197,7 +203,7 @@ struct GenerationOption {
 /// The most drafts a step checks (each costs a position of every row's scores over the vocabulary).
 inline constexpr int64_t kMaxDrafts = 128;
 
-/// Every option of GenerationConfig but token_texts (the tokenizer's, not a setting).
+/// Every option of GenerationConfig but token_texts and grammar (objects built from the tokenizer, not settings).
 inline const std::vector<GenerationOption>& generation_options() {
   using C = GenerationConfig;
   constexpr OptionBounds at_least_0{.min = 0}, at_least_1{.min = 1}, id{.min = 0}, unit_open_closed{.min = 0, .min_open = true, .max = 1};
@@ -320,6 +326,8 @@ inline void validate(const GenerationConfig& c) {
   check(c.num_beams == 1 || !c.prompt_lookup_num_tokens,
         "prompt_lookup_num_tokens (speculative decoding) works with greedy search and sampling, not beam search (num_beams {})",
         c.num_beams);
+  check(!c.grammar || !c.eos_token_ids.empty(),
+        "a grammar needs eos_token_ids: a row ends where its text is a whole sentence of the grammar by taking EOS");
   check(!c.do_sample || c.temperature > 0.0,
         "temperature must be > 0 when sampling (got {}); for the arg max use do_sample = false", c.temperature);
 }

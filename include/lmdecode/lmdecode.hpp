@@ -14,6 +14,7 @@
 #include "lmdecode/streaming.hpp"
 #include "lmdecode/threads.hpp"
 #include "lmdecode/logits/default_processors.hpp"
+#include "lmdecode/grammar/token_grammar.hpp"
 #include "lmdecode/decoders/greedy.hpp"
 #include "lmdecode/decoders/beam_search.hpp"
 #include "lmdecode/decoders/conversation.hpp"

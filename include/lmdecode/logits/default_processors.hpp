@@ -2,6 +2,7 @@
 
 #include "lmdecode/config.hpp"
 #include "lmdecode/logits/bad_words.hpp"
+#include "lmdecode/logits/grammar_processor.hpp"
 #include "lmdecode/logits/min_new_tokens.hpp"
 #include "lmdecode/logits/no_repeat_ngram.hpp"
 #include "lmdecode/logits/processor.hpp"
@@ -12,7 +13,8 @@
 namespace lmdecode {
 
 /// The processors `config` enables for a padded prompt of `prompt_length` tokens, in transformers'
-/// order (DECODING_RULES.md §4): penalties and bans, then the caller's own processors, then (only when
+/// order (DECODING_RULES.md §4): penalties and bans, then the caller's own processors, then the
+/// grammar (before the warpers, so that top-k and top-p keep allowed tokens), then (only when
 /// sampling) the warpers temperature, top-k, top-p, min-p, typical-p.
 inline LogitsProcessorList make_processors(const GenerationConfig& config, int64_t prompt_length,
                                            const LogitsProcessorList& user_processors = {}) {
@@ -34,6 +36,7 @@ inline LogitsProcessorList make_processors(const GenerationConfig& config, int64
   if (!config.begin_suppress_tokens.empty())
     list.add(std::make_shared<SuppressTokens>(config.begin_suppress_tokens, prompt_length));
   if (!user_processors.empty()) list.add(std::make_shared<LogitsProcessorList>(user_processors));
+  if (config.grammar) list.add(std::make_shared<GrammarProcessor>(config.grammar, prompt_length, config.eos_token_ids));
   if (config.do_sample) {
     const int64_t keep = config.num_beams > 1 ? 2 : 1;
     if (config.temperature != 1.0) list.add(std::make_shared<Temperature>(config.temperature));
