@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "lmdecode/grammar/json_schema.hpp"
 #include "lmdecode/lmdecode.hpp"
 #include "support/golden_cases.hpp"
+#include "support/json_schema_check.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
 
@@ -197,4 +199,131 @@ TEST_CASE("a grammar needs EOS ids, and a vocabulary that cannot write what it n
   const auto result = lmdecode::generate(model, {{1}}, config);
   const auto& tokens = result.hypotheses[0][0].tokens;
   CHECK((tokens == lmdecode::TokenIds{1, 0} || tokens == lmdecode::TokenIds{1, 2, 0}));
+}
+
+namespace {
+
+/// Checks that the schema's grammar takes each of `valid` and none of `invalid`, and that the
+/// test's own validator agrees on each text that is JSON.
+void check_schema(const std::string& schema_text, const std::vector<std::string>& valid, const std::vector<std::string>& invalid) {
+  INFO(schema_text);
+  const auto schema = nlohmann::ordered_json::parse(schema_text);
+  const auto g = lmdecode::grammar_from_json_schema(schema);
+  for (const auto& text : valid) {
+    INFO("valid: " << text);
+    CHECK(accepts(g, text));
+    CHECK(lmdecode_test::schema_violation(nlohmann::json::parse(text), schema, schema).empty());
+  }
+  for (const auto& text : invalid) {
+    INFO("invalid: " << text);
+    CHECK_FALSE(accepts(g, text));
+    const auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded()) CHECK_FALSE(lmdecode_test::schema_violation(parsed, schema, schema).empty());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("JSON Schema: each keyword's grammar takes the texts the schema accepts and no other", "[grammar][json-schema]") {
+  check_schema(R"({"type": "string", "minLength": 2, "maxLength": 3})", {R"("ab")", R"("abc")", R"("\n\u00e9")", "\"\xc3\xa9\xc3\xa9\""},
+               {R"("a")", R"("abcd")", "ab", R"("a\")"});
+  check_schema(R"({"type": "integer", "minimum": -15, "maximum": 120})", {"-15", "-9", "0", "7", "99", "100", "120"},
+               {"-16", "121", "007", "1.5", "200", "-100"});
+  check_schema(R"({"type": "integer", "exclusiveMinimum": 99})", {"100", "12345"}, {"99", "5", "-100"});
+  check_schema(R"({"type": "integer", "maximum": -3})", {"-3", "-1000"}, {"-2", "0", "3"});
+  check_schema(R"({"type": "integer", "minimum": 1234, "maximum": 5678})", {"1234", "1999", "2000", "5000", "5678"},
+               {"1233", "5679", "999", "10000"});
+  check_schema(R"({"type": "number", "minimum": 0})", {"0", "1.5", "2e10"}, {"-1", "-0.5"});
+  check_schema(R"({"type": "number"})", {"-0.25", "3", "1E-7"}, {"01", ".5", "1."});
+  check_schema(R"({"type": ["string", "null"]})", {R"("x")", "null"}, {"1", "true"});
+  check_schema(R"({"enum": ["red", 1, null, {"a": [1]}]})", {R"("red")", "1", "null", R"({"a":[1]})"}, {R"("blue")", "2"});
+  check_schema(R"({"const": "x"})", {R"("x")"}, {R"("y")"});
+  check_schema(R"({"anyOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0, "maximum": 9}]})", {"true", "5"}, {"10", "null"});
+  check_schema(R"({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3})", {"[1]", "[1, 2,3]"},
+               {"[]", "[1,2,3,4]", R"(["a"])"});
+  check_schema(R"({"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": false})",
+               {R"(["a", 1])", R"(["a"])", "[]"}, {"[1]", R"(["a",1,2])"});
+  check_schema(R"({"type": "array", "prefixItems": [{"type": "string"}], "items": {"type": "boolean"}, "minItems": 2})",
+               {R"(["a", true])", R"(["a", true, false])"}, {R"(["a"])", "[]", R"(["a", 1])"});
+  check_schema(R"({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["b"]})",
+               {R"({"a": 1, "b": "x"})", R"({"b":"x"})", "{ \"b\" : \"x\" }", "{\n    \"b\": \"x\"\n}"},
+               {R"({"a":1})", "{}", R"({"b":"x","c":1})"});
+  check_schema(R"({"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "boolean"}})",
+               {R"({"a":1,"x":true})", R"({"x":false})", "{}"}, {R"({"x":1})"});
+  check_schema(R"({"type": "object"})", {R"({"k": [1, {"z": null}]})", "{}"}, {"[]"});
+  check_schema(R"({"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
+                   "next": {"anyOf": [{"$ref": "#/$defs/node"}, {"type": "null"}]}}, "required": ["v", "next"]}},
+                   "$ref": "#/$defs/node"})",
+               {R"({"v":1,"next":{"v":2,"next":null}})"}, {R"({"v":1})", R"({"v":1,"next":{"v":2}})"});
+  check_schema(R"({"type": "string", "format": "date"})", {R"("2026-12-06")"}, {R"("2026-13-01")", R"("26-12-06")"});
+  check_schema(R"({"type": "string", "format": "time"})", {R"("12:30:00Z")", R"("12:30:00.123+01:00")"}, {R"("24:00:00Z")", R"("12:30")"});
+  check_schema(R"({"type": "string", "format": "date-time"})", {R"("2026-12-06T12:30:00Z")"}, {R"("2026-12-06 12:30:00Z")"});
+  check_schema(R"({"type": "string", "format": "uuid"})", {R"("123e4567-e89b-12d3-a456-426614174000")"}, {R"("123e4567")"});
+  check_schema("true", {R"([1, "a", {"b": false}])", "-2.5e3"}, {"[1,]", "nul"});
+  // A grammar lists properties in the schema's order; the other order is valid JSON Schema but not written.
+  CHECK_FALSE(accepts(lmdecode::grammar_from_json_schema(nlohmann::ordered_json::parse(
+                          R"({"properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})")),
+                      R"({"b":1,"a":2})"));
+}
+
+TEST_CASE("JSON Schema: what a grammar cannot say is an error naming the keyword and where it is", "[grammar][json-schema]") {
+  auto refused = [](const std::string& schema, const std::string& message) {
+    INFO(schema.substr(0, 200));
+    REQUIRE_THROWS_WITH(lmdecode::grammar_from_json_schema(nlohmann::ordered_json::parse(schema)), Contains("lmdecode: ") && Contains(message));
+  };
+  refused(R"({"properties": {"a": {"type": "string", "pattern": "^x"}}})",
+          "JSON Schema at #/properties/a: the keyword 'pattern' cannot be written as a grammar");
+  refused(R"({"type": "string", "format": "email"})", "the format \"email\" cannot be written as a grammar");
+  refused(R"({"type": "number", "maximum": 3.5})", "maximum on a number (not an integer) cannot be written as a grammar");
+  refused(R"({"type": "integer", "minimum": 1e30})", "minimum must be an integer within +-10^18");
+  refused(R"({"$ref": "#/$defs/missing"})", "$ref \"#/$defs/missing\" does not name an entry");
+  refused(R"({"$ref": "https://example.com/schema"})", "does not name an entry of #/$defs or #/definitions");
+  refused(R"({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"})", "reaches itself before reading a character");
+  refused(R"({"type": "array", "maxItems": 100000})", "maxItems 100000 is past the 10000 a grammar can count");
+  refused(R"({"type": "array", "minItems": 3, "maxItems": 2})", "maxItems 2 is below minItems 3");
+  refused(R"({"type": "object", "properties": {}, "required": ["x"]})", "required names \"x\", which properties does not list");
+  refused("false", "the schema false accepts nothing");
+  refused(R"({"type": 5})", "type must be a string or a non-empty array of strings");
+  refused(R"({"type": "text"})", "unknown type \"text\"");
+  refused(R"({"type": "integer", "minimum": 5, "maximum": 4})", "no integer lies between the minimum 5 and the maximum 4");
+  std::string deep = "true";
+  for (int i = 0; i < 200; ++i) deep = R"({"type": "array", "items": )" + deep + "}";
+  refused(deep, "schemas nested more than 128 deep");
+}
+
+TEST_CASE("under a JSON Schema, every strategy's output parses and satisfies the schema", "[grammar][json-schema][models]") {
+  lmdecode_test::GoldenModels models(lmdecode_test::reference_dir(), at::kCPU);
+  auto& loaded = models.get("fortunes-llama", "f32");
+  const auto schema = nlohmann::ordered_json::parse(R"({"type": "object", "properties": {
+      "name": {"type": "string", "minLength": 1, "maxLength": 10},
+      "age": {"type": "integer", "minimum": 0, "maximum": 120},
+      "tags": {"type": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 3},
+      "ok": {"type": "boolean"}}, "required": ["name", "age", "ok"]})");
+  auto config = loaded.defaults;
+  config.grammar = std::make_shared<lmdecode::TokenGrammar>(lmdecode::grammar_from_json_schema(schema), config.token_texts,
+                                                            std::vector<int64_t>{0});
+  config.max_new_tokens = 256;
+  const std::vector<lmdecode::TokenIds> prompts{{318, 3424, 289, 259, 2101, 681, 300}, {120, 44}};
+  auto check_result = [&](const lmdecode::GenerationResult& result, const std::string& what) {
+    for (const auto& per_prompt : result.hypotheses)
+      for (const auto& h : per_prompt) {
+        std::string text;
+        for (int64_t id : h.tokens)
+          if (id != 0) text += (*config.token_texts)[static_cast<size_t>(id)];
+        INFO(what << ": " << text);
+        CHECK(h.finish_reason == lmdecode::FinishReason::eos);
+        const auto parsed = nlohmann::json::parse(text, nullptr, false);
+        REQUIRE_FALSE(parsed.is_discarded());
+        CHECK(lmdecode_test::schema_violation(parsed, schema, schema) == "");
+      }
+  };
+  check_result(lmdecode::generate(*loaded.model, prompts, config), "greedy");
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    auto sampling = config;
+    sampling.do_sample = true, sampling.top_k = 0, sampling.seed = seed;
+    check_result(lmdecode::generate(*loaded.model, prompts, sampling), fmt::format("sampling, seed {}", seed));
+  }
+  auto beams = config;
+  beams.num_beams = 4, beams.num_return_sequences = 4;
+  check_result(lmdecode::generate(*loaded.model, prompts, beams), "4 beams");
 }
