@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <filesystem>
 #include <map>
+#include <regex>
 #include <cstdio>
 #include <string>
 
@@ -272,4 +274,48 @@ TEST_CASE("lmdecode-perplexity scores the second half of each window, in every w
                                                                  text.string()));
   CHECK(short_text.status != 0);
   CHECK_THAT(short_text.out, Contains("fewer than one window of 65536"));
+}
+
+TEST_CASE("lmdecode-generate writes what --grammar, --json-schema and --json-object ask for", "[cli][grammar]") {
+  const auto model = (lmdecode_test::reference_dir() / "fortunes-llama").string();
+  const auto dir = std::filesystem::temp_directory_path() / "lmdecode_cli_grammar";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "answer.gbnf") << "root ::= (\"yes\" | \"no\") \", because \" [a-z ]{1,20} \".\"\n";
+  std::ofstream(dir / "person.json") << R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 8},
+    "age": {"type": "integer", "minimum": 0, "maximum": 99}}, "required": ["name", "age"]})";
+  std::ofstream(dir / "bad.gbnf") << "root ::= \"a\"\nitem ::= [b-\n";
+  const std::string base = fmt::format("--model {} --prompt \"Q: is it so?\" --max-new-tokens 120 --json", model);
+  auto text_of = [&](const std::string& flags) {
+    INFO(flags);
+    const auto r = run_cli(base + " " + flags);
+    INFO(r.out);
+    REQUIRE(r.status == 0);
+    const auto out = nlohmann::json::parse(r.out);
+    CHECK(out["finish_reasons"][0] == "eos");
+    auto text = out["texts"][0].get<std::string>();  // the EOS token's text last
+    const std::string eos = "<|endoftext|>";
+    REQUIRE(text.size() >= eos.size());
+    CHECK(text.substr(text.size() - eos.size()) == eos);
+    return text.substr(0, text.size() - eos.size());
+  };
+  const auto answer = text_of("--grammar " + (dir / "answer.gbnf").string());
+  CHECK(std::regex_match(answer, std::regex("(yes|no), because [a-z ]{1,20}\\.")));
+  for (const std::string strategy : {"", "--num-beams 3", "--do-sample --seed 5 --top-k 0"}) {
+    const auto person = nlohmann::json::parse(text_of("--json-schema " + (dir / "person.json").string() + " " + strategy));
+    CHECK(person.size() == 2);
+    CHECK(person["name"].get<std::string>().size() <= 8);
+    CHECK(person["age"].get<int64_t>() <= 99);
+  }
+  CHECK(nlohmann::json::parse(text_of("--json-object")).is_object());
+
+  auto fails = [&](const std::string& flags, const std::string& message) {
+    INFO(flags);
+    const auto r = run_cli(base + " " + flags);
+    CHECK(r.status != 0);
+    CHECK_THAT(r.out, Contains(message));
+  };
+  fails("--grammar " + (dir / "bad.gbnf").string(), (dir / "bad.gbnf").string() + ": grammar: line 2, column 10: a character class that is not closed");
+  fails("--grammar " + (dir / "none.gbnf").string(), "cannot open the grammar");
+  fails("--json-object --grammar " + (dir / "answer.gbnf").string(), "give one of --grammar, --json-schema and --json-object");
+  fails("--json-schema " + (dir / "answer.gbnf").string(), "answer.gbnf is not valid JSON");
 }

@@ -20,6 +20,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <lmdecode/grammar/json_schema.hpp>
 #include <lmdecode/lmdecode.hpp>
 #include <lmdecode/text/tokenizer.hpp>
 
@@ -35,6 +36,8 @@ struct Flags {
   std::vector<std::string> prompt_texts;
   std::string assistant_model;  // a draft model's checkpoint folder (speculative decoding)
   std::string grammar;          // a GBNF file the new tokens follow
+  std::string json_schema;      // a JSON Schema file they follow
+  bool json_object = false;     // they are a JSON object
   bool json = false, stream = false;
 };
 
@@ -85,6 +88,16 @@ class StreamPrinter {
   std::vector<lmdecode::Tokenizer::StreamDecoder> decoders_;  // per prompt
 };
 
+/// The grammar of --grammar, --json-schema or --json-object (at most one of them), if any.
+std::optional<lmdecode::Grammar> structured_output(const Flags& f) {
+  if (!f.grammar.empty() + !f.json_schema.empty() + f.json_object > 1)
+    throw lmdecode::invalid_argument("give one of --grammar, --json-schema and --json-object");
+  if (!f.grammar.empty()) return lmdecode::Grammar::from_gbnf_file(f.grammar);
+  if (!f.json_schema.empty()) return lmdecode::grammar_from_json_schema_file(f.json_schema);
+  if (f.json_object) return lmdecode::grammar_from_json_schema(nlohmann::ordered_json{{"type", "object"}});
+  return std::nullopt;
+}
+
 int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::GenerationFlags& generation) {
   std::vector<lmdecode::TokenIds> prompts;
   for (const auto& p : f.prompts) prompts.push_back(lmdecode_cli::parse_ids(p, "--prompt-ids"));
@@ -103,13 +116,12 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
     if (!tokenizer) throw lmdecode::invalid_argument(fmt::format("stop strings need {}", tokenizer_path.string()));
     config.token_texts = tokenizer->token_texts();
   }
-  if (!f.grammar.empty()) {
-    if (!tokenizer) throw lmdecode::invalid_argument(fmt::format("--grammar needs {}", tokenizer_path.string()));
+  if (auto grammar = structured_output(f)) {
+    if (!tokenizer) throw lmdecode::invalid_argument(fmt::format("--grammar, --json-schema and --json-object need {}", tokenizer_path.string()));
     std::vector<int64_t> special_ids;
     for (const auto& added : tokenizer->added_tokens())
       if (added.special) special_ids.push_back(added.id);
-    config.grammar = std::make_shared<lmdecode::TokenGrammar>(lmdecode::Grammar::from_gbnf_file(f.grammar),
-                                                              tokenizer->token_texts(), special_ids);
+    config.grammar = std::make_shared<lmdecode::TokenGrammar>(std::move(*grammar), tokenizer->token_texts(), special_ids);
   }
 
   const auto start = Clock::now();
@@ -186,6 +198,10 @@ int main(int argc, char** argv) {
   app.add_option("--grammar", f.grammar,
                  "A GBNF grammar file (llama.cpp's format, start rule `root`): the new text follows it, under every "
                  "strategy; EOS only where the text is a whole sentence of it. Needs the folder's tokenizer.json");
+  app.add_option("--json-schema", f.json_schema,
+                 "A JSON Schema file: the new text is JSON that satisfies it (properties in the schema's order; "
+                 "see README for the keywords a grammar can say)");
+  app.add_flag("--json-object", f.json_object, "The new text is one JSON object");
   lmdecode_cli::GenerationFlags generation_flags(app);
   app.add_flag("--json", f.json, "Print one JSON object (sequences hold the new tokens only; with --output-scores also "
                                  "\"token_scores\", each new token's transformers transition score)");

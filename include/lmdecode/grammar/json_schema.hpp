@@ -385,4 +385,22 @@ inline std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema) { r
 /// The grammar of a JSON Schema.
 inline Grammar grammar_from_json_schema(const nlohmann::ordered_json& schema) { return Grammar::from_gbnf(json_schema_to_gbnf(schema)); }
 
+/// The grammar of a JSON Schema file (at most Grammar::kMaxTextBytes); errors name the file.
+inline Grammar grammar_from_json_schema_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw file_error(fmt::format("cannot open the JSON Schema {}", path.string()));
+  std::string text(Grammar::kMaxTextBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > Grammar::kMaxTextBytes)
+    throw file_error(fmt::format("{}: a JSON Schema of more than {} bytes", path.string(), Grammar::kMaxTextBytes));
+  const auto schema = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (schema.is_discarded()) throw file_error(fmt::format("{} is not valid JSON", path.string()));
+  try {
+    return grammar_from_json_schema(schema);
+  } catch (const invalid_argument& e) {
+    throw invalid_argument(fmt::format("{}: {}", path.string(), std::string_view(e.what()).substr(std::string_view("lmdecode: ").size())));
+  }
+}
+
 }  // namespace lmdecode

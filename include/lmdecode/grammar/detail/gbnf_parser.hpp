@@ -284,7 +284,7 @@ class GbnfParser {
       if (at_end() || peek() == '\n') fail_at(start, "a character class that is not closed");
       const uint32_t low = parse_char();
       uint32_t high = low;
-      if (peek() == '-' && pos_ + 1 < text_.size() && text_[pos_ + 1] != ']') {
+      if (peek() == '-' && pos_ + 1 < text_.size() && text_[pos_ + 1] != ']' && text_[pos_ + 1] != '\n') {
         ++pos_;
         high = parse_char();
         if (high < low) fail_at(start, "a range in a character class that ends (U+{:04X}) before it starts (U+{:04X})", high, low);
