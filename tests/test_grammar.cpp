@@ -185,7 +185,7 @@ ws     ::= [ \n]?
   for (size_t p = 0; p < prompts.size(); ++p) CHECK(speculative.hypotheses[p][0].tokens == greedy.hypotheses[p][0].tokens);
 }
 
-TEST_CASE("a grammar needs EOS ids, and a vocabulary that cannot write what it needs is an error", "[grammar]") {
+TEST_CASE("a grammar needs EOS ids; a vocabulary that cannot write what it needs ends the row with its own reason", "[grammar]") {
   const std::vector<std::vector<double>> uniform(3, std::vector<double>(3, 1.0 / 3));
   lmdecode_test::TableModel model(uniform);
   auto texts = std::make_shared<std::vector<std::string>>(std::vector<std::string>{"<eos>", "a", "b"});
@@ -194,7 +194,13 @@ TEST_CASE("a grammar needs EOS ids, and a vocabulary that cannot write what it n
   config.grammar = std::make_shared<lmdecode::TokenGrammar>(Grammar::from_gbnf(R"(root ::= "a" "c")"), texts, std::vector<int64_t>{0});
   REQUIRE_THROWS_WITH(lmdecode::generate(model, {{1}}, config), Contains("a grammar needs eos_token_ids"));
   config.eos_token_ids = {0};
-  REQUIRE_THROWS_WITH(lmdecode::generate(model, {{1}}, config), Contains("grammar: no token of the vocabulary can continue row 0"));
+  for (const int64_t beams : {1, 2}) {
+    config.num_beams = beams;
+    const auto dead_end = lmdecode::generate(model, {{1}}, config);
+    CHECK(dead_end.hypotheses[0][0].tokens == lmdecode::TokenIds{1, 0});
+    CHECK(dead_end.hypotheses[0][0].finish_reason == lmdecode::FinishReason::grammar);
+  }
+  config.num_beams = 1;
   config.grammar = std::make_shared<lmdecode::TokenGrammar>(Grammar::from_gbnf(R"(root ::= "a" "b"?)"), texts, std::vector<int64_t>{0});
   const auto result = lmdecode::generate(model, {{1}}, config);
   const auto& tokens = result.hypotheses[0][0].tokens;

@@ -20,6 +20,9 @@ enum class FinishReason : int64_t {
   length = 2,         ///< it reached max_new_tokens / max_length
   callback = 3,       ///< the step callback asked to stop
   time = 4,           ///< config.max_time ran out
+  /// config.grammar allowed no token where its text is not a whole sentence of it (the vocabulary
+  /// cannot write what it needs next): the row took EOS, kept as its last token
+  grammar = 5,
 };
 
 inline std::string_view to_string(FinishReason reason) {
@@ -29,6 +32,7 @@ inline std::string_view to_string(FinishReason reason) {
     case FinishReason::length: return "length";
     case FinishReason::callback: return "callback";
     case FinishReason::time: return "time";
+    case FinishReason::grammar: return "grammar";
   }
   return "unknown";
 }

@@ -9,8 +9,9 @@
 // two beams forked from one go on separately.
 //
 // A row whose tokens the grammar does not allow (a rejected draft past which nothing is kept) or
-// that already took EOS is left as it is. A row with no token allowed and no EOS allowed (the
-// vocabulary cannot write what the grammar needs next) is an error.
+// that already took EOS is left as it is. A row with no token allowed where its text is not a
+// whole sentence (the vocabulary cannot write what the grammar needs next) may take EOS only; its
+// result says FinishReason::grammar (mark_grammar_dead_ends).
 
 #include <ATen/ATen.h>
 
@@ -24,6 +25,7 @@
 
 #include "lmdecode/grammar/token_grammar.hpp"
 #include "lmdecode/logits/processor.hpp"
+#include "lmdecode/result.hpp"
 
 namespace lmdecode {
 
@@ -46,12 +48,9 @@ class GrammarProcessor : public LogitsProcessor {
       row_allowed.fill_(false);
       const at::Tensor tokens = grammar_->allowed_tokens(parse.state);
       row_allowed.narrow(0, 0, known).copy_(tokens.narrow(0, 0, known));
-      const bool accepts = parse.state.accepts();
+      const bool eos_allowed = parse.state.accepts() || !row_allowed.any().item<bool>();
       for (int64_t eos : eos_)
-        if (eos >= 0 && eos < vocab) row_allowed[eos] = accepts;
-      detail::check(accepts || row_allowed.any().item<bool>(),
-            "grammar: no token of the vocabulary can continue row {} here, and its text is not a whole sentence of "
-            "the grammar (the vocabulary cannot write the character the grammar needs next)", r);
+        if (eos >= 0 && eos < vocab) row_allowed[eos] = eos_allowed;
     }
     scores.masked_fill_(allowed.logical_not().to(scores.device()), -std::numeric_limits<float>::infinity());
     forget_old();
@@ -121,5 +120,17 @@ class GrammarProcessor : public LogitsProcessor {
       it = calls_ - it->second.last_used > kKeptCalls ? parses_.erase(it) : std::next(it);
   }
 };
+
+/// Relabels the hypotheses that ended on EOS where their text was not a whole sentence of the
+/// grammar (the processor's way out of a dead end): FinishReason::grammar.
+inline void mark_grammar_dead_ends(const TokenGrammar& grammar, GenerationResult& result) {
+  for (auto& per_prompt : result.hypotheses)
+    for (auto& h : per_prompt) {
+      if (h.finish_reason != FinishReason::eos || h.tokens.empty()) continue;
+      GrammarState state = grammar.start();
+      for (size_t i = 0; i + 1 < h.tokens.size() && !state.dead(); ++i) state = grammar.after_token(state, h.tokens[i]);
+      if (!state.accepts()) h.finish_reason = FinishReason::grammar;
+    }
+}
 
 }  // namespace lmdecode

@@ -164,7 +164,8 @@ class DecodingLoop {
         ends_(config, rows_.batch.input_ids.device(), rows_.prompt_length),
         on_step_(on_step),
         output_scores_(config.output_scores),
-        output_logits_(config.output_logits) {
+        output_logits_(config.output_logits),
+        grammar_(config.grammar) {
     if (on_step_) streamed_.emplace(rows_.rows);
     if constexpr (requires { model.position_limit(); }) trained_positions_ = model.position_limit().positions;
   }
@@ -198,6 +199,7 @@ class DecodingLoop {
     result.scores = by_token(std::move(step_scores_), finished.token_positions);
     result.logits = by_token(std::move(step_logits_), finished.token_positions);
     result.cache_bytes = runner_.cache_bytes();
+    if (grammar_) mark_grammar_dead_ends(*grammar_, result);
     if (trained_positions_ > 0 && runner_.columns_fed() > trained_positions_)
       result.warnings.push_back(fmt::format("the sequence reached {} positions, past the {} the model has "
                                             "(max_position_embeddings): it runs on, as transformers lets it, untrained there",
@@ -225,6 +227,7 @@ class DecodingLoop {
   std::optional<CommittedBeamTokens> committed_;  // beam search's committed prefix, with a callback
   std::vector<size_t> shown_;                     // greedy and sampling: tokens committed per row
   int64_t trained_positions_ = 0;                 // the model's max_position_embeddings where it says, else 0
+  std::shared_ptr<const TokenGrammar> grammar_;   // config.grammar, to name its dead ends in the result
 
   bool streaming() const { return static_cast<bool>(on_step_); }
 
