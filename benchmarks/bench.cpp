@@ -37,6 +37,11 @@
 //                     tokens, the model's greedy continuation of them, the 64 again; 128 new tokens,
 //                     min_new_tokens so EOS cannot end it) against plain greedy on it: tokens/s,
 //                     forwards per token, drafts accepted, and whether the tokens are the same
+//   grammar           (only with --only grammar and --tokenizer FILE) greedy batch 1 and 4 beams, 48
+//                     new tokens after a 128-token prompt, with and without a grammar over the
+//                     tokenizer's vocabulary (a JSON Schema and a GBNF grammar): the median decode
+//                     step and the grammar's share of it; and the allowed-token mask of a state not
+//                     seen before (the JSON's start, and inside a string), each on a fresh TokenGrammar
 //   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
 //                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh,
 //                     and the first prompt's tokens (in the JSON) to compare with transformers'.
@@ -65,8 +70,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "lmdecode/grammar/json_schema.hpp"
 #include "lmdecode/lmdecode.hpp"
 #include "lmdecode/op_counter.hpp"
+#ifdef LMDECODE_BENCH_TOKENIZER
+#include "lmdecode/text/tokenizer.hpp"
+#endif
 
 namespace {
 
@@ -86,6 +95,7 @@ struct Options {
   int64_t hf_prompt = 0, hf_new = 0;
   std::map<std::string, int64_t> sizes;  // --layers, --hidden, ... override the preset's
   int threads = 0;                        // libtorch's intra-op threads; 0: libtorch's choice
+  std::string tokenizer;                  // a tokenizer.json, for the grammar scenario
 };
 
 /// Median, min and max of repeated timings, in milliseconds.
@@ -246,6 +256,7 @@ class Bench {
     if (o_.only.count("peers")) add(peers_scenario());
     if (o_.only.count("speculative")) add(speculative_scenario());
     if (o_.only.count("prefill")) add(prefill_scenario());
+    if (o_.only.count("grammar")) add(grammar_scenario());
     if (wanted("conversation")) add(conversation_scenario());
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     if (wanted("ops")) add(ops_scenario());
@@ -583,6 +594,69 @@ class Bench {
     return rows;
   }
 
+  /// The grammars of the grammar scenario: a JSON Schema's and a GBNF one.
+  static std::vector<std::pair<std::string, lmdecode::Grammar>> bench_grammars() {
+    std::vector<std::pair<std::string, lmdecode::Grammar>> out;
+    out.emplace_back("json-schema", lmdecode::grammar_from_json_schema(nlohmann::ordered_json::parse(R"({
+        "type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0, "maximum": 150},
+        "notes": {"type": "array", "items": {"type": "string"}}}, "required": ["name", "age", "notes"]})")));
+    out.emplace_back("gbnf", lmdecode::Grammar::from_gbnf(R"(root ::= (line "\n")+
+line ::= [A-Z] [a-z ,]* [.!?] | "- " [^\n]+)"));
+    return out;
+  }
+
+  json grammar_scenario() {
+#ifndef LMDECODE_BENCH_TOKENIZER
+    throw lmdecode::invalid_argument("--only grammar: this lmdecode-bench was built without lmdecode::tokenizer");
+#else
+    lmdecode::detail::check(!o_.tokenizer.empty(), "--only grammar needs --tokenizer FILE (the vocabulary's texts)");
+    const auto tokenizer = lmdecode::Tokenizer::from_file(o_.tokenizer);
+    std::vector<int64_t> special;
+    for (const auto& added : tokenizer.added_tokens())
+      if (added.special) special.push_back(added.id);
+    const auto texts = tokenizer.token_texts();
+    json rows = json::array();
+    for (auto& [name, grammar] : bench_grammars()) {
+      // The mask of a state seen for the first time: at the start, and after a text that opens a string.
+      for (const std::string& prefix : {std::string(), std::string(name == "gbnf" ? "Th" : "{\"name\": \"Jo")}) {
+        std::vector<double> masks, builds;
+        for (int i = 0; i < (o_.quick ? 1 : o_.repeats); ++i) {
+          auto start = Clock::now();
+          const lmdecode::TokenGrammar fresh(grammar, texts, special);
+          builds.push_back(ms_since(start));
+          const auto state = fresh.start().after_text(fresh.grammar(), prefix);
+          start = Clock::now();
+          fresh.allowed_tokens(state);
+          masks.push_back(ms_since(start));
+        }
+        const Stats s = stats_of(masks), build = stats_of(builds);
+        const double mask_ms = s.median;
+        print_row("grammar", fmt::format("{} mask after \"{}\"", name, prefix), s,
+                  fmt::format("is one mask of a state not seen before, not a step ({:.1f} ms to build the vocabulary's trie once)", build.median));
+        rows.push_back({{"name", "grammar"}, {"grammar", name}, {"state_after", prefix}, {"new_state_mask_ms", mask_ms},
+                        {"trie_build_ms", build.median}});
+      }
+      const auto token_grammar = std::make_shared<const lmdecode::TokenGrammar>(grammar, texts, special);
+      for (const int64_t beams : {1, 4}) {
+        auto config = decode_config(48, beams, true);
+        config.min_new_tokens = 0;
+        const auto prompts = prompts_of(1, 128, model_.config().vocab_size);
+        const CallbackSteps plain = callback_steps(model_, prompts, config);
+        config.grammar = token_grammar;
+        const CallbackSteps constrained = callback_steps(model_, prompts, config);
+        const double share = (constrained.step.median - plain.step.median) / plain.step.median;
+        print_row("grammar", fmt::format("{} {}", name, beams == 1 ? "greedy" : "4 beams"), constrained.step,
+                  fmt::format("{:.1f} ms a step without: {:+.1f}%", plain.step.median, 100 * share));
+        json r = figures(constrained.step);
+        r.update({{"name", "grammar"}, {"grammar", name}, {"beams", beams}, {"step_ms", constrained.step.median},
+                  {"plain_step_ms", plain.step.median}, {"grammar_share", share}});
+        rows.push_back(r);
+      }
+    }
+    return rows;
+#endif
+  }
+
   static int64_t read_status_kb(const char* key) {
     std::ifstream in("/proc/self/status");
     std::string line;
@@ -792,6 +866,7 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--repeats") o.repeats = std::max(1, std::stoi(value()));
     else if (arg == "--quick") o.quick = true;
     else if (arg == "--threads") o.threads = std::stoi(value());
+    else if (arg == "--tokenizer") o.tokenizer = value();
     else if (arg == "--json") o.json_path = value();
     else if (arg == "--only") {
       std::stringstream names(value());
@@ -810,7 +885,9 @@ Options parse(int argc, char** argv) {
                 "               [--weights f32|bf16|q8_0]\n"
                 "               [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
                 "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
-                "  --only speculative: the verify step and prompt lookup (not in the default set)");
+                "               [--tokenizer FILE]\n"
+                "  --only speculative: the verify step and prompt lookup (not in the default set)\n"
+                "  --only grammar --tokenizer FILE: a grammar's cost a step over FILE's vocabulary (not in the default set)");
       std::exit(0);
     } else throw lmdecode::invalid_argument("unknown argument " + arg);
   }

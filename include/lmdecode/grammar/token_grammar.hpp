@@ -13,6 +13,7 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -38,9 +39,9 @@ class TokenGrammar {
       : grammar_(std::move(grammar)), texts_(std::move(token_texts)) {
     detail::check(texts_ && !texts_->empty(), "a grammar needs each token's text (Tokenizer::token_texts())");
     const std::unordered_set<int64_t> excluded(excluded_ids.begin(), excluded_ids.end());
-    nodes_.emplace_back();
     for (size_t id = 0; id < texts_->size(); ++id)
-      if (!(*texts_)[id].empty() && !excluded.count(static_cast<int64_t>(id))) insert((*texts_)[id], static_cast<int32_t>(id));
+      if (!(*texts_)[id].empty() && !excluded.count(static_cast<int64_t>(id))) ids_.push_back(static_cast<int32_t>(id));
+    build_trie();
   }
 
   const Grammar& grammar() const { return grammar_; }
@@ -68,56 +69,91 @@ class TokenGrammar {
   }
 
  private:
-  struct Node {
-    std::vector<std::pair<uint8_t, int32_t>> children;  // (byte, node)
-    std::vector<int32_t> tokens;                        // ids whose text ends here
-  };
-
   Grammar grammar_;
   std::shared_ptr<const std::vector<std::string>> texts_;
-  std::vector<Node> nodes_;  // the byte trie of the allowed ids' texts; node 0 is the empty text
+  // The byte trie of the allowed ids' texts, its nodes in depth-first order so that a walk reads
+  // them front to back: node i is the byte byte_[i] after its parent, its subtree runs up to
+  // end_[i], and the ids whose text ends there are ids_[first_id_[i], first_id_[i] + id_count_[i]).
+  // Node 0 is the empty text.
+  std::vector<int32_t> ids_;  // the allowed ids, sorted by text
+  std::vector<uint8_t> byte_;
+  std::vector<int32_t> end_, first_id_, id_count_;
   mutable std::mutex mutex_;
   mutable std::unordered_map<GrammarState, at::Tensor, GrammarStateHash> cached_;
 
-  void insert(const std::string& text, int32_t id) {
-    int32_t node = 0;
-    for (char c : text) {
-      const auto byte = static_cast<uint8_t>(c);
-      auto& children = nodes_[static_cast<size_t>(node)].children;
-      auto it = std::find_if(children.begin(), children.end(), [byte](const auto& child) { return child.first == byte; });
-      if (it != children.end()) {
-        node = it->second;
-        continue;
+  void build_trie() {
+    const auto& texts = *texts_;
+    std::sort(ids_.begin(), ids_.end(), [&](int32_t a, int32_t b) { return texts[static_cast<size_t>(a)] < texts[static_cast<size_t>(b)]; });
+    byte_.push_back(0), end_.push_back(0), first_id_.push_back(0), id_count_.push_back(0);
+    std::vector<int32_t> path{0};  // the nodes of the previous text, root first
+    std::string_view previous;
+    for (size_t k = 0; k < ids_.size(); ++k) {
+      const std::string_view text = texts[static_cast<size_t>(ids_[k])];
+      size_t common = 0;
+      while (common < previous.size() && common < text.size() && previous[common] == text[common]) ++common;
+      for (; path.size() > common + 1; path.pop_back()) end_[static_cast<size_t>(path.back())] = static_cast<int32_t>(byte_.size());
+      for (size_t i = common; i < text.size(); ++i) {
+        path.push_back(static_cast<int32_t>(byte_.size()));
+        byte_.push_back(static_cast<uint8_t>(text[i])), end_.push_back(0), first_id_.push_back(static_cast<int32_t>(k)), id_count_.push_back(0);
       }
-      const auto next = static_cast<int32_t>(nodes_.size());
-      children.emplace_back(byte, next);
-      nodes_.emplace_back();  // invalidates `children`: not used after this
-      node = next;
+      ++id_count_[static_cast<size_t>(path.back())];  // ids of one text are neighbours in ids_, from first_id_ on
+      previous = text;
     }
-    nodes_[static_cast<size_t>(node)].tokens.push_back(id);
+    for (; !path.empty(); path.pop_back()) end_[static_cast<size_t>(path.back())] = static_cast<int32_t>(byte_.size());
   }
 
-  /// Marks every token whose text `state` can read, walking the trie depth first (with a stack of
-  /// its own: a token's text may be long).
+  /// The states one walk of the trie meets, each once, and the moves between them by a byte: most
+  /// nodes of the trie are reached in a handful of states (inside a string, every ordinary
+  /// character leads back to the same state), so a move is mostly a table look-up. Moves are kept
+  /// for the first kTabledStates states; later ones are computed each time (bounded memory).
+  class WalkStates {
+   public:
+    static constexpr size_t kTabledStates = 1024;
+    static constexpr int32_t kDead = -1, kUnknown = -2;
+
+    explicit WalkStates(const Grammar& grammar) : grammar_(grammar) {}
+
+    int32_t intern(GrammarState state) {
+      if (state.dead()) return kDead;
+      auto [it, inserted] = ids_.try_emplace(std::move(state), static_cast<int32_t>(states_.size()));
+      if (inserted) {
+        states_.push_back(&it->first);
+        if (moves_.size() < kTabledStates) moves_.emplace_back().fill(kUnknown);
+      }
+      return it->second;
+    }
+
+    int32_t move(int32_t id, uint8_t byte) {
+      const auto index = static_cast<size_t>(id);
+      if (index < moves_.size() && moves_[index][byte] != kUnknown) return moves_[index][byte];
+      const int32_t next = intern(states_[index]->after_byte(grammar_, byte));
+      if (index < moves_.size()) moves_[index][byte] = next;
+      return next;
+    }
+
+   private:
+    const Grammar& grammar_;
+    std::unordered_map<GrammarState, int32_t, GrammarStateHash> ids_;  // node-based: the pointers below stay valid
+    std::vector<const GrammarState*> states_;
+    std::vector<std::array<int32_t, 256>> moves_;
+  };
+
+  /// Marks every token whose text `state` can read: one pass over the trie's nodes in order,
+  /// skipping the subtree of a byte no parse can take.
   void visit(const GrammarState& state, bool* allowed) const {
-    struct Frame {
-      int32_t node;
-      size_t next_child;
-      GrammarState state;
-    };
-    std::vector<Frame> frames{{0, 0, state}};
-    while (!frames.empty()) {
-      Frame& top = frames.back();
-      const auto& children = nodes_[static_cast<size_t>(top.node)].children;
-      if (top.next_child == children.size()) {
-        frames.pop_back();
+    WalkStates states(grammar_);
+    std::vector<std::pair<int32_t, int32_t>> open{{static_cast<int32_t>(byte_.size()), states.intern(state)}};  // (end, state)
+    for (int32_t node = 1; node < static_cast<int32_t>(byte_.size());) {
+      while (node >= open.back().first) open.pop_back();
+      const int32_t next = states.move(open.back().second, byte_[static_cast<size_t>(node)]);
+      if (next == WalkStates::kDead) {
+        node = end_[static_cast<size_t>(node)];
         continue;
       }
-      const auto [byte, child] = children[top.next_child++];
-      GrammarState next = top.state.after_byte(grammar_, byte);
-      if (next.dead()) continue;
-      for (int32_t id : nodes_[static_cast<size_t>(child)].tokens) allowed[id] = true;
-      frames.push_back({child, 0, std::move(next)});
+      const auto first = static_cast<size_t>(first_id_[static_cast<size_t>(node)]);
+      for (size_t k = first; k < first + static_cast<size_t>(id_count_[static_cast<size_t>(node)]); ++k) allowed[ids_[k]] = true;
+      open.emplace_back(end_[static_cast<size_t>(node)], next);
+      ++node;
     }
   }
 };
