@@ -41,7 +41,8 @@
 //                     new tokens after a 128-token prompt, with and without a grammar over the
 //                     tokenizer's vocabulary (a JSON Schema and a GBNF grammar): the median decode
 //                     step and the grammar's share of it; and the allowed-token mask of a state not
-//                     seen before (the JSON's start, and inside a string), each on a fresh TokenGrammar
+//                     seen before (the JSON's start, and inside a string), each on a fresh TokenGrammar;
+//                     --grammar-dir DIR writes the grammars' GBNF there
 //   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
 //                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh,
 //                     and the first prompt's tokens (in the JSON) to compare with transformers'.
@@ -57,6 +58,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -96,6 +98,7 @@ struct Options {
   std::map<std::string, int64_t> sizes;  // --layers, --hidden, ... override the preset's
   int threads = 0;                        // libtorch's intra-op threads; 0: libtorch's choice
   std::string tokenizer;                  // a tokenizer.json, for the grammar scenario
+  std::string grammar_dir;                // where the grammar scenario writes its grammars' GBNF (for a peer)
 };
 
 /// Median, min and max of repeated timings, in milliseconds.
@@ -594,15 +597,12 @@ class Bench {
     return rows;
   }
 
-  /// The grammars of the grammar scenario: a JSON Schema's and a GBNF one.
-  static std::vector<std::pair<std::string, lmdecode::Grammar>> bench_grammars() {
-    std::vector<std::pair<std::string, lmdecode::Grammar>> out;
-    out.emplace_back("json-schema", lmdecode::grammar_from_json_schema(nlohmann::ordered_json::parse(R"({
-        "type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0, "maximum": 150},
-        "notes": {"type": "array", "items": {"type": "string"}}}, "required": ["name", "age", "notes"]})")));
-    out.emplace_back("gbnf", lmdecode::Grammar::from_gbnf(R"(root ::= (line "\n")+
-line ::= [A-Z] [a-z ,]* [.!?] | "- " [^\n]+)"));
-    return out;
+  /// The grammars of the grammar scenario, as GBNF: a JSON Schema's and a GBNF one of lines.
+  static std::vector<std::pair<std::string, std::string>> bench_grammars() {
+    return {{"json-schema", lmdecode::json_schema_to_gbnf(nlohmann::ordered_json::parse(R"({
+                "type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0,
+                "maximum": 150}, "notes": {"type": "array", "items": {"type": "string"}}}, "required": ["name", "age", "notes"]})"))},
+            {"gbnf", "root ::= (line \"\\n\")+\nline ::= [A-Z] [a-z ,]* [.!?] | \"- \" [^\\n]+\n"}};
   }
 
   json grammar_scenario() {
@@ -616,7 +616,9 @@ line ::= [A-Z] [a-z ,]* [.!?] | "- " [^\n]+)"));
       if (added.special) special.push_back(added.id);
     const auto texts = tokenizer.token_texts();
     json rows = json::array();
-    for (auto& [name, grammar] : bench_grammars()) {
+    for (const auto& [name, gbnf] : bench_grammars()) {
+      if (!o_.grammar_dir.empty()) std::ofstream(std::filesystem::path(o_.grammar_dir) / (name + ".gbnf")) << gbnf;
+      const auto grammar = lmdecode::Grammar::from_gbnf(gbnf);
       // The mask of a state seen for the first time: at the start, and after a text that opens a string.
       for (const std::string& prefix : {std::string(), std::string(name == "gbnf" ? "Th" : "{\"name\": \"Jo")}) {
         std::vector<double> masks, builds;
@@ -867,6 +869,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--quick") o.quick = true;
     else if (arg == "--threads") o.threads = std::stoi(value());
     else if (arg == "--tokenizer") o.tokenizer = value();
+    else if (arg == "--grammar-dir") o.grammar_dir = value();
     else if (arg == "--json") o.json_path = value();
     else if (arg == "--only") {
       std::stringstream names(value());
@@ -885,9 +888,10 @@ Options parse(int argc, char** argv) {
                 "               [--weights f32|bf16|q8_0]\n"
                 "               [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
                 "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
-                "               [--tokenizer FILE]\n"
+                "               [--tokenizer FILE] [--grammar-dir DIR]\n"
                 "  --only speculative: the verify step and prompt lookup (not in the default set)\n"
-                "  --only grammar --tokenizer FILE: a grammar's cost a step over FILE's vocabulary (not in the default set)");
+                "  --only grammar --tokenizer FILE: a grammar's cost a step over FILE's vocabulary (not in the default set);\n"
+                "    --grammar-dir DIR writes its grammars there as GBNF (scripts/compare-peers.sh gives them to llama.cpp)");
       std::exit(0);
     } else throw lmdecode::invalid_argument("unknown argument " + arg);
   }

