@@ -26,6 +26,36 @@ bool accepts(const Grammar& g, const std::string& text) { return GrammarState::s
 /// Whether `text` can begin a sentence of the grammar.
 bool begins(const Grammar& g, const std::string& text) { return !GrammarState::start(g).after_text(g, text).dead(); }
 
+/// A hypothesis's text: its tokens' texts, the demo model's EOS (id 0) left out.
+std::string text_of(const lmdecode::Hypothesis& h, const std::vector<std::string>& texts) {
+  std::string text;
+  for (int64_t id : h.tokens)
+    if (id != 0) text += texts[static_cast<size_t>(id)];
+  return text;
+}
+
+/// Runs greedy, sampling (six seeds, top-k off) and 4 beams (all four returned) under `config`,
+/// giving each returned hypothesis and the run's name to `check`; returns greedy's result.
+template <class Model, class Check>
+lmdecode::GenerationResult each_strategy(Model& model, const std::vector<lmdecode::TokenIds>& prompts,
+                                         const lmdecode::GenerationConfig& config, const Check& check) {
+  auto check_all = [&](const lmdecode::GenerationResult& result, const std::string& what) {
+    for (const auto& per_prompt : result.hypotheses)
+      for (const auto& h : per_prompt) check(h, what);
+  };
+  const auto greedy = lmdecode::generate(model, prompts, config);
+  check_all(greedy, "greedy");
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    auto sampling = config;
+    sampling.do_sample = true, sampling.top_k = 0, sampling.seed = seed;
+    check_all(lmdecode::generate(model, prompts, sampling), fmt::format("sampling, seed {}", seed));
+  }
+  auto beams = config;
+  beams.num_beams = 4, beams.num_return_sequences = 4;
+  check_all(lmdecode::generate(model, prompts, beams), "4 beams");
+  return greedy;
+}
+
 void check_sentences(const std::string& gbnf, const std::vector<std::string>& accepted, const std::vector<std::string>& refused) {
   INFO(gbnf);
   const auto g = Grammar::from_gbnf(gbnf);
@@ -153,35 +183,21 @@ ws     ::= [ \n]?
   config.grammar = std::make_shared<lmdecode::TokenGrammar>(Grammar::from_gbnf(gbnf), config.token_texts, std::vector<int64_t>{0});
   config.max_new_tokens = 80;
   const std::vector<lmdecode::TokenIds> prompts{{318, 3424, 289, 259, 2101, 681, 300}, {120, 44}};
-  const auto& texts = *config.token_texts;
-  auto check_result = [&](const lmdecode::GenerationResult& result, const std::string& what) {
-    for (const auto& per_prompt : result.hypotheses)
-      for (const auto& h : per_prompt) {
-        std::string text;
-        for (int64_t id : h.tokens)
-          if (id != 0) text += texts[static_cast<size_t>(id)];
-        INFO(what << ": " << text);
-        CHECK(h.finish_reason == lmdecode::FinishReason::eos);
-        CHECK(std::regex_match(text, sentence));
-      }
+  auto check_sentence = [&](const lmdecode::Hypothesis& h, const std::string& what) {
+    const std::string text = text_of(h, *config.token_texts);
+    INFO(what << ": " << text);
+    CHECK(h.finish_reason == lmdecode::FinishReason::eos);
+    CHECK(std::regex_match(text, sentence));
   };
-  const auto greedy = lmdecode::generate(*loaded.model, prompts, config);
-  check_result(greedy, "greedy");
-  for (uint64_t seed = 1; seed <= 6; ++seed) {
-    auto sampling = config;
-    sampling.do_sample = true, sampling.top_k = 0, sampling.seed = seed;
-    check_result(lmdecode::generate(*loaded.model, prompts, sampling), fmt::format("sampling, seed {}", seed));
-  }
-  auto beams = config;
-  beams.num_beams = 4, beams.num_return_sequences = 4;
-  check_result(lmdecode::generate(*loaded.model, prompts, beams), "4 beams");
-  beams.do_sample = true, beams.seed = 7;
-  check_result(lmdecode::generate(*loaded.model, prompts, beams), "beam sampling");
+  const auto greedy = each_strategy(*loaded.model, prompts, config, check_sentence);
+  auto beam_sampling = config;
+  beam_sampling.num_beams = 4, beam_sampling.do_sample = true, beam_sampling.seed = 7;
+  for (const auto& h : lmdecode::generate(*loaded.model, prompts, beam_sampling).hypotheses) check_sentence(h[0], "beam sampling");
   // Drafts past the grammar are rejected; the tokens are plain greedy's.
   auto lookup = config;
   lookup.prompt_lookup_num_tokens = 4;
   const auto speculative = lmdecode::generate(*loaded.model, prompts, lookup);
-  check_result(speculative, "prompt lookup");
+  for (const auto& h : speculative.hypotheses) check_sentence(h[0], "prompt lookup");
   for (size_t p = 0; p < prompts.size(); ++p) CHECK(speculative.hypotheses[p][0].tokens == greedy.hypotheses[p][0].tokens);
 }
 
@@ -310,26 +326,12 @@ TEST_CASE("under a JSON Schema, every strategy's output parses and satisfies the
                                                             std::vector<int64_t>{0});
   config.max_new_tokens = 256;
   const std::vector<lmdecode::TokenIds> prompts{{318, 3424, 289, 259, 2101, 681, 300}, {120, 44}};
-  auto check_result = [&](const lmdecode::GenerationResult& result, const std::string& what) {
-    for (const auto& per_prompt : result.hypotheses)
-      for (const auto& h : per_prompt) {
-        std::string text;
-        for (int64_t id : h.tokens)
-          if (id != 0) text += (*config.token_texts)[static_cast<size_t>(id)];
-        INFO(what << ": " << text);
-        CHECK(h.finish_reason == lmdecode::FinishReason::eos);
-        const auto parsed = nlohmann::json::parse(text, nullptr, false);
-        REQUIRE_FALSE(parsed.is_discarded());
-        CHECK(lmdecode_test::schema_violation(parsed, schema, schema) == "");
-      }
-  };
-  check_result(lmdecode::generate(*loaded.model, prompts, config), "greedy");
-  for (uint64_t seed = 1; seed <= 6; ++seed) {
-    auto sampling = config;
-    sampling.do_sample = true, sampling.top_k = 0, sampling.seed = seed;
-    check_result(lmdecode::generate(*loaded.model, prompts, sampling), fmt::format("sampling, seed {}", seed));
-  }
-  auto beams = config;
-  beams.num_beams = 4, beams.num_return_sequences = 4;
-  check_result(lmdecode::generate(*loaded.model, prompts, beams), "4 beams");
+  each_strategy(*loaded.model, prompts, config, [&](const lmdecode::Hypothesis& h, const std::string& what) {
+    const std::string text = text_of(h, *config.token_texts);
+    INFO(what << ": " << text);
+    CHECK(h.finish_reason == lmdecode::FinishReason::eos);
+    const auto parsed = nlohmann::json::parse(text, nullptr, false);
+    REQUIRE_FALSE(parsed.is_discarded());
+    CHECK(lmdecode_test::schema_violation(parsed, schema, schema) == "");
+  });
 }
