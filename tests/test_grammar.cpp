@@ -167,7 +167,7 @@ TEST_CASE("a TokenGrammar allows the tokens whose whole bytes a parse can take, 
   CHECK(tokens.after_token(start, 10).dead());
 }
 
-TEST_CASE("under a grammar, greedy, sampling, beams and speculative decoding write only its sentences", "[grammar][models]") {
+TEST_CASE("under a grammar, greedy, sampling, beams and both speculative decoders write only its sentences", "[grammar][models]") {
   lmdecode_test::GoldenModels models(lmdecode_test::reference_dir(), at::kCPU);
   auto& loaded = models.get("fortunes-llama", "f32");
   const auto gbnf = R"(# a record of the demo model's choosing
@@ -198,7 +198,16 @@ ws     ::= [ \n]?
   lookup.prompt_lookup_num_tokens = 4;
   const auto speculative = lmdecode::generate(*loaded.model, prompts, lookup);
   for (const auto& h : speculative.hypotheses) check_sentence(h[0], "prompt lookup");
-  for (size_t p = 0; p < prompts.size(); ++p) CHECK(speculative.hypotheses[p][0].tokens == greedy.hypotheses[p][0].tokens);
+  // A draft model (the model itself here) drafts under the grammar too.
+  auto assisted_config = config;
+  assisted_config.num_assistant_tokens = 3;
+  const auto assisted = lmdecode::generate(*loaded.model, *loaded.model, prompts, assisted_config);
+  for (const auto& h : assisted.hypotheses) check_sentence(h[0], "assisted");
+  CHECK(assisted.speculation.accepted > 0);
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    CHECK(speculative.hypotheses[p][0].tokens == greedy.hypotheses[p][0].tokens);
+    CHECK(assisted.hypotheses[p][0].tokens == greedy.hypotheses[p][0].tokens);
+  }
 }
 
 TEST_CASE("a grammar needs EOS ids; a vocabulary that cannot write what it needs ends the row with its own reason", "[grammar]") {
