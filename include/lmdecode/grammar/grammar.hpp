@@ -27,7 +27,39 @@ namespace lmdecode {
 
 namespace detail {
 class GbnfParser;
+
+/// The bytes of the UTF-8 character that `lead` starts (1 to 4), or 0 where no valid character
+/// starts with it (a continuation byte, an overlong or out-of-range lead). text/detail/utf8.hpp has
+/// the tokenizer's own, which counts such a byte as one; grammars refuse it.
+inline int utf8_length_of_lead(uint8_t lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;
 }
+
+/// At most `limit` + 1 bytes of the file `path` (enough for its reader to see that it is too long);
+/// `what` names the file's kind in the error where it cannot be opened.
+inline std::string read_at_most(const std::filesystem::path& path, size_t limit, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw file_error(fmt::format("cannot open the {} {}", what, path.string()));
+  std::string text(limit + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
+
+/// `read()`, with the file's path before the message of an invalid_argument it throws.
+template <class Read>
+auto naming_file(const std::filesystem::path& path, const Read& read) {
+  try {
+    return read();
+  } catch (const invalid_argument& e) {
+    throw invalid_argument(fmt::format("{}: {}", path.string(), std::string_view(e.what()).substr(std::string_view("lmdecode: ").size())));
+  }
+}
+}  // namespace detail
 
 /// One item of an alternative.
 struct GrammarItem {
@@ -104,16 +136,8 @@ namespace lmdecode {
 inline Grammar Grammar::from_gbnf(std::string_view text) { return detail::GbnfParser(text).parse(); }
 
 inline Grammar Grammar::from_gbnf_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw file_error(fmt::format("cannot open the grammar {}", path.string()));
-  std::string text(kMaxTextBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
-  try {
-    return from_gbnf(text);
-  } catch (const invalid_argument& e) {
-    throw invalid_argument(fmt::format("{}: {}", path.string(), std::string_view(e.what()).substr(std::string_view("lmdecode: ").size())));
-  }
+  const std::string text = detail::read_at_most(path, kMaxTextBytes, "grammar");
+  return detail::naming_file(path, [&] { return from_gbnf(text); });
 }
 
 }  // namespace lmdecode

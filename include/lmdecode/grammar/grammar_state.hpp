@@ -51,8 +51,8 @@ class GrammarState {
   GrammarState after_byte(const Grammar& grammar, uint8_t byte) const {
     if (pending_ == 0) {
       if (byte < 0x80) return after_code_point(grammar, byte);
-      const int more = byte >= 0xC2 && byte <= 0xDF ? 1 : byte >= 0xE0 && byte <= 0xEF ? 2 : byte >= 0xF0 && byte <= 0xF4 ? 3 : 0;
-      if (more == 0) return {};
+      const int more = detail::utf8_length_of_lead(byte) - 1;
+      if (more <= 0) return {};
       return begun(grammar, byte & (0x3F >> more), static_cast<uint8_t>(more));
     }
     if ((byte & 0xC0) != 0x80) return {};

@@ -85,6 +85,9 @@ class JsonSchemaWriter {
     throw invalid_argument(fmt::format("JSON Schema at {}: {}", where, fmt::format(format, std::forward<Args>(args)...)));
   }
 
+  /// One of `options`, as a group.
+  static std::string any_of(const std::vector<std::string>& options) { return fmt::format("( {} )", fmt::join(options, " | ")); }
+
   std::string new_rule(const std::string& body) {
     const std::string name = fmt::format("s{}", next_rule_++);
     rules_[name] = body;
@@ -119,7 +122,7 @@ class JsonSchemaWriter {
       if (!values.is_array() || values.empty()) fail(where, "enum must be a non-empty array");
       std::vector<std::string> options;
       for (const auto& v : values) options.push_back(json_literal(v));
-      return "( " + fmt::format("{}", fmt::join(options, " | ")) + " )";
+      return any_of(options);
     }
     for (const char* key : {"anyOf", "oneOf"})
       if (schema.contains(key)) {
@@ -127,7 +130,7 @@ class JsonSchemaWriter {
         if (!list.is_array() || list.empty()) fail(where, "{} must be a non-empty array", key);
         std::vector<std::string> options;
         for (size_t i = 0; i < list.size(); ++i) options.push_back(expression(list[i], fmt::format("{}/{}/{}", where, key, i), depth + 1));
-        return "( " + fmt::format("{}", fmt::join(options, " | ")) + " )";
+        return any_of(options);
       }
     if (!schema.contains("type")) {
       for (const char* key : {"properties", "additionalProperties", "required"})
@@ -144,7 +147,7 @@ class JsonSchemaWriter {
       if (!t.is_string()) fail(where, "type must be a string or a non-empty array of strings");
       options.push_back(typed(schema, t.get<std::string>(), where, depth));
     }
-    return "( " + fmt::format("{}", fmt::join(options, " | ")) + " )";
+    return any_of(options);
   }
 
   static void refuse_unknown_keywords(const nlohmann::ordered_json& schema, const std::string& where) {
@@ -244,7 +247,7 @@ class JsonSchemaWriter {
       parts.push_back("\"-\" " + naturals(smallest_magnitude, low ? std::optional<int64_t>(-*low) : std::nullopt));
     }
     if (!high || *high >= 0) parts.push_back(naturals(std::max<int64_t>(low.value_or(0), 0), high));
-    return "( " + fmt::format("{}", fmt::join(parts, " | ")) + " )";
+    return any_of(parts);
   }
 
   static std::string number_of(const nlohmann::ordered_json& schema, const std::string& where) {
@@ -267,7 +270,7 @@ class JsonSchemaWriter {
       if (from <= to) parts.push_back(same_length(std::to_string(from), std::to_string(to)));
     }
     if (!high) parts.push_back(fmt::format("[1-9] [0-9]{{{},}}", digits(low)));  // every longer numeral
-    return "( " + fmt::format("{}", fmt::join(parts, " | ")) + " )";
+    return any_of(parts);
   }
 
   static int64_t power_of_ten(int n) {
@@ -287,7 +290,7 @@ class JsonSchemaWriter {
     parts.push_back(literal(std::string(1, a[0])) + " " + same_length(rest_a, std::string(rest_a.size(), '9')));
     if (a[0] + 1 <= b[0] - 1) parts.push_back(digit_range(static_cast<char>(a[0] + 1), static_cast<char>(b[0] - 1)) + fmt::format(" [0-9]{{{}}}", rest_a.size()));
     parts.push_back(literal(std::string(1, b[0])) + " " + same_length(std::string(rest_b.size(), '0'), rest_b));
-    return "( " + fmt::format("{}", fmt::join(parts, " | ")) + " )";
+    return any_of(parts);
   }
 
   std::string array_of(const nlohmann::ordered_json& schema, const std::string& where, int depth) {
@@ -393,20 +396,12 @@ inline Grammar grammar_from_json_schema(const nlohmann::ordered_json& schema) { 
 
 /// The grammar of a JSON Schema file (at most Grammar::kMaxTextBytes); errors name the file.
 inline Grammar grammar_from_json_schema_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw file_error(fmt::format("cannot open the JSON Schema {}", path.string()));
-  std::string text(Grammar::kMaxTextBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
+  const std::string text = detail::read_at_most(path, Grammar::kMaxTextBytes, "JSON Schema");
   if (text.size() > Grammar::kMaxTextBytes)
     throw file_error(fmt::format("{}: a JSON Schema of more than {} bytes", path.string(), Grammar::kMaxTextBytes));
   const auto schema = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (schema.is_discarded()) throw file_error(fmt::format("{} is not valid JSON", path.string()));
-  try {
-    return grammar_from_json_schema(schema);
-  } catch (const invalid_argument& e) {
-    throw invalid_argument(fmt::format("{}: {}", path.string(), std::string_view(e.what()).substr(std::string_view("lmdecode: ").size())));
-  }
+  return detail::naming_file(path, [&] { return grammar_from_json_schema(schema); });
 }
 
 }  // namespace lmdecode

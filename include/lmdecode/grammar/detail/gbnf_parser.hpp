@@ -314,7 +314,7 @@ class GbnfParser {
         default: fail_at(start, "unknown escape '\\{}'", e);
       }
     }
-    const int length = byte < 0x80 ? 1 : byte >= 0xC2 && byte <= 0xDF ? 2 : byte >= 0xE0 && byte <= 0xEF ? 3 : byte >= 0xF0 && byte <= 0xF4 ? 4 : 0;
+    const int length = detail::utf8_length_of_lead(byte);
     if (length == 0 || start + static_cast<size_t>(length) > text_.size()) fail_at(start, "the grammar is not valid UTF-8 here");
     uint32_t cp = length == 1 ? byte : byte & (0x7F >> length);
     for (int i = 1; i < length; ++i) {
