@@ -58,6 +58,16 @@ TEST_CASE("a checkpoint's template is found in tokenizer_config.json or chat_tem
   write(dir / "tokenizer_config.json", R"({"chat_template": 7})");
   REQUIRE_THROWS_AS(lmdecode::ChatTemplate::from_file(dir / "tokenizer_config.json"), lmdecode::file_error);
   REQUIRE_THROWS_WITH(lmdecode::ChatTemplate("x").render(Json::object(), {}), Contains("JSON array"));
+
+  // Files are told apart by content, whatever their names; a folder is a model's.
+  write(dir / "tokenizer_config.json", R"({"eos_token": "<E>"})");
+  write(dir / "template.j2", "{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}");
+  REQUIRE(lmdecode::ChatTemplate::from_file(dir / "template.j2").render(chat, {}) == "hi<E>");
+  write(dir / "settings.txt", R"({"chat_template": "[{{ messages[0].content }}]"})");
+  REQUIRE(lmdecode::ChatTemplate::from_file(dir / "settings.txt").render(chat, {}) == "[hi]");
+  REQUIRE(lmdecode::ChatTemplate::from_file(dir).origin() == "the ChatML template");
+  write(dir / "huge.jinja", std::string((size_t{1} << 20) + 1, 'x'));
+  REQUIRE_THROWS_WITH(lmdecode::ChatTemplate::from_file(dir / "huge.jinja"), Contains("over the 1 MiB a chat template may hold"));
   REQUIRE_THROWS_WITH(lmdecode::ChatTemplate("x").render(Json::array(), {}), Contains("at least one message"));
   std::filesystem::remove_all(dir);
 }

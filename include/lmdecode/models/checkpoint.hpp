@@ -50,6 +50,15 @@ inline GenerationConfig load_checkpoint_generation_config(const std::filesystem:
   return load_generation_config(path, base);
 }
 
+/// Throws file_error naming what is not there when `folder` is not a checkpoint folder: "no model
+/// at PATH: ..." (no such folder, a file, or config.json missing).
+inline void check_model_folder(const std::filesystem::path& folder) {
+  const auto no_model = [&](const char* why) { return file_error(fmt::format("no model at {}: {}", folder.string(), why)); };
+  if (!std::filesystem::exists(folder)) throw no_model("no such file or folder");
+  if (!std::filesystem::is_directory(folder)) throw no_model("it is a file, not a checkpoint folder");
+  if (!std::filesystem::exists(folder / "config.json")) throw no_model("config.json missing");
+}
+
 /// Architectures load_pretrained() implements, as config.json's "architectures" names them.
 inline std::string supported_architectures() {
   std::string names;
@@ -73,8 +82,7 @@ inline std::unique_ptr<PretrainedModel> load_pretrained(const std::filesystem::p
   detail::check(options.weights == WeightFormat::model_dtype || (dtype == at::kFloat && options.device.is_cpu()),
                 "{} weights are for a float32 model on the CPU (got {} on {}); elsewhere load the model in bfloat16 or float16",
                 weight_format_name(options.weights), c10::toString(dtype), options.device.str());
-  detail::check<file_error>(std::filesystem::is_directory(folder), "model folder {} does not exist or is not a folder",
-                            folder.string());
+  check_model_folder(folder);
   auto config = load_model_config(folder / "config.json");
   if (config.family == ModelFamily::unknown)
     throw invalid_argument(fmt::format("{}: architecture \"{}\" (model_type \"{}\") is not supported; supported: {}",

@@ -96,19 +96,29 @@ class ChatTemplate {
         nlohmann::ordered_json::object(), "the ChatML template");
   }
 
-  /// The template of a tokenizer_config.json (its "chat_template": a string, or a list of
-  /// {"name", "template"}), of a chat_template.jinja beside it (which wins, as in transformers 5),
-  /// or of a .jinja file given directly (special tokens then come from the tokenizer_config.json
-  /// beside it). A config without any is an invalid_argument.
+  /// The template `path` names, whatever its file name: a folder's (for_model: ChatML where it has
+  /// none); a file holding a JSON object is a tokenizer_config.json (its "chat_template": a string,
+  /// or a list of {"name", "template"}; a chat_template.jinja beside it wins, as in transformers 5);
+  /// any other file is a Jinja template (special tokens from the tokenizer_config.json beside it).
+  /// A config without a template is an invalid_argument.
   static ChatTemplate from_file(const std::filesystem::path& path) {
-    auto found = find(path);
+    if (std::filesystem::is_directory(path)) return for_model(path);
+    const std::string text = read_text(path);
+    const auto beside = path.parent_path();
+    if (!is_json_object(text))
+      return ChatTemplate(text, special_tokens_of(beside / "tokenizer_config.json"), path.string());
+    if (auto jinja = jinja_beside(path)) return std::move(*jinja);
+    auto found = from_config(path, detail::parse_json(text, path.string()));
     if (!found) throw invalid_argument(fmt::format("{} has no chat_template, and no chat_template.jinja is beside it", path.string()));
     return std::move(*found);
   }
 
-  /// The template of a model folder (tokenizer_config.json, chat_template.jinja), else ChatML.
+  /// The template of a model folder (chat_template.jinja, else tokenizer_config.json's), else ChatML.
   static ChatTemplate for_model(const std::filesystem::path& model_dir) {
-    auto found = find(model_dir / "tokenizer_config.json");
+    const auto config_path = model_dir / "tokenizer_config.json";
+    if (auto jinja = jinja_beside(config_path)) return std::move(*jinja);
+    if (!std::filesystem::exists(config_path)) return chatml();
+    auto found = from_config(config_path, detail::read_json_file(config_path));
     return found ? std::move(*found) : chatml();
   }
 
@@ -152,10 +162,14 @@ class ChatTemplate {
 
  private:
   using Compiled = std::shared_ptr<const jinja::Body>;
+  /// Real templates hold tens of KiB; a bound keeps a hostile one from costing gigabytes to parse.
+  static constexpr size_t kMaxTemplateBytes = size_t{1} << 20;
   ChatTemplate(std::vector<std::pair<std::string, Compiled>> templates, nlohmann::ordered_json special_tokens, std::string origin)
       : templates_(std::move(templates)), special_tokens_(std::move(special_tokens)), origin_(std::move(origin)) {}
 
   static Compiled compile(const std::string& source, const std::string& origin) {
+    detail::check(source.size() <= kMaxTemplateBytes, "{} is {} bytes, over the {} MiB a chat template may hold", origin,
+                  source.size(), kMaxTemplateBytes >> 20);
     try {
       return std::make_shared<const jinja::Body>(jinja::Parser(jinja::Lexer(source).pieces()).parse());
     } catch (const jinja::SyntaxError& e) {
@@ -188,17 +202,23 @@ class ChatTemplate {
     return tokens;
   }
 
-  static std::optional<ChatTemplate> find(const std::filesystem::path& path) {
-    const bool jinja_file = path.extension() == ".jinja";
-    const auto config_path = jinja_file ? path.parent_path() / "tokenizer_config.json" : path;
-    const auto jinja_path = jinja_file ? path : path.parent_path() / "chat_template.jinja";
-    const bool has_config = std::filesystem::exists(config_path);
-    const auto special = has_config ? special_tokens_of(config_path) : nlohmann::ordered_json::object();
-    // read_text names a missing .jinja given directly.
-    if (jinja_file || std::filesystem::exists(jinja_path)) return ChatTemplate(read_text(jinja_path), special, jinja_path.string());
-    if (!has_config) return std::nullopt;
-    const auto config = detail::read_json_file(config_path);
+  /// Whether a file's `text` is a JSON object (a tokenizer_config.json) rather than a template.
+  static bool is_json_object(const std::string& text) {
+    const size_t first = text.find_first_not_of(" \t\r\n");
+    return first != std::string::npos && text[first] == '{' && nlohmann::json::accept(text);
+  }
+
+  /// The chat_template.jinja beside `config_path` (with that config's special tokens), if there is one.
+  static std::optional<ChatTemplate> jinja_beside(const std::filesystem::path& config_path) {
+    const auto jinja_path = config_path.parent_path() / "chat_template.jinja";
+    if (!std::filesystem::exists(jinja_path)) return std::nullopt;
+    return ChatTemplate(read_text(jinja_path), special_tokens_of(config_path), jinja_path.string());
+  }
+
+  /// The template of a tokenizer_config.json's "chat_template", if it has one.
+  static std::optional<ChatTemplate> from_config(const std::filesystem::path& config_path, const nlohmann::json& config) {
     if (!config.is_object() || !config.contains("chat_template") || config["chat_template"].is_null()) return std::nullopt;
+    const auto special = special_tokens_of(config_path);
     const auto& source = config["chat_template"];
     const std::string origin = config_path.string() + " chat_template";
     if (source.is_string()) return ChatTemplate(source.get<std::string>(), special, origin);
