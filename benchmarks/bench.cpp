@@ -892,11 +892,11 @@ Options parse(int argc, char** argv) {
                arg == "--intermediate" || arg == "--vocab") {
       o.sizes[arg.substr(2)] = std::stoll(value());
     } else if (arg == "--help") {
-      std::puts("lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda] [--dtype f32|bf16|f16|f64]\n"
-                "               [--weights f32|bf16|q8_0]\n"
-                "               [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
-                "               [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
-                "               [--tokenizer FILE] [--grammar-dir DIR]\n"
+      std::puts("usage: lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda] [--dtype f32|bf16|f16|f64]\n"
+                "                      [--weights f32|bf16|q8_0]\n"
+                "                      [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
+                "                      [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
+                "                      [--tokenizer FILE] [--grammar-dir DIR]\n"
                 "  --only speculative: the verify step and prompt lookup (not in the default set)\n"
                 "  --only grammar --tokenizer FILE: a grammar's cost a step over FILE's vocabulary (not in the default set);\n"
                 "    --grammar-dir DIR writes its grammars there as GBNF (scripts/compare-peers.sh gives them to llama.cpp)");

@@ -6,6 +6,7 @@
 // Exits 1 if RSS grew by more than M MiB (default 4) after the warm-up (a tenth of the run).
 
 #include <cstdio>
+#include <stdexcept>
 #include <fstream>
 #include <string>
 
@@ -28,13 +29,22 @@ int main(int argc, char** argv) {
   std::string folder = LMDECODE_BUNDLED_MODEL;
   int generations = 1000;
   double max_growth_mib = 4.0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--model") folder = value;
-    else if (flag == "--generations") generations = std::stoi(value);
-    else if (flag == "--max-growth-mib") max_growth_mib = std::stod(value);
-    else {
-      std::fprintf(stderr, "lmdecode-soak: unknown flag %s\n", flag.c_str());
+  const char* usage = "usage: lmdecode-soak [--model DIR] [--generations N] [--max-growth-mib M]\n";
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--help") {
+      std::fputs(usage, stdout);
+      return 0;
+    }
+    const std::string value = i + 1 < argc ? argv[i + 1] : "";
+    try {
+      if (flag == "--model") folder = value;
+      else if (flag == "--generations") generations = std::stoi(value);
+      else if (flag == "--max-growth-mib") max_growth_mib = std::stod(value);
+      else throw std::invalid_argument("unknown flag");
+      if (value.empty() || generations < 1 || !(max_growth_mib >= 0)) throw std::invalid_argument("bad value");
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "lmdecode-soak: bad flag or value: %s %s\n%s", flag.c_str(), value.c_str(), usage);
       return 2;
     }
   }

@@ -6,14 +6,15 @@
 #include <lmdecode/lmdecode.hpp>
 
 #include <cstdio>
+#include <string>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: lmdecode-beam-streaming MODEL_DIR\n");
-    return 2;
+int main(int argc, char** argv) try {
+  if (argc != 2 || argv[1][0] == '-') {  // also --help
+    std::puts("usage: lmdecode-beam-streaming MODEL_DIR   (a checkpoint folder, e.g. tests/data/hf-reference/qwen2-tiny)");
+    return argc == 2 && std::string(argv[1]) == "--help" ? 0 : 2;
   }
   auto model = lmdecode::load_pretrained(argv[1]);
   auto config = lmdecode::load_checkpoint_generation_config(argv[1], model->config());
@@ -41,4 +42,7 @@ int main(int argc, char** argv) {
   fmt::print("{} steps; scores kept for each: [{}]; beam_indices {}\n", result.steps,
              fmt::join(result.scores.front().sizes(), "x"), fmt::join(result.beam_indices.sizes(), "x"));
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "lmdecode-beam-streaming: %s\n", e.what());
+  return 1;
 }

@@ -78,6 +78,12 @@ void print_speculative(const lmdecode::GenerationResult& plain, const std::pair<
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 3 || (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h"))) {
+    std::puts("usage: lmdecode-demo [PROMPT [MODEL_DIR]]\n"
+              "  greedy (streamed), 4-beam, sampled and speculative continuations of PROMPT by the demo model\n"
+              "  (default: \"The secret of a happy life is\" and " LMDECODE_DEMO_MODEL ")");
+    return argc > 3 ? 2 : 0;
+  }
   const std::string prompt_text = argc > 1 ? argv[1] : "The secret of a happy life is";
   const std::string folder = argc > 2 ? argv[2] : LMDECODE_DEMO_MODEL;
   try {

@@ -23,11 +23,12 @@
 
 namespace {
 
+constexpr const char* kUsage =
+    "usage: lmdecode-conformance --cases FILE --models DIR [--dtype f64|f32|all] [--device cpu|cuda] "
+    "[--weights f32|bf16|q8_0] [--expect-cases N]\n";
+
 int usage(const std::string& why) {
-  std::fprintf(stderr,
-               "lmdecode-conformance: %s\nusage: lmdecode-conformance --cases FILE --models DIR "
-               "[--dtype f64|f32|all] [--device cpu|cuda] [--weights f32|bf16|q8_0] [--expect-cases N]\n",
-               why.c_str());
+  std::fprintf(stderr, "lmdecode-conformance: %s\n%s", why.c_str(), kUsage);
   return 2;
 }
 
@@ -38,7 +39,11 @@ int main(int argc, char** argv) {
   long expected_cases = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (i + 1 >= argc) return usage(arg == "--help" ? "help" : "missing value after " + arg);
+    if (arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) return usage("missing value after " + arg);
     const std::string value = argv[++i];
     if (arg == "--cases") cases_path = value;
     else if (arg == "--models") models_dir = value;

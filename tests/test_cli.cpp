@@ -11,6 +11,7 @@
 #include <regex>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -200,7 +201,8 @@ TEST_CASE("lmdecode-generate prints one clear line and fails on bad input", "[cl
     REQUIRE_THAT(r.out, Contains(expected));
     REQUIRE(std::count(r.out.begin(), r.out.end(), '\n') == 1);
   };
-  fails("--model /nonexistent/folder --prompt-ids 1", "/nonexistent/folder does not exist");
+  fails("--model /nonexistent/folder --prompt-ids 1", "no model at /nonexistent/folder: no such file or folder");
+  fails(fmt::format("--model {} --prompt-ids 1", lmdecode_test::reference_dir().string()), ": config.json missing");
   fails(fmt::format("--model {} --prompt-ids 1 --bogus", model), "--bogus");
   fails(fmt::format("--model {} --prompt-ids 1 --num-beams 0", model), "num_beams must be >= 1");
   fails(fmt::format("--model {} --prompt-ids 1,x", model), "--prompt-ids");
@@ -232,14 +234,105 @@ TEST_CASE("lmdecode-generate --help documents every flag", "[cli]") {
     if (!option.flag_name().empty()) REQUIRE_THAT(r.out, Contains(option.flag_name() + " "));
 }
 
-TEST_CASE("lmdecode-generate --threads sets libtorch's threads and says so", "[cli]") {
+TEST_CASE("lmdecode-generate --threads sets libtorch's threads and says so; the default is the machine's cores", "[cli]") {
   const auto model = (lmdecode_test::reference_dir() / "qwen2-tiny").string();
-  auto r = run_cli(fmt::format("--model {} --prompt-ids 5,6,7 --max-new-tokens 2 --threads 2 --json", model));
+  auto r = run_cli(fmt::format("--model {} --prompt-ids 5,6,7 --max-new-tokens 2 --threads 1 --json", model));
   REQUIRE(r.status == 0);
-  CHECK(nlohmann::json::parse(r.out).at("timing").at("threads") == 2);
-  r = run_cli(fmt::format("--model {} --prompt-ids 5,6,7 --max-new-tokens 2 --threads 1", model));
-  CHECK_THAT(r.out, Contains("1 threads)"));
+  CHECK(nlohmann::json::parse(r.out).at("timing").at("threads") == 1);
+  r = run_cli(fmt::format("--model {} --prompt-ids 5,6,7 --max-new-tokens 2 --json", model));
+  REQUIRE(r.status == 0);
+  CHECK(nlohmann::json::parse(r.out).at("timing").at("threads") == std::thread::hardware_concurrency());
+  r = run_cli(fmt::format("--model {} --prompt-ids 5,6,7 --max-new-tokens 1 --threads 1", model));
+  CHECK_THAT(r.out, Contains("(1 step, 1 thread)"));
   CHECK(run_cli(fmt::format("--model {} --prompt-ids 5 --threads 0", model)).status != 0);
+  CHECK(run_cli(fmt::format("--model {} --prompt-ids 5 --threads 1000000", model)).status != 0);
+}
+
+TEST_CASE("lmdecode-generate reads prompts from files and stdin: the tokens of the same text given with --prompt",
+          "[cli][prompts]") {
+  const auto model = (lmdecode_test::reference_dir() / "fortunes-llama").string();
+  const auto dir = std::filesystem::temp_directory_path() / "lmdecode_prompt_files";
+  std::filesystem::create_directories(dir);
+  const auto sequences = [&](const std::string& prompt_flags) {
+    const auto r = lmdecode_test::run_command(
+        fmt::format("({} --model {} --max-new-tokens 6 --json {} 2>/dev/null)", LMDECODE_GENERATE_BIN, model, prompt_flags));
+    INFO(prompt_flags << "\n" << r.out);
+    REQUIRE(r.status == 0);
+    return nlohmann::json::parse(r.out).at("sequences");
+  };
+  const auto one = sequences("--prompt 'The cat sat on'");
+  const auto two = sequences("--prompt 'The cat sat on' --prompt 'A dog'");
+  std::ofstream(dir / "one.txt") << "The cat sat on\n";
+  std::ofstream(dir / "lines.txt") << "The cat sat on\r\n\nA dog\n";
+  std::ofstream(dir / "array.json") << R"(["The cat sat on", "A dog"])";
+  CHECK(sequences("--prompt-file " + (dir / "one.txt").string()) == one);
+  CHECK(sequences("--prompt-file " + (dir / "lines.txt").string() + " --prompt-lines") == two);
+  CHECK(sequences("--prompt-file " + (dir / "array.json").string()) == two);
+  CHECK(sequences("--prompt - < " + (dir / "one.txt").string()) == one);
+  CHECK(sequences("--prompt - --prompt-lines < " + (dir / "lines.txt").string()) == two);
+
+  const auto fails = [&](const std::string& prompt_flags, const std::string& expected) {
+    const auto r = run_cli(fmt::format("--model {} {}", model, prompt_flags));
+    INFO(prompt_flags << "\n" << r.out);
+    CHECK(r.status != 0);
+    CHECK_THAT(r.out, Contains(expected));
+  };
+  std::ofstream(dir / "huge.txt").close();
+  std::filesystem::resize_file(dir / "huge.txt", (size_t{64} << 20) + 1);  // sparse: no disk written
+  fails("--prompt-file " + (dir / "huge.txt").string(), "huge.txt is over 64 MiB");
+  std::ofstream(dir / "numbers.json") << "[1, 2]";
+  fails("--prompt-file " + (dir / "numbers.json").string(), "is a JSON array, but not of strings");
+  fails("--prompt-file " + (dir / "missing.txt").string(), "missing.txt");
+  fails("--prompt - --prompt-lines < /dev/null", "stdin (--prompt -) holds no prompt");
+  const auto no_tokenizer = run_cli(fmt::format("--model {} --prompt hi", (lmdecode_test::reference_dir() / "qwen2-tiny").string()));
+  CHECK_THAT(no_tokenizer.out, Contains("text prompts need a tokenizer: ") && Contains("qwen2-tiny/tokenizer.json is missing"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("lmdecode-generate: results on stdout, the rest on stderr; a flag that does nothing is warned about",
+          "[cli][output]") {
+  const auto args = fmt::format("--model {} --prompt 'The cat' --max-new-tokens 1 --top-p 0.5 --length-penalty 2 --output-scores",
+                                (lmdecode_test::reference_dir() / "fortunes-llama").string());
+  // run_command joins stderr to stdout after the command: the parentheses split them first.
+  const auto out = lmdecode_test::run_command(fmt::format("({} {} 2>/dev/null)", LMDECODE_GENERATE_BIN, args));
+  const auto err = lmdecode_test::run_command(fmt::format("({} {} 2>&1 >/dev/null)", LMDECODE_GENERATE_BIN, args));
+  INFO(out.out << "\n---\n" << err.out);
+  REQUIRE(out.status == 0);
+  CHECK_THAT(out.out, Contains("prompt 0: [") && Contains("  text: \"") && Contains("  scores: ["));
+  CHECK_THAT(out.out, !Contains("timing") && !Contains("warning"));
+  CHECK_THAT(err.out, Contains("timing: prompt ") && Contains("(1 step, "));
+  CHECK_THAT(err.out, Contains("lmdecode-generate: warning: --top-p does nothing without --do-sample"));
+  CHECK_THAT(err.out, Contains("lmdecode-generate: warning: --length-penalty does nothing with one beam"));
+  CHECK_THAT(err.out, !Contains("prompt 0: ["));
+  const auto no_length = run_cli(fmt::format("--model {} --prompt-ids 5,6", (lmdecode_test::reference_dir() / "qwen2-tiny").string()));
+  CHECK_THAT(no_length.out, Contains("transformers' default"));  // qwen2-tiny's generation_config.json sets no length
+}
+
+TEST_CASE("the README lists every generation flag, as the option table and --help name them", "[cli]") {
+  std::ifstream readme(LMDECODE_README);
+  std::map<std::string, std::string> listed;  // flag -> GenerationConfig field, from the README's table
+  const std::regex row(R"(^\| `(--[a-z0-9-]+)` \|[^`]*\| `([a-z_]+)` \|)");
+  for (std::string line; std::getline(readme, line);)
+    if (std::smatch m; std::regex_search(line, m, row)) listed[m[1]] = m[2];
+  std::map<std::string, std::string> options;
+  for (const auto& option : lmdecode::generation_options())
+    if (!option.flag_name().empty()) options[option.flag_name()] = option.name;
+  CHECK(listed == options);
+  const auto help = run_cli("--help").out;
+  for (const auto& [flag, field] : listed) CHECK_THAT(help, Contains("  " + flag + " "));
+}
+
+TEST_CASE("every program answers --help with its usage, and exits 0", "[cli]") {
+  std::string programs = LMDECODE_PROGRAM_BINS;
+  for (size_t start = 0; start < programs.size();) {
+    const size_t end = std::min(programs.find(':', start), programs.size());
+    const std::string program = programs.substr(start, end - start);
+    start = end + 1;
+    const auto r = lmdecode_test::run_command(fmt::format("timeout 60 {} --help < /dev/null", program));
+    INFO(program << "\n" << r.out);
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Contains("sage"));  // "Usage:" (CLI11) or "usage:"
+  }
 }
 
 TEST_CASE("lmdecode-perplexity scores the second half of each window, in every weight format", "[cli]") {

@@ -79,9 +79,9 @@ int main(int argc, char** argv) {
                                          {"windows", loss.windows}, {"tokens_scored", loss.tokens}, {"mean_nll_nats", mean},
                                          {"perplexity", std::exp(mean)}}.dump().c_str());
     } else {
-      std::printf("%s, %s weights: %lld windows of %lld tokens, %lld tokens scored: mean NLL %.5f nats, perplexity %.4f\n",
-                  m.folder.c_str(), m.weights.c_str(), static_cast<long long>(loss.windows), static_cast<long long>(context),
-                  static_cast<long long>(loss.tokens), mean, std::exp(mean));
+      fmt::print("{}, {} weights: {} of {}, {} scored: mean NLL {:.5f} nats, perplexity {:.4f}\n", m.folder, m.weights,
+                 lmdecode_cli::plural(loss.windows, "window"), lmdecode_cli::plural(context, "token"),
+                 lmdecode_cli::plural(loss.tokens, "token"), mean, std::exp(mean));
     }
     return 0;
   });

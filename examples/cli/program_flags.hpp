@@ -3,14 +3,18 @@
 // --threads) and one flag for every generation option of lmdecode::generation_options(). A flag's
 // text is read as what its option is (an integer out of range, a number that is not one, is an
 // error naming the flag) and becomes the option's generation_config.json value, which the one
-// reader then applies and validates.
+// reader then applies and validates. A flag given where it does nothing (--top-p without
+// --do-sample) is warned about on stderr. Also the words the programs' messages share (plural).
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -39,6 +43,11 @@ T parse_number(const std::string& text, const std::string& flag) {
                                                  error == std::errc::result_out_of_range ? " in range" : "", text));
   }
   return value;
+}
+
+/// "1 token", "2 tokens": a count and its noun (regular plurals only).
+inline std::string plural(int64_t count, std::string_view noun) {
+  return fmt::format("{} {}{}", count, noun, count == 1 ? "" : "s");
 }
 
 /// Comma-separated token ids.
@@ -82,6 +91,22 @@ class GenerationFlags {
   /// `base` (the checkpoint's defaults) with the flags' options applied; validated.
   lmdecode::GenerationConfig apply(lmdecode::GenerationConfig base) const {
     return lmdecode::generation_config_overrides(overrides(), std::move(base), "the command line");
+  }
+
+  /// Prints "PROGRAM: warning: --FLAG does nothing ..." on stderr for each flag given that `config`
+  /// (the flags applied) leaves unused: a sampling flag without --do-sample, a beam flag with one
+  /// beam, a prompt-lookup or draft-model flag without drafts of that kind, and the options in
+  /// `unused_by_program` (named as generation_options() names them), which the program never reads.
+  void warn_unused(const char* program, const lmdecode::GenerationConfig& config, bool draft_model,
+                   std::initializer_list<std::string_view> unused_by_program = {}) const {
+    for (const auto& given : given_) {
+      if (given.values.empty()) continue;
+      const std::string_view name = given.option->name;
+      std::string why = unused_because(name, config, draft_model);
+      if (why.empty() && std::find(unused_by_program.begin(), unused_by_program.end(), name) != unused_by_program.end())
+        why = fmt::format("in {}", program);
+      if (!why.empty()) std::fprintf(stderr, "%s: warning: %s does nothing %s\n", program, given.option->flag_name().c_str(), why.c_str());
+    }
   }
 
  private:
@@ -130,6 +155,19 @@ class GenerationFlags {
         option.field);
   }
 
+  /// Why option `name` does nothing under `c` ("without --do-sample"), or "" where it may act.
+  static std::string unused_because(std::string_view name, const lmdecode::GenerationConfig& c, bool draft_model) {
+    const auto one_of = [&](std::initializer_list<std::string_view> names) {
+      return std::find(names.begin(), names.end(), name) != names.end();
+    };
+    if (!c.do_sample && one_of({"temperature", "top_k", "top_p", "min_p", "typical_p", "seed"})) return "without --do-sample";
+    if (c.num_beams == 1 && one_of({"length_penalty", "early_stopping", "patience"})) return "with one beam (--num-beams 1)";
+    if (!c.prompt_lookup_num_tokens && name == "max_matching_ngram_size") return "without --prompt-lookup-num-tokens";
+    if (!draft_model && one_of({"num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold"}))
+      return "without a draft model (--assistant-model)";
+    return "";
+  }
+
   static nlohmann::json early_stopping(const std::string& text, const std::string& flag) {
     if (text == "true") return true;
     if (text == "false") return false;
@@ -159,7 +197,7 @@ struct ModelFlags {
   std::string device = "cpu";
   std::string dtype = "f32";
   std::string weights = "f32";
-  std::optional<int> threads;
+  int threads = lmdecode::max_threads();
 
   explicit ModelFlags(CLI::App& app) {
     app.add_option("--model", folder, "Checkpoint folder: config.json, model.safetensors[.index.json], generation_config.json")
@@ -170,7 +208,10 @@ struct ModelFlags {
                    "How a float32 CPU model keeps its weight matrices: f32, bf16 (half the bytes a step, the same "
                    "float32 arithmetic on bfloat16-rounded weights) or q8_0 (llama.cpp's 8-bit blocks, quantized at load)")
         ->check(CLI::IsMember({"f32", "bf16", "q8_0"}));
-    app.add_option("--threads", threads, "libtorch intra-op threads (default: libtorch's choice)")->check(CLI::PositiveNumber);
+    app.add_option("--threads", threads,
+                   fmt::format("CPU threads of libtorch and OpenBLAS (default: this machine's {}; give several programs "
+                               "running at once a share each)", plural(lmdecode::max_threads(), "core")))
+        ->check(CLI::Range(1, lmdecode::max_threads()));
   }
 
   at::Device torch_device() const { return device == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU); }
@@ -182,10 +223,8 @@ struct ModelFlags {
   }
   /// --dtype, --device and --weights as load_pretrained() takes them.
   lmdecode::LoadOptions load_options() const { return {torch_device(), torch_dtype(), *lmdecode::parse_weight_format(weights)}; }
-  /// Applies --threads, if given.
-  void apply_threads() const {
-    if (threads) lmdecode::set_threads(*threads);
-  }
+  /// Applies --threads (the machine's cores unless given).
+  void apply_threads() const { lmdecode::set_threads(threads); }
 };
 
 }  // namespace lmdecode_cli

@@ -6,7 +6,8 @@
 //   lmdecode-tokenize --tokenizer FILE --time          also prints to stderr how long encoding took
 //   --add-special-tokens: the post-processor's tokens around each text (Llama 2's and Gemma's BOS);
 //   --skip-special-tokens: decoding leaves special tokens out.
-//   lmdecode-tokenize --tokenizer FILE --chat-template tokenizer_config.json
+//   lmdecode-tokenize --tokenizer FILE --chat-template tokenizer_config.json|TEMPLATE_FILE|MODEL_DIR
+//       (named on stderr; a folder without a template: ChatML, as lmdecode-chat)
 //       each stdin line is a chat: a JSON array of {"role", "content"} messages, or an object
 //       {"messages": [...], "tools": [...], "documents": [...], "add_generation_prompt": bool, any other
 //       key: a template variable such as enable_thinking} -> the rendered prompt as a JSON string
@@ -68,13 +69,18 @@ int main(int argc, char** argv) {
   app.add_flag("--decode", decode, "Read JSON arrays of ids, print JSON strings");
   app.add_flag("--time", timed, "Print the encoding time and throughput to stderr");
   app.add_option("--chat-template", chat_template_path,
-                 "tokenizer_config.json (or chat_template.jinja): render each stdin line, a JSON array of messages, as a prompt");
+                 "Render each stdin line, a JSON array of messages, as a prompt with this template: a Jinja file or a "
+                 "tokenizer_config.json (read by content, any name), or a model folder (its template, else ChatML)");
   app.add_flag("--no-generation-prompt", no_generation_prompt, "With --chat-template: leave the assistant header out");
   CLI11_PARSE(app, argc, argv);
   try {
     const auto tokenizer = lmdecode::Tokenizer::from_file(path);
     std::ios::sync_with_stdio(false);
-    if (!chat_template_path.empty()) return render_chats(lmdecode::ChatTemplate::from_file(chat_template_path), !no_generation_prompt);
+    if (!chat_template_path.empty()) {
+      const auto chat_template = lmdecode::ChatTemplate::from_file(chat_template_path);
+      std::fprintf(stderr, "[chat template: %s]\n", chat_template.origin().c_str());
+      return render_chats(chat_template, !no_generation_prompt);
+    }
     double seconds = 0;
     size_t bytes = 0, tokens = 0, line_number = 0;
     for (std::string line; std::getline(std::cin, line);) {
