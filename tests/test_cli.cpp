@@ -322,7 +322,7 @@ TEST_CASE("the README lists every generation flag, as the option table and --hel
   for (const auto& [flag, field] : listed) CHECK_THAT(help, Contains("  " + flag + " "));
 }
 
-TEST_CASE("every program answers --help with its usage, and exits 0", "[cli]") {
+TEST_CASE("every program answers --help with its usage, and exits 0", "[cli][help]") {
   std::string programs = LMDECODE_PROGRAM_BINS;
   for (size_t start = 0; start < programs.size();) {
     const size_t end = std::min(programs.find(':', start), programs.size());
