@@ -19,7 +19,11 @@
 #include <lmdecode/lmdecode.hpp>
 #include <lmdecode/text/tokenizer.hpp>
 
+#include "plural.hpp"
+
 namespace {
+
+using lmdecode_examples::plural;
 
 /// The bytes a KV cache of this model holds for one prompt: a position's bytes x positions: the
 /// prompt's once, then each row's own, one a step after the prefill (the token of the last step is
@@ -46,13 +50,13 @@ void print_run(const Run& run, const lmdecode::GenerationResult& result, double 
   for (size_t i = 0; i < hypotheses.size(); ++i) {
     const auto& h = hypotheses[i];
     if (!streamed) fmt::print("  [{}] {}\n", i + 1, indented(tokenizer.decode(h.tokens, /*skip_special_tokens=*/true)));
-    fmt::print("  [{}] {} tokens, finish reason {}, score {:.3f}\n", i + 1, h.tokens.size(), lmdecode::to_string(h.finish_reason),
+    fmt::print("  [{}] {}, finish reason {}, score {:.3f}\n", i + 1, plural(static_cast<int64_t>(h.tokens.size()), "token"), lmdecode::to_string(h.finish_reason),
                h.score);
   }
   const auto tokens = static_cast<double>(hypotheses[0].tokens.size());
-  fmt::print("  {:.1f} ms, {:.0f} tokens/s (first sequence; {} steps x {} rows); KV cache {} bytes, formula "
+  fmt::print("  {:.1f} ms, {:.0f} tokens/s (first sequence; {} x {}); KV cache {} bytes, formula "
              "{} layers x 2 x {} kv heads x {} dims x {} bytes x ({} + {} x {}) = {} bytes\n\n",
-             seconds * 1e3, tokens / seconds, result.steps, run.rows, result.cache_bytes, model.config().num_layers,
+             seconds * 1e3, tokens / seconds, plural(result.steps, "step"), plural(run.rows, "row"), result.cache_bytes, model.config().num_layers,
              model.config().num_kv_heads, model.config().head_dim, c10::elementSize(model.dtype()), prompt_length, run.rows,
              result.steps - 1, formula_bytes(model, prompt_length, run.rows, result.steps));
 }
@@ -135,7 +139,7 @@ int main(int argc, char** argv) {
     const std::string draft_folder = folder + "-draft";
     if (std::filesystem::exists(draft_folder + "/config.json")) {
       auto draft = lmdecode::load_pretrained(draft_folder, {at::kCPU, at::kFloat});
-      fmt::print("greedy, speculative: drafts from {} ({} layer, hidden {}):\n", draft_folder, draft->config().num_layers,
+      fmt::print("greedy, speculative: drafts from {} ({}, hidden {}):\n", draft_folder, plural(draft->config().num_layers, "layer"),
                  draft->config().hidden_size);
       print_speculative(plain, timed([&] { return lmdecode::generate(*model, *draft, {prompt}, greedy); }));
     }

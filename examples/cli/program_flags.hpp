@@ -4,7 +4,7 @@
 // text is read as what its option is (an integer out of range, a number that is not one, is an
 // error naming the flag) and becomes the option's generation_config.json value, which the one
 // reader then applies and validates. A flag given where it does nothing (--top-p without
-// --do-sample) is warned about on stderr. Also the words the programs' messages share (plural).
+// --do-sample) is warned about on stderr.
 
 #include <algorithm>
 #include <charconv>
@@ -28,6 +28,8 @@
 #include <lmdecode/models/checkpoint.hpp>
 #include <lmdecode/threads.hpp>
 
+#include "../plural.hpp"
+
 namespace lmdecode_cli {
 
 /// `text` as a whole number of type T; anything else (a sign it cannot hold, a fraction, a value out
@@ -45,10 +47,7 @@ T parse_number(const std::string& text, const std::string& flag) {
   return value;
 }
 
-/// "1 token", "2 tokens": a count and its noun (regular plurals only).
-inline std::string plural(int64_t count, std::string_view noun) {
-  return fmt::format("{} {}{}", count, noun, count == 1 ? "" : "s");
-}
+using lmdecode_examples::plural;
 
 /// Comma-separated token ids.
 inline std::vector<int64_t> parse_ids(const std::string& text, const std::string& flag) {
