@@ -78,7 +78,7 @@ TEST_CASE("a huge max_new_tokens ends at EOS in memory that follows the tokens g
   }
 }
 
-TEST_CASE("lmdecode-generate --json reproduces golden cases", "[cli]") {
+TEST_CASE("lmdecode-generate --json reproduces golden cases", "[cli][many-runs]") {
   const auto cases = nlohmann::json::parse(std::ifstream(lmdecode_test::reference_dir() / "cases.json"))["cases"];
   int checked = 0;
   for (const auto& c : cases) {
@@ -106,7 +106,7 @@ TEST_CASE("lmdecode-generate --json reproduces golden cases", "[cli]") {
   REQUIRE(checked == 22);  // every selected case ran
 }
 
-TEST_CASE("lmdecode-generate --stream --json streams committed tokens, --output-scores adds transformers' scores", "[cli][streaming]") {
+TEST_CASE("lmdecode-generate --stream --json streams committed tokens, --output-scores adds transformers' scores", "[cli][streaming][many-runs]") {
   // The generated cases that keep transformers' token_scores: greedy and beam, with processors.
   const auto cases = nlohmann::json::parse(std::ifstream(lmdecode_test::reference_dir() / "cases-generated.json"))["cases"];
   int checked = 0;
@@ -322,7 +322,7 @@ TEST_CASE("the README lists every generation flag, as the option table and --hel
   for (const auto& [flag, field] : listed) CHECK_THAT(help, Contains("  " + flag + " "));
 }
 
-TEST_CASE("every program answers --help with its usage, and exits 0", "[cli][help]") {
+TEST_CASE("every program answers --help with its usage, and exits 0", "[cli][many-runs]") {
   std::string programs = LMDECODE_PROGRAM_BINS;
   for (size_t start = 0; start < programs.size();) {
     const size_t end = std::min(programs.find(':', start), programs.size());
@@ -335,7 +335,7 @@ TEST_CASE("every program answers --help with its usage, and exits 0", "[cli][hel
   }
 }
 
-TEST_CASE("lmdecode-perplexity scores the second half of each window, in every weight format", "[cli]") {
+TEST_CASE("lmdecode-perplexity scores the second half of each window, in every weight format", "[cli][many-runs]") {
   // English prose (the golden data's README) through the demo model, windows of 64 tokens: each
   // scores its last 31 tokens, as llama-perplexity does.
   const auto text = lmdecode_test::reference_dir() / "README.md";
