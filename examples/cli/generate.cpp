@@ -95,14 +95,14 @@ std::vector<lmdecode::TokenIds> collect_prompts(const Flags& f, const lmdecode::
   std::vector<lmdecode::TokenIds> prompts;
   for (const auto& p : f.prompts) prompts.push_back(lmdecode_cli::parse_ids(p, "--prompt-ids"));
   std::vector<std::string> texts;
-  for (const auto& text : f.prompt_texts) {
-    if (text != "-") texts.push_back(text);
-    else for (auto& p : prompts_in(read_prompt_source("-", "stdin (--prompt -)"), f.prompt_lines, "stdin (--prompt -)")) texts.push_back(std::move(p));
-  }
-  for (const auto& path : f.prompt_files) {
-    const std::string name = "--prompt-file " + path;
+  const auto add_prompts_of = [&](const std::string& path, const std::string& name) {
     for (auto& p : prompts_in(read_prompt_source(path, name), f.prompt_lines, name)) texts.push_back(std::move(p));
+  };
+  for (const auto& text : f.prompt_texts) {
+    if (text == "-") add_prompts_of("-", "stdin (--prompt -)");
+    else texts.push_back(text);
   }
+  for (const auto& path : f.prompt_files) add_prompts_of(path, "--prompt-file " + path);
   if (!texts.empty() && !tokenizer)
     throw lmdecode::invalid_argument(fmt::format("text prompts need a tokenizer: {} is missing (give --prompt-ids instead)", tokenizer_path));
   for (const auto& text : texts) prompts.push_back(tokenizer->encode(text));
