@@ -228,7 +228,8 @@ class Chat {
     return all;
   }
 
-  /// One user turn and its reply; a turn that fails leaves the conversation as it was before it.
+  /// One user turn and its reply; a turn that fails leaves the messages as they were before it (and
+  /// the cache empty: the next turn prefills them all).
   void turn(const std::string& text) {
     messages_.push_back({"user", text});
     try {
@@ -273,13 +274,14 @@ class Chat {
     const auto& answer = result.hypotheses[0][0];
     messages_.push_back({"assistant", tokenizer_.decode(answer.tokens, /*skip_special_tokens=*/true)});
     for (const auto& warning : result.warnings) note("warning: {}", warning);
-    report(answer, used, static_cast<int64_t>(history.size()), context);
+    report(answer, used, context);
   }
 
-  /// The turn's line: new tokens, why the reply ended, what was prefilled, the context used.
-  void report(const lmdecode::Hypothesis& answer, int64_t prompt_tokens, int64_t history_tokens, int64_t context) {
+  /// The turn's line: new tokens, why the reply ended, what of the `history_tokens` was prefilled,
+  /// the context used.
+  void report(const lmdecode::Hypothesis& answer, int64_t history_tokens, int64_t context) {
     const bool interrupted = answer.finish_reason == lmdecode::FinishReason::callback;
-    const int64_t used = prompt_tokens + static_cast<int64_t>(answer.tokens.size());
+    const int64_t used = history_tokens + static_cast<int64_t>(answer.tokens.size());
     const std::string of_context = context ? fmt::format("context {} of {} tokens", used, context) : fmt::format("context {} tokens", used);
     note("{}, {}, prefill {} of {} tokens, {}, {}", lmdecode_cli::plural(static_cast<int64_t>(answer.tokens.size()), "new token"),
          interrupted ? "interrupted" : lmdecode::to_string(answer.finish_reason), conversation_.last_prefill_tokens(), history_tokens,
