@@ -21,6 +21,7 @@
 #include "lmdecode/decoders/generate.hpp"
 #include "lmdecode/decoders/sampling.hpp"
 #include "lmdecode/decoders/speculative.hpp"
+#include "lmdecode/engine.hpp"
 #include "lmdecode/adapters/hf_style_model.hpp"
 #include "lmdecode/io/generation_config_file.hpp"
 #include "lmdecode/io/safetensors.hpp"

@@ -23,6 +23,7 @@ enum class FinishReason : int64_t {
   /// config.grammar allowed no token where its text is not a whole sentence of it (the vocabulary
   /// cannot write what it needs next): the row took EOS, kept as its last token
   grammar = 5,
+  cancelled = 6,  ///< its Engine request was cancelled (RequestHandle::cancel)
 };
 
 inline std::string_view to_string(FinishReason reason) {
@@ -33,6 +34,7 @@ inline std::string_view to_string(FinishReason reason) {
     case FinishReason::callback: return "callback";
     case FinishReason::time: return "time";
     case FinishReason::grammar: return "grammar";
+    case FinishReason::cancelled: return "cancelled";
   }
   return "unknown";
 }

@@ -63,22 +63,32 @@ class Gpt2Model : public PretrainedModel {
   }
 
  protected:
-  at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) override {
+  at::Tensor run_layers(const std::vector<LayerSegment>& segments) override {
     const auto& c = config();
-    const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
     const int64_t e = c.hidden_size, heads = c.num_heads, d = c.head_dim;
-    auto hidden = embedding_rows(wte_, batch.input_ids) + embedding_rows(wpe_, batch.position_ids);
+    std::vector<at::Tensor> ids, positions;
+    for (const auto& seg : segments) {
+      ids.push_back(seg.batch->input_ids.reshape({-1}));
+      positions.push_back(seg.batch->position_ids.reshape({-1}));
+    }
+    auto together = [](const std::vector<at::Tensor>& parts) { return parts.size() == 1 ? parts[0] : at::cat(parts); };
+    auto hidden = embedding_rows(wte_, together(ids)) + embedding_rows(wpe_, together(positions));  // [positions, e]
     const detail::ScoreScale scale{1.0, at::full({}, std::sqrt(static_cast<double>(d)), hidden.options())};
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
-      auto x = layer_norm(hidden, l.ln1_w, l.ln1_b);
-      auto qkv = conv1d(x, l.attn_w, l.attn_b).split(e, -1);
-      auto heads_of = [&](const at::Tensor& t) { return t.view({rows, fed, heads, d}).transpose(1, 2); };
-      const LayerKV kv = cache.append(i, heads_of(qkv[1]), heads_of(qkv[2]));
-      auto attended = detail::cached_attention(heads_of(qkv[0]), kv, blocked, scale, hidden.scalar_type(), 1);
-      attended = attended.transpose(1, 2).reshape({rows, fed, e});
-      hidden = conv1d(attended, l.proj_w, l.proj_b) + hidden;
-      x = layer_norm(hidden, l.ln2_w, l.ln2_b);
+      auto qkv = conv1d(layer_norm(hidden, l.ln1_w, l.ln1_b), l.attn_w, l.attn_b).split(e, -1);
+      std::vector<at::Tensor> parts;
+      int64_t offset = 0;
+      for (const auto& seg : segments) {
+        const int64_t rows = seg.rows(), fed = seg.fed();
+        auto heads_of = [&](const at::Tensor& t) { return t.narrow(0, offset, rows * fed).view({rows, fed, heads, d}).transpose(1, 2); };
+        const LayerKV kv = seg.cache->append(i, heads_of(qkv[1]), heads_of(qkv[2]));
+        auto attended = detail::cached_attention(heads_of(qkv[0]), kv, seg.blocked, scale, hidden.scalar_type(), 1);
+        parts.push_back(attended.transpose(1, 2).reshape({rows * fed, e}));
+        offset += rows * fed;
+      }
+      hidden = conv1d(together(parts), l.proj_w, l.proj_b) + hidden;
+      auto x = layer_norm(hidden, l.ln2_w, l.ln2_b);
       hidden = hidden + conv1d(gelu_tanh(conv1d(x, l.fc_w, l.fc_b)), l.out_w, l.out_b);
     }
     return layer_norm(hidden, lnf_w_, lnf_b_);

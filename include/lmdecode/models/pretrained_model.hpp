@@ -18,6 +18,12 @@
 
 namespace lmdecode {
 
+/// One batch of PretrainedModel::forward_segments and the cache it continues (its own).
+struct ForwardSegment {
+  ForwardBatch batch;
+  KVCache* cache = nullptr;
+};
+
 class PretrainedModel {
  public:
   using Cache = KVCache;
@@ -85,6 +91,55 @@ class PretrainedModel {
     return batch.all_logits ? logits : logits.squeeze(1);
   }
 
+  /// forward() of several batches in one pass, each after what its own cache holds: batches of
+  /// different lengths and positions (the requests of an Engine step). Every weight is read once for
+  /// all of them; attention runs batch by batch over each one's cache. Returns each batch's logits as
+  /// forward() would. A batch too long for one block of attention scores runs alone, through forward().
+  std::vector<at::Tensor> forward_segments(const std::vector<ForwardSegment>& segments) {
+    std::vector<at::Tensor> logits(segments.size());
+    std::vector<LayerSegment> together;
+    std::vector<size_t> together_index;
+    for (size_t s = 0; s < segments.size(); ++s) {
+      const auto& [batch, cache] = segments[s];
+      detail::check(cache != nullptr, "forward_segments: segment {} has no cache", s);
+      for (size_t earlier = 0; earlier < s; ++earlier)
+        detail::check(segments[earlier].cache != cache, "forward_segments: segments {} and {} share one cache", earlier, s);
+      check_inputs(batch, *cache);
+      if (batch.input_ids.size(1) > positions_per_block(batch, *cache)) {
+        logits[s] = forward(batch, *cache);
+        continue;
+      }
+      together.push_back({&batch, detail::attention_blocked(batch.attention_mask, cache->length(), batch.input_ids.size(1)), cache});
+      together_index.push_back(s);
+    }
+    if (together.empty()) return logits;
+    const auto hidden = run_layers(together);  // [positions of every segment, hidden]
+    std::vector<at::Tensor> last_positions;  // of the segments that want the last position's logits only
+    int64_t offset = 0;
+    for (const auto& seg : together) {
+      const int64_t rows = seg.rows(), fed = seg.fed();
+      seg.cache->advance(fed);
+      auto mine = hidden.narrow(0, offset, rows * fed).view({rows, fed, -1});
+      offset += rows * fed;
+      last_positions.push_back(seg.batch->all_logits ? mine : mine.narrow(1, fed - 1, 1));
+    }
+    std::vector<at::Tensor> last_only;
+    for (size_t i = 0; i < together.size(); ++i)
+      if (!together[i].batch->all_logits) last_only.push_back(last_positions[i].squeeze(1));
+    const auto head = last_only.empty() ? at::Tensor() : lm_head(at::cat(last_only).unsqueeze(1)).squeeze(1);
+    int64_t row = 0;
+    for (size_t i = 0; i < together.size(); ++i) {
+      const int64_t rows = together[i].rows();
+      if (together[i].batch->all_logits) {
+        logits[together_index[i]] = lm_head(last_positions[i]);
+      } else {
+        logits[together_index[i]] = head.narrow(0, row, rows);
+        row += rows;
+      }
+    }
+    return logits;
+  }
+
   /// The bytes of float32 attention scores one block of a prefill may hold (rows x heads x positions
   /// x keys x 4); 256 MiB unless set.
   int64_t attention_score_bytes() const { return attention_score_bytes_; }
@@ -98,18 +153,28 @@ class PretrainedModel {
   /// weight format widens here, exactly).
   at::Tensor embedding_rows(const detail::LinearWeight& table, const at::Tensor& ids) const { return table.rows(ids, dtype_); }
 
-  /// Runs every layer (each appending to `cache`) and the final norm; `blocked` is the attention mask
-  /// of detail::attention_blocked ([rows, 1, T, cached + T], true where a query may not look).
-  virtual at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) = 0;
+  /// One batch of a layer pass: its inputs, its attention mask (detail::attention_blocked's,
+  /// [rows, 1, T, cached + T], true where a query may not look) and the cache it appends to.
+  struct LayerSegment {
+    const ForwardBatch* batch;
+    at::Tensor blocked;
+    KVCache* cache;
+    int64_t rows() const { return batch->input_ids.size(0); }
+    int64_t fed() const { return batch->input_ids.size(1); }
+  };
+
+  /// Runs every layer over every segment's positions (each segment appending to its cache, not yet
+  /// advanced) and the final norm: [positions, hidden], segment by segment, row by row.
+  virtual at::Tensor run_layers(const std::vector<LayerSegment>& segments) = 0;
   virtual at::Tensor lm_head(const at::Tensor& hidden) = 0;
 
  private:
-  /// Runs the layers over `batch`'s positions, after what `cache` holds, and stores them in it.
+  /// Runs the layers over `batch`'s positions, after what `cache` holds, and stores them in it: [rows, T, hidden].
   at::Tensor run_block(const ForwardBatch& batch, KVCache& cache) {
-    const int64_t fed = batch.input_ids.size(1);
-    auto hidden = run_layers(batch, detail::attention_blocked(batch.attention_mask, cache.length(), fed), cache);
+    const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1);
+    auto hidden = run_layers({{&batch, detail::attention_blocked(batch.attention_mask, cache.length(), fed), &cache}});
     cache.advance(fed);
-    return hidden;
+    return hidden.view({rows, fed, -1});
   }
 
   /// Positions a block feeds so that its scores fit attention_score_bytes() (at least one).

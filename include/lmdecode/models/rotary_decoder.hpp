@@ -110,27 +110,33 @@ class RotaryDecoderModel : public PretrainedModel {
   }
 
  protected:
-  at::Tensor run_layers(const ForwardBatch& batch, const at::Tensor& blocked, KVCache& cache) override {
+  at::Tensor run_layers(const std::vector<LayerSegment>& segments) override {
     const auto& c = config();
-    const int64_t rows = batch.input_ids.size(0), fed = batch.input_ids.size(1), group = c.num_heads / c.num_kv_heads;
-    auto hidden = embedding_rows(embed_, batch.input_ids.reshape({-1}));  // [rows * T, hidden]
+    std::vector<SegmentAttention> attending;
+    std::vector<at::Tensor> ids;
+    for (const auto& seg : segments) {
+      attending.push_back(segment_attention(seg));
+      ids.push_back(seg.batch->input_ids.reshape({-1}));
+    }
+    auto hidden = embedding_rows(embed_, ids.size() == 1 ? ids[0] : at::cat(ids));  // [positions, hidden]
     if (embed_scale_.defined()) hidden.mul_(embed_scale_);
-    const Rotation full_rotation = rotary(batch.position_ids, inv_freq_);
-    const Rotation sliding_rotation = sliding_inv_freq_.defined() ? rotary(batch.position_ids, sliding_inv_freq_) : full_rotation;
-    const LayerMask full = layer_mask(blocked, group);
-    const LayerMask sliding = c.sliding_layers.empty() ? LayerMask{} : layer_mask(detail::window_blocked(blocked, batch.attention_mask, c.sliding_window), group);
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
-      const bool slides = !c.sliding_layers.empty() && c.sliding_layers[i];
-      auto attended = attention(i, rms_norm(hidden, l.input_norm), slides ? sliding_rotation : full_rotation,
-                                slides ? sliding : full, cache, rows, fed);
+      auto qkv = detail::project(rms_norm(hidden, l.input_norm), l.qkv, l.qkv_bias);
+      std::vector<at::Tensor> parts;
+      int64_t offset = 0;
+      for (const auto& a : attending) {
+        parts.push_back(attention(i, qkv.narrow(0, offset, a.rows * a.fed), a));
+        offset += a.rows * a.fed;
+      }
+      auto attended = detail::project(parts.size() == 1 ? parts[0] : at::cat(parts), l.o, l.o_bias);
       hidden.add_(l.attention_out_norm.defined() ? rms_norm(attended, l.attention_out_norm) : attended);
       auto gate_up = detail::project(rms_norm(hidden, l.mlp_norm), l.gate_up, l.gate_up_bias).chunk(2, 1);
       auto activated = c.activation == Activation::gelu_tanh ? at::gelu(gate_up[0], "tanh") : at::silu(gate_up[0]);
       auto mlp_out = detail::project(activated.mul_(gate_up[1]), l.down, l.down_bias);
       hidden.add_(l.mlp_out_norm.defined() ? rms_norm(mlp_out, l.mlp_out_norm) : mlp_out);
     }
-    return rms_norm(hidden, final_norm_).view({rows, fed, c.hidden_size});
+    return rms_norm(hidden, final_norm_);
   }
 
   at::Tensor lm_head(const at::Tensor& hidden) override {
@@ -169,14 +175,38 @@ class RotaryDecoderModel : public PretrainedModel {
     return mask;
   }
 
-  /// Layer i's attention of x (normalised, [rows * T, hidden]) through the cache, o_proj applied.
-  at::Tensor attention(int64_t i, const at::Tensor& x, const Rotation& rotation, const LayerMask& mask, KVCache& cache,
-                       int64_t rows, int64_t fed) const {
+  /// What one segment's attention needs in every layer: its rotations and masks (the full ones and the
+  /// sliding layers'), its cache and its shape.
+  struct SegmentAttention {
+    Rotation full_rotation, sliding_rotation;
+    LayerMask full, sliding;
+    KVCache* cache;
+    int64_t rows, fed;
+  };
+
+  SegmentAttention segment_attention(const LayerSegment& seg) const {
+    const auto& c = config();
+    const auto& positions = seg.batch->position_ids;
+    const int64_t group = c.num_heads / c.num_kv_heads;
+    const Rotation full_rotation = rotary(positions, inv_freq_);
+    SegmentAttention a{full_rotation, sliding_inv_freq_.defined() ? rotary(positions, sliding_inv_freq_) : full_rotation,
+                       layer_mask(seg.blocked, group), {}, seg.cache, seg.rows(), seg.fed()};
+    if (!c.sliding_layers.empty())
+      a.sliding = layer_mask(detail::window_blocked(seg.blocked, seg.batch->attention_mask, c.sliding_window), group);
+    return a;
+  }
+
+  /// Layer i's attention over one segment's cache, from its q/k/v projections ([rows * T, (heads + 2 kv_heads) * d]),
+  /// before o_proj: [rows * T, heads * d].
+  at::Tensor attention(int64_t i, const at::Tensor& projected, const SegmentAttention& a) const {
     const auto& c = config();
     const Layer& l = layers_[i];
+    const bool slides = !c.sliding_layers.empty() && c.sliding_layers[i];
+    const Rotation& rotation = slides ? a.sliding_rotation : a.full_rotation;
+    const LayerMask& mask = slides ? a.sliding : a.full;
+    const int64_t rows = a.rows, fed = a.fed;
     const int64_t heads = c.num_heads, kv_heads = c.num_kv_heads, d = c.head_dim, group = heads / kv_heads;
-    auto qkv = detail::project(x, l.qkv, l.qkv_bias)
-                   .view({rows, fed, heads + 2 * kv_heads, d})
+    auto qkv = projected.view({rows, fed, heads + 2 * kv_heads, d})
                    .split_with_sizes({heads + kv_heads, kv_heads}, 2);  // queries and keys, values
     auto qk_in = l.qk_norm.defined() ? head_rms_norm(qkv[0], l.qk_norm) : qkv[0];
     auto qk = apply_rotary(qk_in, rotation).split_with_sizes({heads, kv_heads}, 2);  // [rows, T, heads | kv_heads, d]
@@ -185,15 +215,14 @@ class RotaryDecoderModel : public PretrainedModel {
     // One position a row (every decoding step): the grouped layouts are plain views, one call each.
     auto q = fed == 1 ? qk[0].view({rows, kv_heads, group, d})
                       : qk[0].view({rows, fed, kv_heads, group, d}).permute({0, 2, 3, 1, 4}).reshape({rows, kv_heads, group * fed, d});
-    const LayerKV kv = cache.append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));
+    const LayerKV kv = a.cache->append(i, qk[1].transpose(1, 2), qkv[1].transpose(1, 2));
     const detail::ScoreScale scale{c.attention_scale > 0 ? c.attention_scale : std::pow(static_cast<double>(d), -0.5), {}};
     // A shared prompt needs one softmax over two key sets, which the fused kernel cannot take.
     auto attended = fused_ && !kv.shares_prompt()
                         ? detail::fused_attention(q, kv.keys, kv.values, mask.bias, scale.multiply_by)
                         : detail::cached_attention(q, kv, mask.grouped_blocked, scale, at::kFloat, group);  // [rows, kv_heads, group * T, d]
-    attended = fed == 1 ? attended.reshape({rows, heads * d})
-                        : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
-    return detail::project(attended, l.o, l.o_bias);
+    return fed == 1 ? attended.reshape({rows, heads * d})
+                    : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
   }
 
   /// A norm weight as rms_norm() takes it: Gemma's (1 + w) in float32 (what Gemma3RMSNorm multiplies

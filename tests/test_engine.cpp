@@ -1,0 +1,353 @@
+// The engine (engine.hpp): requests of every strategy, submitted from several threads, decoded in
+// one batch of different lengths, each with generate()'s result for it alone; forward_segments
+// against forward(); chunked prefills, the KV budget, cancellation, a throwing callback, shutdown.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <mutex>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "lmdecode/engine.hpp"
+#include "lmdecode/lmdecode.hpp"
+#include "support/table_model.hpp"
+#include "support/test_data.hpp"
+
+namespace {
+
+using lmdecode::Engine;
+using lmdecode::EngineOptions;
+using lmdecode::FinishReason;
+using lmdecode::GenerationConfig;
+using lmdecode::GenerationResult;
+using lmdecode::RequestState;
+using lmdecode::TokenIds;
+
+std::unique_ptr<lmdecode::PretrainedModel> tiny(const char* name, at::ScalarType dtype = at::kDouble) {
+  return lmdecode::load_pretrained(lmdecode_test::reference_dir() / name, {at::kCPU, dtype});
+}
+
+GenerationConfig base_config(int64_t max_new_tokens) {
+  GenerationConfig c;
+  c.max_new_tokens = max_new_tokens;
+  c.eos_token_ids = {2};
+  return c;
+}
+
+/// The configs the engine tests mix: greedy, sampling with a seed, beam search returning two,
+/// sampling two sequences, prompt lookup, a repetition penalty with a stop sequence.
+std::vector<GenerationConfig> mixed_configs() {
+  std::vector<GenerationConfig> out;
+  out.push_back(base_config(12));
+  auto sampled = base_config(10);
+  sampled.do_sample = true;
+  sampled.seed = 7;
+  sampled.top_k = 20;
+  out.push_back(sampled);
+  auto beams = base_config(9);
+  beams.num_beams = 3;
+  beams.num_return_sequences = 2;
+  beams.length_penalty = 0.8;
+  out.push_back(beams);
+  auto two = sampled;
+  two.seed = 11;
+  two.num_return_sequences = 2;
+  out.push_back(two);
+  auto lookup = base_config(10);
+  lookup.prompt_lookup_num_tokens = 3;
+  out.push_back(lookup);
+  auto penalised = base_config(14);
+  penalised.repetition_penalty = 1.3;
+  penalised.stop_sequences = {{5, 99}};
+  out.push_back(penalised);
+  return out;
+}
+
+std::vector<TokenIds> mixed_prompts() {
+  return {{17, 240, 5, 99, 31}, {120}, {3, 4, 5, 6, 7, 8, 9, 10, 11}, {200, 201}, {17, 240, 5, 99, 31, 17, 240}, {45, 46, 47}};
+}
+
+/// How far a float64 model's log-probs and scores may move when its rows are batched with others:
+/// they are float32 (HF casts the logits to float32 before any decoding arithmetic), so logits that
+/// differ in their last float64 bits can round a float32 sum one ulp apart (1e-7 seen in a beam score).
+constexpr double kFloat64Margin = 1e-6;
+
+/// "" when tokens, finish reasons and stop sequences are equal and token log-probs and scores lie
+/// within `tolerance`; else the first difference. (Catch's assertions are for the main thread only.)
+std::string difference(const GenerationResult& ours, const GenerationResult& solo, double tolerance) {
+  if (ours.hypotheses.size() != solo.hypotheses.size()) return "prompt count";
+  for (size_t p = 0; p < solo.hypotheses.size(); ++p) {
+    if (ours.hypotheses[p].size() != solo.hypotheses[p].size()) return "sequence count";
+    for (size_t k = 0; k < solo.hypotheses[p].size(); ++k) {
+      const auto &a = ours.hypotheses[p][k], &b = solo.hypotheses[p][k];
+      const auto where = fmt::format("sequence {}: ", k);
+      if (a.tokens != b.tokens) return where + fmt::format("tokens [{}] vs [{}]", fmt::join(a.tokens, " "), fmt::join(b.tokens, " "));
+      if (a.finish_reason != b.finish_reason || a.stop_sequence != b.stop_sequence) return where + "finish reason";
+      if (std::abs(a.score - b.score) > tolerance) return where + fmt::format("score {} vs {}", a.score, b.score);
+      for (size_t t = 0; t < a.token_logprobs.size(); ++t)
+        if (std::abs(a.token_logprobs[t] - b.token_logprobs[t]) > tolerance)
+          return where + fmt::format("token {} log-prob {} vs {}", t, a.token_logprobs[t], b.token_logprobs[t]);
+    }
+  }
+  return "";
+}
+
+void require_same(const GenerationResult& ours, const GenerationResult& solo, double tolerance) {
+  CHECK(difference(ours, solo, tolerance) == "");
+}
+
+/// A cancelled request's result: its solo result (it ended first), or rows ended `cancelled` whose
+/// tokens, without beams, begin the solo run's.
+std::string cancelled_difference(const GenerationResult& ours, const GenerationResult& solo, const GenerationConfig& config) {
+  if (difference(ours, solo, kFloat64Margin).empty()) return "";
+  bool any_cancelled = false;
+  for (size_t k = 0; k < ours.hypotheses[0].size(); ++k) {
+    const auto& h = ours.hypotheses[0][k];
+    any_cancelled = any_cancelled || h.finish_reason == FinishReason::cancelled;
+    const auto& full = solo.hypotheses[0][k].tokens;
+    if (config.num_beams == 1 && (h.tokens.size() > full.size() || !std::equal(h.tokens.begin(), h.tokens.end(), full.begin())))
+      return fmt::format("sequence {}: [{}] does not begin [{}]", k, fmt::join(h.tokens, " "), fmt::join(full, " "));
+  }
+  return any_cancelled ? "" : "neither the solo result nor cancelled";
+}
+
+std::vector<GenerationResult> solo_results(lmdecode::PretrainedModel& model, const std::vector<TokenIds>& prompts,
+                                           const std::vector<GenerationConfig>& configs) {
+  std::vector<GenerationResult> out;
+  for (size_t i = 0; i < prompts.size(); ++i) out.push_back(lmdecode::generate(model, {prompts[i]}, configs[i]));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("forward_segments gives each batch forward()'s logits, whatever the lengths", "[engine]") {
+  for (const char* name : {"qwen2-tiny", "gpt2-tiny", "gemma3-tiny", "qwen2-sliding-tiny"}) {
+    INFO(name);
+    auto model = tiny(name);
+    const auto ids = at::tensor(std::vector<int64_t>{17, 240, 5, 99, 31, 8, 9, 120, 4, 33}, at::kLong);
+    // A: a 4-token prompt cached, one more token fed. B: a two-row 6-token prefill. C: 3 cached, 3 fed, all logits.
+    auto batch_of = [&](int64_t rows, int64_t cached, int64_t fed, bool all) {
+      auto fed_ids = ids.narrow(0, cached, fed).unsqueeze(0).repeat({rows, 1});
+      return lmdecode::ForwardBatch{fed_ids, at::ones({rows, cached + fed}, at::kLong),
+                                    at::arange(cached, cached + fed, at::kLong).unsqueeze(0).repeat({rows, 1}), all};
+    };
+    struct Case {
+      int64_t rows, cached, fed;
+      bool all;
+    };
+    const std::vector<Case> cases{{1, 4, 1, false}, {2, 0, 6, false}, {1, 3, 3, true}};
+    std::vector<lmdecode::KVCache> alone, together;
+    std::vector<at::Tensor> expected;
+    std::vector<lmdecode::ForwardSegment> segments;
+    for (const auto& c : cases) {
+      for (auto* caches : {&alone, &together}) {
+        caches->push_back(model->make_cache(c.rows, 16));
+        if (c.cached > 0) model->forward(batch_of(c.rows, 0, c.cached, false), caches->back());
+      }
+    }
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const auto& c = cases[i];
+      expected.push_back(model->forward(batch_of(c.rows, c.cached, c.fed, c.all), alone[i]));
+      segments.push_back({batch_of(c.rows, c.cached, c.fed, c.all), &together[i]});
+    }
+    const auto logits = model->forward_segments(segments);
+    REQUIRE(logits.size() == cases.size());
+    for (size_t i = 0; i < cases.size(); ++i) {
+      REQUIRE(logits[i].sizes() == expected[i].sizes());
+      CHECK(at::allclose(logits[i], expected[i], 0, 1e-10));
+      CHECK(together[i].length() == alone[i].length());
+      CHECK(at::allclose(together[i].keys(0), alone[i].keys(0), 0, 1e-10));
+    }
+  }
+}
+
+TEST_CASE("forward_segments refuses two segments on one cache", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  auto cache = model->make_cache(1, 8);
+  lmdecode::ForwardBatch b{at::full({1, 1}, 5, at::kLong), at::ones({1, 1}, at::kLong), at::zeros({1, 1}, at::kLong)};
+  CHECK_THROWS_WITH(model->forward_segments({{b, &cache}, {b, &cache}}), Catch::Contains("share one cache"));
+}
+
+TEST_CASE("Engine: every strategy in one batch, submitted from several threads, equals each request alone", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  const auto prompts = mixed_prompts();
+  const auto configs = mixed_configs();
+  const auto solo = solo_results(*model, prompts, configs);
+  Engine engine(*model, {.max_prefill_tokens_per_step = 4});
+  std::vector<GenerationResult> ours(prompts.size());
+  std::vector<std::thread> callers;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    callers.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(3 * static_cast<int>(i)));  // arrivals while others run
+      ours[i] = engine.submit(prompts[i], configs[i]).wait();
+    });
+  for (auto& t : callers) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    INFO("request " << i);
+    require_same(ours[i], solo[i], kFloat64Margin);
+  }
+  const auto stats = engine.stats();
+  CHECK(stats.segments > stats.steps);  // some steps held several requests
+  CHECK(stats.running == 0);
+  CHECK(stats.reserved_bytes == 0);
+}
+
+TEST_CASE("Engine: float32 requests batched together keep their solo tokens", "[engine]") {
+  auto model = tiny("llama3-tiny", at::kFloat);
+  const auto prompts = mixed_prompts();
+  const auto configs = mixed_configs();
+  const auto solo = solo_results(*model, prompts, configs);
+  Engine engine(*model);
+  std::vector<lmdecode::RequestHandle> handles;
+  for (size_t i = 0; i < prompts.size(); ++i) handles.push_back(engine.submit(prompts[i], configs[i]));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    INFO("request " << i);
+    require_same(handles[i].wait(), solo[i], 1e-4);
+  }
+}
+
+TEST_CASE("Engine: the caller drives the steps; a long prefill takes several; streaming sees every token", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  const TokenIds prompt{3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+  const auto config = base_config(6);
+  const auto solo = lmdecode::generate(*model, {prompt}, config);
+  Engine engine(*model, {.max_prefill_tokens_per_step = 3, .own_thread = false});
+  TokenIds streamed;
+  auto handle = engine.submit(prompt, config, [&](lmdecode::StepEvent& e) {
+    streamed.insert(streamed.end(), e.committed[0].begin(), e.committed[0].end());
+  });
+  CHECK(handle.state() == RequestState::waiting);
+  int64_t steps = 0;
+  while (engine.step()) ++steps;
+  CHECK(handle.state() == RequestState::finished);
+  require_same(handle.wait(), solo, kFloat64Margin);
+  CHECK(streamed == solo.hypotheses[0][0].tokens);
+  // 11 prompt tokens in chunks of 3 (4 forwards), then one forward a new token but the last.
+  CHECK(engine.stats().steps == 4 + static_cast<int64_t>(solo.hypotheses[0][0].tokens.size()) - 1);
+  CHECK(steps >= engine.stats().steps);
+}
+
+TEST_CASE("Engine: the KV budget holds requests back in arrival order and refuses one that never fits", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  const auto config = base_config(8);
+  const TokenIds prompt{17, 240, 5, 99, 31};
+  const int64_t one = lmdecode::reserved_kv_bytes(5, config, model->kv_bytes_per_position());
+  CHECK(one == (5 + 8) * model->kv_bytes_per_position());
+  Engine engine(*model, {.kv_budget_bytes = one + one / 2, .own_thread = false});
+  CHECK_THROWS_WITH(engine.submit(TokenIds(40, 7), config), Catch::Contains("more than kv_budget_bytes") && Catch::Contains(std::to_string(one + one / 2)));
+  auto beams = config;
+  beams.num_beams = 4;
+  CHECK_THROWS_WITH(engine.submit(prompt, beams), Catch::Contains("could never run"));
+  auto first = engine.submit(prompt, config);
+  auto second = engine.submit({120, 4}, config);
+  engine.step();
+  CHECK(engine.stats().running == 1);
+  CHECK(engine.stats().waiting == 1);
+  CHECK(engine.stats().reserved_bytes == one);
+  CHECK(second.state() == RequestState::waiting);
+  while (engine.step()) CHECK(engine.stats().reserved_bytes <= one + one / 2);
+  require_same(first.wait(), lmdecode::generate(*model, {prompt}, config), kFloat64Margin);
+  require_same(second.wait(), lmdecode::generate(*model, {{120, 4}}, config), kFloat64Margin);
+}
+
+TEST_CASE("Engine: cancelling ends a request at its next step and frees its reservation", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  auto config = base_config(200);
+  config.eos_token_ids = {};
+  Engine engine(*model, {.max_running_requests = 1, .own_thread = false});
+  std::atomic<int> steps_seen{0};
+  auto running = engine.submit({17, 240, 5}, config, [&](lmdecode::StepEvent&) { ++steps_seen; });
+  auto queued = engine.submit({120}, config);
+  for (int i = 0; i < 3; ++i) engine.step();
+  running.cancel();
+  queued.cancel();
+  while (engine.step()) {}
+  const auto cut = running.wait();
+  CHECK(cut.hypotheses[0][0].finish_reason == FinishReason::cancelled);
+  CHECK(cut.hypotheses[0][0].tokens.size() < 10);
+  CHECK(steps_seen.load() < 10);
+  const auto never = queued.wait();
+  CHECK(never.hypotheses[0][0].finish_reason == FinishReason::cancelled);
+  CHECK(never.hypotheses[0][0].tokens.empty());
+  CHECK(engine.stats().reserved_bytes == 0);
+}
+
+TEST_CASE("Engine: a request whose callback throws ends alone with that error", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  auto config = base_config(10);
+  config.eos_token_ids = {};
+  Engine engine(*model);
+  auto bad = engine.submit({17, 240, 5}, config, [](lmdecode::StepEvent& e) {
+    if (e.step == 1) throw std::runtime_error("the client went away");
+  });
+  auto good = engine.submit({120, 4}, config);
+  CHECK_THROWS_WITH(bad.wait(), "the client went away");
+  CHECK(bad.state() == RequestState::failed);
+  require_same(good.wait(), lmdecode::generate(*model, {{120, 4}}, config), kFloat64Margin);
+  auto out_of_vocabulary = engine.submit({100000}, config);
+  CHECK_THROWS_WITH(out_of_vocabulary.wait(), Catch::Contains("outside the vocabulary"));
+}
+
+TEST_CASE("Engine: destroyed with requests in flight, it cancels them and their handles still answer", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  auto config = base_config(400);
+  config.eos_token_ids = {};
+  std::vector<lmdecode::RequestHandle> handles;
+  {
+    Engine engine(*model, {.max_running_requests = 2});
+    for (int i = 0; i < 4; ++i) handles.push_back(engine.submit({17, 240, 5}, config));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& h : handles) {
+    CHECK(h.state() == RequestState::finished);
+    CHECK(h.wait().hypotheses[0][0].finish_reason == FinishReason::cancelled);
+  }
+}
+
+TEST_CASE("Engine: a model without forward_segments is refused with a clear error", "[engine]") {
+  auto table = lmdecode_test::abc::abc_model();
+  CHECK_THROWS_WITH(Engine(table), Catch::Contains("forward_segments") && Catch::Contains("generate()"));
+}
+
+TEST_CASE("Engine under load: threads submit, cancel and wait at random; every uncancelled result equals its solo run", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  const auto prompts = mixed_prompts();
+  const auto configs = mixed_configs();
+  const auto solo = solo_results(*model, prompts, configs);
+  Engine engine(*model, {.max_running_requests = 4, .max_prefill_tokens_per_step = 3,
+                         .kv_budget_bytes = 6 * lmdecode::reserved_kv_bytes(9, configs[2], model->kv_bytes_per_position())});
+  std::atomic<int> checked{0}, cancelled{0};
+  std::mutex failures_mutex;
+  std::vector<std::string> failures;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t)
+    clients.emplace_back([&, t] {
+      std::mt19937 random(static_cast<unsigned>(t));
+      for (int k = 0; k < 6; ++k) {
+        const size_t i = random() % prompts.size();
+        auto handle = engine.submit(prompts[i], configs[i]);
+        std::string failure;
+        if (random() % 4 == 0) {
+          std::this_thread::sleep_for(std::chrono::microseconds(random() % 3000));
+          handle.cancel();
+          failure = cancelled_difference(handle.wait(), solo[i], configs[i]);
+          ++cancelled;
+        } else {
+          failure = difference(handle.wait(), solo[i], kFloat64Margin);
+          ++checked;
+        }
+        if (!failure.empty()) {
+          std::lock_guard lock(failures_mutex);
+          failures.push_back(fmt::format("client {} request {} (prompt {}): {}", t, k, i, failure));
+        }
+      }
+    });
+  for (auto& c : clients) c.join();
+  CHECK(failures == std::vector<std::string>{});
+  CHECK(checked + cancelled == 24);
+  CHECK(checked > 0);
+  CHECK(engine.stats().reserved_bytes == 0);
+}
