@@ -43,6 +43,13 @@
 //                     step and the grammar's share of it (the run under a grammar may end sooner); and the allowed-token mask of a state not
 //                     seen before (the JSON's start, and inside a string), each on a fresh TokenGrammar;
 //                     --grammar-dir DIR writes the grammars' GBNF there
+//   engine            (only with --only engine) continuous batching: 32 requests (16 with --quick) of
+//                     mixed prompt (32, 64, 128 tokens) and output lengths (16, 24, 32 new tokens,
+//                     greedy, min_new_tokens so EOS cannot end them) run one after another through
+//                     generate(), then through one Engine by 1, 4 and 16 closed-loop clients (each
+//                     submits its next request when its last one ended): aggregate new tokens/s,
+//                     time to first token and time between tokens (p50, p99, from the step
+//                     callback), and the speed-up over the one-after-another run
 //   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
 //                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh,
 //                     and the first prompt's tokens (in the JSON) to compare with transformers'.
@@ -56,6 +63,7 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -66,6 +74,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -264,6 +273,7 @@ class Bench {
     if (o_.only.count("speculative")) add(speculative_scenario());
     if (o_.only.count("prefill")) add(prefill_scenario());
     if (o_.only.count("grammar")) add(grammar_scenario());
+    if (o_.only.count("engine")) add(engine_scenario());
     if (wanted("conversation")) add(conversation_scenario());
     if (wanted("memory") && o_.device.is_cpu()) add(json::array({memory_scenario()}));
     if (wanted("ops")) add(ops_scenario());
@@ -603,6 +613,111 @@ class Bench {
     return rows;
   }
 
+  /// One request of the engine scenario and what its step callback saw.
+  struct TimedRequest {
+    lmdecode::TokenIds prompt;
+    lmdecode::GenerationConfig config;
+    Clock::time_point submitted;
+    std::vector<Clock::time_point> steps;  // each step callback
+  };
+
+  std::vector<TimedRequest> engine_requests() const {
+    const int64_t count = o_.quick ? 16 : 32;
+    std::vector<TimedRequest> out;
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t prompt = std::vector<int64_t>{32, 64, 128}[i % 3], new_tokens = std::vector<int64_t>{16, 24, 32}[(i / 3) % 3];
+      out.push_back({prompts_of(1, prompt, model_.config().vocab_size + i).front(), decode_config(new_tokens, 1, true), {}, {}});
+      for (auto& t : out.back().prompt) t %= model_.config().vocab_size;
+    }
+    return out;
+  }
+
+  /// Tokens/s and the percentiles of time to first token and between tokens over `requests`, run in `wall_ms`.
+  json engine_row(const std::string& how, int64_t clients, const std::vector<TimedRequest>& requests, double wall_ms,
+                  double baseline_tokens_per_s) const {
+    std::vector<double> first, between;
+    int64_t tokens = 0;
+    for (const auto& r : requests) {
+      tokens += static_cast<int64_t>(r.steps.size());
+      first.push_back(std::chrono::duration<double, std::milli>(r.steps.front() - r.submitted).count());
+      for (size_t i = 1; i < r.steps.size(); ++i)
+        between.push_back(std::chrono::duration<double, std::milli>(r.steps[i] - r.steps[i - 1]).count());
+    }
+    auto percentile = [](std::vector<double> v, double q) {
+      std::sort(v.begin(), v.end());
+      return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+    };
+    const double per_s = 1000.0 * static_cast<double>(tokens) / wall_ms;
+    json row = {{"name", "engine"}, {"how", how}, {"clients", clients}, {"requests", requests.size()}, {"new_tokens", tokens},
+                {"wall_ms", wall_ms}, {"tokens_per_s", per_s}, {"ttft_p50_ms", percentile(first, 0.5)},
+                {"ttft_p99_ms", percentile(first, 0.99)}, {"tbt_p50_ms", percentile(between, 0.5)},
+                {"tbt_p99_ms", percentile(between, 0.99)}, {"vs_one_after_another", per_s / baseline_tokens_per_s}};
+    fmt::print("  {:<18} {:<20} {:2} clients  {:7.1f} tokens/s ({:.2f}x)  first token p50 {:.0f} p99 {:.0f} ms  between tokens p50 {:.1f} p99 {:.1f} ms\n",
+               "engine", how, clients, per_s, row["vs_one_after_another"].get<double>(), row["ttft_p50_ms"].get<double>(),
+               row["ttft_p99_ms"].get<double>(), row["tbt_p50_ms"].get<double>(), row["tbt_p99_ms"].get<double>());
+    std::fflush(stdout);
+    return row;
+  }
+
+  /// One cached 1-token step of `segments` one-row caches at `context` through forward_segments.
+  Stats segments_step(int64_t segments, int64_t context) {
+    auto opts = at::TensorOptions().dtype(at::kLong).device(o_.device);
+    auto ids = at::full({1, context}, 5, opts);
+    auto mask = at::ones({1, context + 1}, opts);
+    std::vector<lmdecode::KVCache> caches;
+    for (int64_t s = 0; s < segments; ++s) {
+      caches.push_back(model_.make_cache(1, context + 1));
+      model_.forward({ids, mask.narrow(1, 0, context), lmdecode::detail::positions_from_mask(mask.narrow(1, 0, context))}, caches.back());
+    }
+    std::vector<lmdecode::ForwardSegment> batch;
+    for (auto& c : caches) batch.push_back({{ids.narrow(1, 0, 1), mask, at::full({1, 1}, context, opts)}, &c});
+    return stats_of(time_runs(o_, [&] {
+      model_.forward_segments(batch);
+      for (auto& c : caches) c.crop(context);
+    }));
+  }
+
+  json engine_scenario() {
+    json rows = json::array();
+    for (int64_t n : {1, 16}) {
+      const Stats one_batch = bare_step(n, 96).step, segments = segments_step(n, 96);
+      print_row("engine step", fmt::format("{} rows, context 96", n), segments,
+                fmt::format("(forward_segments of {} one-row caches; one {}-row batch: {:.3f} ms)", n, n, one_batch.median));
+      rows.push_back({{"name", "engine_step"}, {"rows", n}, {"segments_ms", segments.median}, {"one_batch_ms", one_batch.median}});
+    }
+    auto requests = engine_requests();
+    auto stamp = [](TimedRequest& r) { return [&r](lmdecode::StepEvent&) { r.steps.push_back(Clock::now()); }; };
+    lmdecode::generate(model_, {requests.front().prompt}, requests.front().config);  // warm-up
+    auto start = Clock::now();
+    for (auto& r : requests) {
+      r.submitted = Clock::now();
+      lmdecode::generate(model_, {r.prompt}, r.config, stamp(r));
+    }
+    const double alone_ms = ms_since(start);
+    int64_t tokens = 0;
+    for (const auto& r : requests) tokens += static_cast<int64_t>(r.steps.size());
+    const double baseline = 1000.0 * static_cast<double>(tokens) / alone_ms;
+    rows.push_back(engine_row("one after another", 1, requests, alone_ms, baseline));
+    for (int64_t clients : {1, 4, 16}) {
+      for (auto& r : requests) r.steps.clear();
+      lmdecode::Engine engine(model_, {.max_running_requests = 16});
+      std::atomic<size_t> next{0};
+      std::vector<std::thread> threads;
+      start = Clock::now();
+      for (int64_t c = 0; c < clients; ++c)
+        threads.emplace_back([&] {
+          for (size_t i; (i = next++) < requests.size();) {
+            auto& r = requests[i];
+            r.submitted = Clock::now();
+            engine.submit(r.prompt, r.config, stamp(r)).wait();
+          }
+        });
+      for (auto& t : threads) t.join();
+      rows.push_back(engine_row("engine", clients, requests, ms_since(start), baseline));
+    }
+    return rows;
+  }
+
   /// The grammars of the grammar scenario, as GBNF: a JSON Schema's and a GBNF one of lines.
   static std::vector<std::pair<std::string, std::string>> bench_grammars() {
     return {{"json-schema", lmdecode::json_schema_to_gbnf(nlohmann::ordered_json::parse(R"({
@@ -898,6 +1013,7 @@ Options parse(int argc, char** argv) {
                 "                      [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
                 "                      [--tokenizer FILE] [--grammar-dir DIR]\n"
                 "  --only speculative: the verify step and prompt lookup (not in the default set)\n"
+                "  --only engine: continuous batching by 1, 4 and 16 clients against one request after another (not in the default set)\n"
                 "  --only grammar --tokenizer FILE: a grammar's cost a step over FILE's vocabulary (not in the default set);\n"
                 "    --grammar-dir DIR writes its grammars there as GBNF (scripts/compare-peers.sh gives them to llama.cpp)");
       std::exit(0);

@@ -287,8 +287,7 @@ TEST_CASE("Engine: a request whose callback throws ends alone with that error", 
   CHECK_THROWS_WITH(bad.wait(), "the client went away");
   CHECK(bad.state() == RequestState::failed);
   require_same(good.wait(), lmdecode::generate(*model, {{120, 4}}, config), kFloat64Margin);
-  auto out_of_vocabulary = engine.submit({100000}, config);
-  CHECK_THROWS_WITH(out_of_vocabulary.wait(), Catch::Contains("outside the vocabulary"));
+  CHECK_THROWS_WITH(engine.submit({5, 100000}, config), Catch::Contains("token 100000 outside the vocabulary"));
 }
 
 TEST_CASE("Engine: destroyed with requests in flight, it cancels them and their handles still answer", "[engine]") {
@@ -349,5 +348,82 @@ TEST_CASE("Engine under load: threads submit, cancel and wait at random; every u
   CHECK(failures == std::vector<std::string>{});
   CHECK(checked + cancelled == 24);
   CHECK(checked > 0);
+  CHECK(engine.stats().reserved_bytes == 0);
+}
+
+TEST_CASE("KVCache::from_prefix: a cache that begins with another's positions continues as if it had computed them", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  const auto ids = at::tensor(std::vector<int64_t>{17, 240, 5, 99, 31, 8, 9}, at::kLong).unsqueeze(0);
+  auto batch = [&](int64_t from, int64_t n) {
+    return lmdecode::ForwardBatch{ids.narrow(1, from, n), at::ones({1, from + n}, at::kLong), at::arange(from, from + n, at::kLong).unsqueeze(0)};
+  };
+  auto whole = model->make_cache(1, 8);
+  const auto expected = model->forward(batch(0, 7), whole);
+  auto first = model->make_cache(1, 8);
+  model->forward(batch(0, 4), first);
+  auto continued = lmdecode::KVCache::from_prefix(first.stored_positions(4), 8);
+  CHECK(continued.length() == 4);
+  CHECK(at::allclose(model->forward(batch(4, 3), continued), expected, 0, 1e-10));
+  CHECK(at::allclose(continued.keys(1), whole.keys(1), 0, 1e-12));
+  continued.expand_rows(3);  // beams after a shared prefix
+  CHECK(continued.rows() == 3);
+  CHECK(at::allclose(continued.keys(0)[2], whole.keys(0)[0], 0, 1e-12));
+}
+
+TEST_CASE("Engine prefix cache: a prompt that begins like an earlier one computes only the rest, with the same result", "[engine]") {
+  for (const char* name : {"qwen2-tiny", "gemma3-tiny"}) {
+    INFO(name);
+    auto model = tiny(name);
+    TokenIds system;
+    for (int64_t i = 0; i < 24; ++i) system.push_back(3 + (i * 37) % 300);
+    auto with = [&](TokenIds tail) {
+      TokenIds p = system;
+      p.insert(p.end(), tail.begin(), tail.end());
+      return p;
+    };
+    const auto configs = mixed_configs();
+    Engine engine(*model, {.max_prefill_tokens_per_step = 8});
+    const auto first = engine.submit(with({40, 41}), configs[0]).wait();
+    require_same(first, lmdecode::generate(*model, {with({40, 41})}, configs[0]), kFloat64Margin);
+    CHECK(engine.stats().prefix_hits == 0);
+    CHECK(engine.stats().prefix_cache_bytes == 26 * model->kv_bytes_per_position());
+    // Greedy, sampling, beams and two sampled sequences after the same 24 tokens (and, after the
+    // first of them, the same 25: its prompt is kept too).
+    for (size_t i = 0; i < 4; ++i) {
+      const auto prompt = with({50, static_cast<int64_t>(60 + i)});
+      require_same(engine.submit(prompt, configs[i]).wait(), lmdecode::generate(*model, {prompt}, configs[i]), kFloat64Margin);
+    }
+    const auto stats = engine.stats();
+    CHECK(stats.prefix_hits == 4);
+    CHECK(stats.prefix_positions_reused == 24 + 3 * 25);
+    CHECK(stats.prefix_bytes_saved == (24 + 3 * 25) * model->kv_bytes_per_position());
+    // The same prompt again: all but its last token come from the cache.
+    require_same(engine.submit(with({40, 41}), configs[0]).wait(), first, kFloat64Margin);
+    CHECK(engine.stats().prefix_positions_reused == 24 + 3 * 25 + 25);
+  }
+}
+
+TEST_CASE("Engine prefix cache: off at 0 bytes; under a budget its prompts make room for requests", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  const auto config = base_config(8);
+  const TokenIds prompt{17, 240, 5, 99, 31, 8, 9, 10};
+  {
+    Engine engine(*model, {.prefix_cache_bytes = 0});
+    engine.submit(prompt, config).wait();
+    engine.submit(prompt, config).wait();
+    CHECK(engine.stats().prefix_hits == 0);
+    CHECK(engine.stats().prefix_cache_bytes == 0);
+  }
+  const int64_t one = lmdecode::reserved_kv_bytes(8, config, model->kv_bytes_per_position());
+  Engine engine(*model, {.kv_budget_bytes = one + 4 * model->kv_bytes_per_position(), .own_thread = false});
+  auto a = engine.submit(prompt, config);
+  while (engine.step()) {}
+  CHECK(engine.stats().prefix_cache_bytes == 0);  // 8 positions did not fit beside the running request's reservation
+  auto b = engine.submit({120, 4, 5}, config);
+  while (engine.step()) {}
+  CHECK(engine.stats().prefix_cache_bytes == 3 * model->kv_bytes_per_position());
+  auto c = engine.submit(prompt, config);  // needs the whole budget but 4 positions: the kept prompt is dropped
+  while (engine.step()) {}
+  require_same(c.wait(), lmdecode::generate(*model, {prompt}, config), kFloat64Margin);
   CHECK(engine.stats().reserved_bytes == 0);
 }

@@ -67,6 +67,19 @@ class KVCache {
     own_.reset(at::empty({num_layers, 2, rows, kv_heads, capacity, head_dim}, options));
   }
 
+  /// A one-row cache that begins with `prefix` ([num_layers, 2, 1, kv_heads, P, head_dim], another
+  /// cache's stored_positions(), a prompt the rows share) without copying it, with room for
+  /// `capacity` positions in all. The prefix is read, never written: the row's own positions follow it.
+  static KVCache from_prefix(const at::Tensor& prefix, int64_t capacity, CacheLayout layout = CacheLayout::shared_prompt) {
+    detail::check(prefix.dim() == 6 && prefix.size(1) == 2 && prefix.size(2) == 1,
+                  "KVCache::from_prefix: the prefix has shape [{}], expected [layers, 2, 1, kv_heads, P, head_dim]",
+                  fmt::join(prefix.sizes(), ", "));
+    const int64_t length = prefix.size(4);
+    KVCache cache(prefix.size(0), 1, prefix.size(3), prefix.size(5), std::max<int64_t>(capacity - length, 1), prefix.options(), layout);
+    cache.prompt_.reset(prefix, length);
+    return cache;
+  }
+
   CacheLayout layout() const { return layout_; }
   int64_t num_layers() const { return own_.defined() ? own_.storage.size(0) : 0; }
   int64_t rows() const { return rows_; }
@@ -124,6 +137,7 @@ class KVCache {
       rows_ *= copies;
       return;
     }
+    if (copies_ == 1) materialize();  // a prefix from_prefix() shared: the row's history becomes one block
     const auto repeated = at::arange(rows_, index_options()).repeat_interleave(copies);
     if (layout_ == CacheLayout::expanded) {
       reorder(repeated);
@@ -157,7 +171,7 @@ class KVCache {
       own_.gather_rows(within_prompts(row_index));
       return;
     }
-    if (copies_ > 1) materialize();
+    if (copies_ > 1 || new_rows != rows_) materialize();
     own_.gather_rows(row_index);
     rows_ = new_rows;
   }
@@ -180,6 +194,16 @@ class KVCache {
     out.own_ = own_.trimmed_to(device, dtype);
     if (prompt_.defined()) out.prompt_ = prompt_.trimmed_to(device, dtype);
     return out;
+  }
+
+  /// Row 0's first `length` stored positions, every layer, as one new tensor [num_layers, 2, 1,
+  /// kv_heads, length, head_dim] (what from_prefix() takes).
+  at::Tensor stored_positions(int64_t length) const {
+    detail::check(length >= 0 && length <= this->length(), "KVCache::stored_positions({}) outside [0, {}]", length, this->length());
+    auto row = [&](const Segment& s, int64_t n) { return s.storage.narrow(2, 0, 1).narrow(4, 0, n); };
+    const int64_t shared = std::min(length, prompt_.length);
+    if (shared == 0) return row(own_, length).clone();
+    return at::cat({row(prompt_, shared), row(own_, length - shared)}, 4);
   }
 
   /// The stored keys / values of one layer, [rows, kv_heads, length, head_dim]: views, or copies

@@ -10,10 +10,16 @@
 // it alone: the same code chooses every token; only the model's arithmetic sees other rows beside
 // it, which may round float32 differently (tests/test_engine.cpp).
 //
+// Prefix cache: the keys and values of recent prompts are kept (up to prefix_cache_bytes, least
+// recently used dropped first); a request whose prompt begins like a kept one starts from those
+// positions, shared with it, and feeds only the rest (engine/detail/prefix_store.hpp).
+//
 // Memory: with kv_budget_bytes, each request reserves the most its KV cache can take
-// (reserved_kv_bytes) while it runs, and the caches are made that size at once, so the engine never
-// holds more KV cache than the budget. Requests that do not fit wait in arrival order; one that
-// could never fit is refused at submit().
+// (reserved_kv_bytes) while it runs, and the caches are made that size at once; the prefix cache
+// lives in what the running requests leave. So the engine never holds more KV cache than the budget:
+// requests that do not fit wait in arrival order (kept prefixes are dropped first to make room); one
+// that could never fit is refused at submit(). A reservation is a request's most, so no running
+// request is ever preempted; the price is fewer requests at once under a tight budget.
 //
 // Example:
 //   lmdecode::Engine engine(*model);
@@ -34,7 +40,9 @@
 #include <vector>
 
 #include "lmdecode/decoders/generate.hpp"
+#include "lmdecode/detail/token_index.hpp"
 #include "lmdecode/engine/detail/engine_request.hpp"
+#include "lmdecode/engine/detail/prefix_store.hpp"
 #include "lmdecode/engine/detail/request_model.hpp"
 #include "lmdecode/models/pretrained_model.hpp"
 
@@ -45,8 +53,10 @@ struct EngineOptions {
   int64_t max_running_requests = 16;
   /// A prefill feeds at most this many positions a step; a longer one takes several steps.
   int64_t max_prefill_tokens_per_step = 256;
-  /// The most bytes of KV cache the running requests may hold together; unset: no limit.
+  /// The most bytes of KV cache the running requests and the prefix cache may hold together; unset: no limit.
   std::optional<int64_t> kv_budget_bytes;
+  /// The most bytes of kept prompts (the prefix cache); 0 turns it off.
+  int64_t prefix_cache_bytes = int64_t{256} << 20;
   /// Step on a thread of the engine's own; false: the caller calls step().
   bool own_thread = true;
 };
@@ -58,6 +68,10 @@ struct EngineStats {
   int64_t reserved_bytes = 0;  ///< KV cache bytes the running requests hold reserved now
   int64_t running = 0;         ///< requests running now
   int64_t waiting = 0;         ///< requests waiting now
+  int64_t prefix_hits = 0;            ///< requests that started from a kept prefix
+  int64_t prefix_positions_reused = 0;  ///< prompt positions they did not compute
+  int64_t prefix_bytes_saved = 0;     ///< KV cache bytes they did not store (one row each)
+  int64_t prefix_cache_bytes = 0;     ///< bytes the prefix cache holds now
 };
 
 /// A submitted request: its state, its result, its cancellation. Copies refer to the same request;
@@ -121,6 +135,7 @@ class Engine {
                   options_.max_prefill_tokens_per_step);
     detail::check(!options_.kv_budget_bytes || *options_.kv_budget_bytes >= 1, "kv_budget_bytes must be >= 1 (got {})",
                   options_.kv_budget_bytes.value_or(0));
+    detail::check(options_.prefix_cache_bytes >= 0, "prefix_cache_bytes must be >= 0 (got {})", options_.prefix_cache_bytes);
     if (options_.own_thread) stepper_ = std::thread([this] { step_until_stopped(); });
   }
 
@@ -151,6 +166,10 @@ class Engine {
   RequestHandle submit(TokenIds prompt, GenerationConfig config, StepCallback on_step = {}, LogitsProcessorList processors = {}) {
     validate(config);
     detail::check(!prompt.empty(), "a request needs a prompt of at least one token");
+    if constexpr (requires { model_.config().vocab_size; })
+      for (const int64_t token : prompt)
+        detail::check(detail::is_token(token, model_.config().vocab_size), "the prompt holds token {} outside the vocabulary [0, {})",
+                      token, model_.config().vocab_size);
     auto request = std::make_shared<detail::EngineRequest>();
     request->reserved_bytes = reserved_bytes_for(static_cast<int64_t>(prompt.size()), config);
     if (options_.kv_budget_bytes)
@@ -196,7 +215,14 @@ class Engine {
 
   EngineStats stats() const {
     std::lock_guard lock(shared_->mutex);
-    return {steps_, segments_, reserved_, static_cast<int64_t>(running_.size()), static_cast<int64_t>(waiting_.size())};
+    EngineStats out = prefix_stats_;
+    out.steps = steps_;
+    out.segments = segments_;
+    out.reserved_bytes = reserved_;
+    out.running = static_cast<int64_t>(running_.size());
+    out.waiting = static_cast<int64_t>(waiting_.size());
+    out.prefix_cache_bytes = prefixes_.bytes();
+    return out;
   }
 
  private:
@@ -240,8 +266,10 @@ class Engine {
       end_request(**it, RequestState::finished);
       it = waiting_.erase(it);
     }
-    while (!waiting_.empty() && static_cast<int64_t>(running_.size()) < options_.max_running_requests &&
-           (!options_.kv_budget_bytes || reserved_ + waiting_.front()->reserved_bytes <= *options_.kv_budget_bytes)) {
+    auto fits = [&](int64_t bytes) { return !options_.kv_budget_bytes || reserved_ + prefixes_.bytes() + bytes <= *options_.kv_budget_bytes; };
+    while (!waiting_.empty() && static_cast<int64_t>(running_.size()) < options_.max_running_requests) {
+      while (!fits(waiting_.front()->reserved_bytes) && prefixes_.drop_least_recent()) {}
+      if (!fits(waiting_.front()->reserved_bytes)) break;
       auto request = std::move(waiting_.front());
       waiting_.pop_front();
       request->state = RequestState::running;
@@ -276,13 +304,35 @@ class Engine {
     shared_->work.notify_all();
   }
 
+  /// The prefix cache for a request's RequestModel: look-ups count as hits; a prompt is kept in what
+  /// the budget leaves beside the running requests' reservations.
+  detail::PrefixAccess prefix_access() {
+    if (options_.prefix_cache_bytes == 0) return {[](const TokenIds&, int64_t) { return std::nullopt; }, [](const TokenIds&, const at::Tensor&) {}};
+    return {[this](const TokenIds& prompt, int64_t at_most) {
+              std::lock_guard lock(shared_->mutex);
+              auto hit = prefixes_.longest(prompt, at_most);
+              if (hit) {
+                ++prefix_stats_.prefix_hits;
+                prefix_stats_.prefix_positions_reused += hit->length;
+                prefix_stats_.prefix_bytes_saved += hit->length * model_.kv_bytes_per_position();
+              }
+              return hit;
+            },
+            [this](const TokenIds& prompt, const at::Tensor& positions) {
+              std::lock_guard lock(shared_->mutex);
+              int64_t room = options_.prefix_cache_bytes;
+              if (options_.kv_budget_bytes) room = std::min(room, *options_.kv_budget_bytes - reserved_);
+              prefixes_.insert(prompt, positions, room);
+            }};
+  }
+
   /// A request's thread: generate() through a RequestModel, then the request ends.
   void decode(detail::EngineRequest& r) {
     std::optional<GenerationResult> result;
     std::exception_ptr error;
     try {
       if constexpr (kBatchesSegments) {
-        detail::RequestModel<Model> model(model_, *shared_, r, options_.max_prefill_tokens_per_step, cache_positions(r));
+        detail::RequestModel<Model> model(model_, *shared_, r, options_.max_prefill_tokens_per_step, cache_positions(r), prefix_access());
         bool cancelled = false;
         auto on_step = [&](StepEvent& event) {
           if (r.on_step) r.on_step(event);
@@ -342,6 +392,8 @@ class Engine {
   std::vector<std::shared_ptr<detail::EngineRequest>> ended_;  // ended, their threads not joined yet
   int64_t reserved_ = 0;
   int64_t steps_ = 0, segments_ = 0;
+  detail::PrefixStore prefixes_;
+  EngineStats prefix_stats_;  // its prefix_* counters
   bool stopping_ = false;
   std::thread stepper_;
 };

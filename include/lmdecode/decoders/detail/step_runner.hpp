@@ -56,7 +56,7 @@ class StepRunner {
     at::Tensor logits;
     // The prefill runs each prompt once, not once per copy: the copies are identical, so their keys,
     // values and logits are copied afterwards ((copies - 1) / copies of the prefill saved).
-    const bool prefill_once = use_cache_ && cache_->length() == 0 && copies_ > 1;
+    const bool prefill_once = use_cache_ && copies_ > 1 && !expanded_;
     auto fed_rows = [&](const at::Tensor& t) { return prefill_once ? t.slice(0, 0, rows_, copies_) : t; };
     const int64_t from = use_cache_ ? cache_->length() : 0;
     ForwardBatch batch{fed_rows(sequence.narrow(1, from, cur - from)), fed_rows(mask_.narrow(1, 0, cur)),
@@ -77,6 +77,7 @@ class StepRunner {
     if (prefill_once) {
       auto prompt_of_row = at::arange(rows_ / copies_, sequence.options()).repeat_interleave(copies_);
       expand_cache_rows(prompt_of_row);
+      expanded_ = true;
       logits = logits.index_select(0, prompt_of_row);
     }
     if (vocab_ < 0)
@@ -245,6 +246,7 @@ class StepRunner {
   int64_t vocab_ = -1;  // fixed by the first step
   int64_t steps_ = 0;
   int64_t columns_fed_ = 0;  // history columns fed so far
+  bool expanded_ = false;    // the cache holds every row's copies (after the first forward, with copies_ > 1)
   at::Tensor non_finite_;  // bool scalar on the device: any NaN in the logits so far
   at::Tensor undrawable_;  // bool scalar on the device, once sampling: a row had nothing to draw
   at::Tensor mask_;       // [rows, columns allocated so far]
