@@ -126,7 +126,8 @@ if [ "$what" = engine ]; then
   in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype f32 --outfile model-f32.gguf >convert.log 2>&1"
   in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only engine --json ours-engine.json" \
     | tee "$work/engine.md"
-  in_jail "llama-server -m model-f32.gguf -t $threads -tb $threads -np 16 -c 4096 --host 127.0.0.1 --port 8089 >llama-server.log 2>&1 & \
+  # `true;` first: in_jail's `cd ... && CMD &` would put the cd in the background with the server.
+  in_jail "true; llama-server -m model-f32.gguf -t $threads -tb $threads -np 16 -c 4096 --host 127.0.0.1 --port 8089 >llama-server.log 2>&1 & \
     server=\$!; for i in \$(seq 300); do python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:8089/health\")' \
     2>/dev/null && break; sleep 1; done; \
     python3 lmdecode/scripts/peers/llama_server_load.py 8089 151936 32 1,4,16 llama-server.json; kill \$server" | tee -a "$work/engine.md"

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <chrono>
 #include <random>
@@ -230,6 +231,22 @@ TEST_CASE("Engine: the caller drives the steps; a long prefill takes several; st
   CHECK(steps >= engine.stats().steps);
 }
 
+TEST_CASE("Engine: max_prefill_tokens_per_step bounds a step's prefill over all requests, the oldest first", "[engine]") {
+  auto model = tiny("qwen2-tiny");
+  auto config = base_config(3);
+  config.eos_token_ids = {};
+  const TokenIds a{3, 4, 5, 6, 7, 8, 9, 10}, b{20, 21, 22, 23, 24, 25, 26, 27};
+  Engine engine(*model, {.max_prefill_tokens_per_step = 4, .own_thread = false});
+  auto first = engine.submit(a, config);
+  auto second = engine.submit(b, config);
+  while (engine.step()) {}
+  // a's two chunks, then b's two beside a's two decode steps, then b's two decode steps: 6 steps
+  // (8 positions a step, 4 of each prompt, would take 4).
+  CHECK(engine.stats().steps == 6);
+  require_same(first.wait(), lmdecode::generate(*model, {a}, config), kFloat64Margin);
+  require_same(second.wait(), lmdecode::generate(*model, {b}, config), kFloat64Margin);
+}
+
 TEST_CASE("Engine: the KV budget holds requests back in arrival order and refuses one that never fits", "[engine]") {
   auto model = tiny("qwen2-tiny");
   const auto config = base_config(8);
@@ -426,4 +443,21 @@ TEST_CASE("Engine prefix cache: off at 0 bytes; under a budget its prompts make 
   while (engine.step()) {}
   require_same(c.wait(), lmdecode::generate(*model, {prompt}, config), kFloat64Margin);
   CHECK(engine.stats().reserved_bytes == 0);
+}
+
+TEST_CASE("Engine: a huge max_new_tokens runs as generate() runs it without a budget, and is refused under one", "[engine]") {
+  const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
+  auto model = tiny("qwen2-tiny");
+  auto config = lmdecode::load_checkpoint_generation_config(folder, model->config());
+  config.max_new_tokens = 1'000'000'000;
+  const TokenIds prompt{17, 240, 5, 99, 31};
+  {
+    Engine engine(*model);  // the cache grows with the tokens: EOS ends the request long before
+    require_same(engine.submit(prompt, config).wait(), lmdecode::generate(*model, {prompt}, config), kFloat64Margin);
+  }
+  Engine engine(*model, {.kv_budget_bytes = int64_t{1} << 30});
+  CHECK_THROWS_WITH(engine.submit(prompt, config), Catch::Contains("more than kv_budget_bytes"));
+  config.max_new_tokens = std::numeric_limits<int64_t>::max() / 2;
+  config.num_beams = 4;
+  CHECK_THROWS_WITH(engine.submit(prompt, config), Catch::Contains(std::to_string(std::numeric_limits<int64_t>::max())));
 }

@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,7 +52,9 @@ namespace lmdecode {
 struct EngineOptions {
   /// Requests decoding at once (each runs its host side on a thread of its own); more wait.
   int64_t max_running_requests = 16;
-  /// A prefill feeds at most this many positions a step; a longer one takes several steps.
+  /// The most positions a step feeds beyond one a row (prefill chunks, speculative checks), over all
+  /// requests: a longer prompt takes several steps, and requests whose chunk does not fit wait for
+  /// the next (the oldest first), so that the decoding rows keep their step time.
   int64_t max_prefill_tokens_per_step = 256;
   /// The most bytes of KV cache the running requests and the prefix cache may hold together; unset: no limit.
   std::optional<int64_t> kv_budget_bytes;
@@ -113,14 +116,21 @@ class RequestHandle {
 /// `bytes_per_position` per row and position, when its caches are made for all its positions at once
 /// (RequestModel): one row of every position it feeds; with several rows (beams, sequences), the
 /// prompt once and each row's own positions in a buffer that doubles from KVCache's first 16, the
-/// old and the new buffer side by side while it grows.
+/// old and the new buffer side by side while it grows. A count past int64 (a huge max_new_tokens)
+/// gives the largest int64.
 inline int64_t reserved_kv_bytes(int64_t prompt_length, const GenerationConfig& config, int64_t bytes_per_position) {
-  const int64_t copies = config.num_beams > 1 ? config.num_beams : config.num_return_sequences;
-  const int64_t new_positions = config.resolved_max_new_tokens(prompt_length) + config.prompt_lookup_num_tokens.value_or(0);
-  if (copies == 1 || !config.use_cache) return copies * (prompt_length + new_positions) * bytes_per_position;
-  int64_t own = 16;
-  while (own < new_positions) own *= 2;
-  return (prompt_length + copies * (own + own / 2)) * bytes_per_position;
+  const double copies = static_cast<double>(config.num_beams > 1 ? config.num_beams : config.num_return_sequences);
+  const double prompt = static_cast<double>(prompt_length);
+  const double new_positions = static_cast<double>(config.resolved_max_new_tokens(prompt_length)) +
+                               static_cast<double>(config.prompt_lookup_num_tokens.value_or(0));
+  double positions = copies * (prompt + new_positions);
+  if (copies > 1 && config.use_cache) {
+    double own = 16;
+    while (own < new_positions) own *= 2;
+    positions = prompt + copies * (own + own / 2);
+  }
+  const double bytes = positions * static_cast<double>(bytes_per_position);
+  return bytes >= 0x1p63 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(bytes);
 }
 
 template <CausalLM Model>
@@ -200,8 +210,7 @@ class Engine {
       shared_->work.wait(lock, [&] {
         return std::all_of(running_.begin(), running_.end(), [](const auto& r) { return r->posted() || r->ended(); });
       });
-      for (const auto& r : running_)
-        if (r->posted()) batch.push_back(r);
+      batch = this_step(running_);
       if (batch.empty() && running_.empty() && waiting_.empty()) {
         lock.unlock();
         join(finished);
@@ -235,10 +244,12 @@ class Engine {
     else return 0;
   }
 
-  /// Positions a request's cache is made for at once: the prompt and every new position when one row
-  /// decodes (the cache never grows); the prompt alone with several rows (their own positions follow
-  /// in buffers of their own, reserved_kv_bytes).
-  static int64_t cache_positions(const detail::EngineRequest& r) {
+  /// Positions a request's cache is made for at once under a budget (so that it never grows past its
+  /// reservation): the prompt and every new position when one row decodes; the prompt alone with
+  /// several rows (their own positions follow in buffers of their own, reserved_kv_bytes). Without a
+  /// budget, 0: caches grow as generate()'s do, with the tokens.
+  int64_t cache_positions(const detail::EngineRequest& r) const {
+    if (!options_.kv_budget_bytes) return 0;
     const int64_t prompt = static_cast<int64_t>(r.prompt.size());
     const bool one_row = r.config.num_beams == 1 && r.config.num_return_sequences == 1;
     return one_row ? prompt + r.config.resolved_max_new_tokens(prompt) + r.config.prompt_lookup_num_tokens.value_or(0) : prompt;
@@ -277,6 +288,26 @@ class Engine {
       running_.push_back(request);
       request->thread = std::thread([this, request] { decode(*request); });
     }
+  }
+
+  /// Under the mutex: the posted forwards the next step runs, in arrival order: every one-position
+  /// forward, and forwards of more positions while their positions fit max_prefill_tokens_per_step
+  /// (the first of them always: a forward of no cache, which feeds the whole sequence, may be longer).
+  std::vector<std::shared_ptr<detail::EngineRequest>> this_step(const std::vector<std::shared_ptr<detail::EngineRequest>>& running) const {
+    std::vector<std::shared_ptr<detail::EngineRequest>> out;
+    int64_t room = options_.max_prefill_tokens_per_step;
+    bool first = true;
+    for (const auto& r : running) {
+      if (!r->posted()) continue;
+      const auto& ids = r->posted_batch->input_ids;
+      if (ids.size(1) > 1) {
+        if (!first && ids.numel() > room) continue;
+        room -= ids.numel();
+        first = false;
+      }
+      out.push_back(r);
+    }
+    return out;
   }
 
   /// Under the mutex: the running requests that ended leave the batch; their threads are joined by the caller.

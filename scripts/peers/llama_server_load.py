@@ -7,7 +7,8 @@ COUNT requests of mixed prompt (32, 64, 128 tokens, the token ids engine_request
 benchmarks/bench.cpp builds) and output lengths (16, 24, 32 new tokens, greedy, EOS ignored), run by
 each number of clients in turn: each client posts its next request to /completion (streamed) when its
 last one ended. Prints and saves aggregate new tokens/s, time to first token and time between tokens
-(p50, p99), from the arrival of each streamed token; errors are counted, and must be 0.
+(p50, p99), from the arrival of each streamed token; errors are counted, and must be 0; requests that
+end before their tokens (the server's stop_type is shown) count with the tokens they gave.
 """
 import json
 import sys
@@ -27,13 +28,13 @@ def requests_of(vocab, count):
 
 
 def run_one(port, prompt, new_tokens):
-    """Returns (submitted, [arrival of each token]) or raises."""
+    """Returns (submitted, [arrival of each token], why it stopped) or raises."""
     body = json.dumps({"prompt": prompt, "n_predict": new_tokens, "temperature": 0, "top_k": 1, "ignore_eos": True,
                        "stream": True, "return_tokens": True}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/completion", data=body,
                                      headers={"Content-Type": "application/json"})
     submitted = time.monotonic()
-    arrivals = []
+    arrivals, stop_type = [], None
     with urllib.request.urlopen(request, timeout=600) as response:
         for raw in response:
             line = raw.decode().strip()
@@ -43,10 +44,9 @@ def run_one(port, prompt, new_tokens):
             now = time.monotonic()
             arrivals.extend([now] * len(chunk.get("tokens", [])))
             if chunk.get("stop"):
+                stop_type = chunk.get("stop_type")
                 break
-    if len(arrivals) != new_tokens:
-        raise RuntimeError(f"{len(arrivals)} tokens streamed, {new_tokens} asked")
-    return submitted, arrivals
+    return submitted, arrivals, stop_type
 
 
 def percentile(values, q):
@@ -79,13 +79,16 @@ def load(port, requests, clients):
         t.join()
     wall = time.monotonic() - start
     done = [r for r in results if r]
-    first = [1000 * (arrivals[0] - submitted) for submitted, arrivals in done]
-    between = [1000 * (b - a) for _, arrivals in done for a, b in zip(arrivals, arrivals[1:])]
-    tokens = sum(len(arrivals) for _, arrivals in done)
+    first = [1000 * (arrivals[0] - submitted) for submitted, arrivals, _ in done]
+    between = [1000 * (b - a) for _, arrivals, _ in done for a, b in zip(arrivals, arrivals[1:])]
+    tokens = sum(len(arrivals) for _, arrivals, _ in done)
+    # Requests that ended before the tokens asked (counted with the tokens they gave).
+    short = [f"request {i}: {len(r[1])} of {requests[i][1]} tokens, stop_type {r[2]}"
+             for i, r in enumerate(results) if r and len(r[1]) != requests[i][1]]
     return {"name": "llama_server", "clients": clients, "requests": len(requests), "new_tokens": tokens,
             "wall_ms": 1000 * wall, "tokens_per_s": tokens / wall, "ttft_p50_ms": percentile(first, 0.5),
             "ttft_p99_ms": percentile(first, 0.99), "tbt_p50_ms": percentile(between, 0.5),
-            "tbt_p99_ms": percentile(between, 0.99), "errors": len(errors), "error_texts": errors[:5]}
+            "tbt_p99_ms": percentile(between, 0.99), "errors": len(errors), "error_texts": errors[:5], "short": short}
 
 
 def main():
@@ -99,7 +102,7 @@ def main():
         rows.append(row)
         print(f"  llama-server {clients:2} clients  {row['tokens_per_s']:7.1f} tokens/s  first token p50 {row['ttft_p50_ms']:.0f} "
               f"p99 {row['ttft_p99_ms']:.0f} ms  between tokens p50 {row['tbt_p50_ms']:.1f} p99 {row['tbt_p99_ms']:.1f} ms  "
-              f"errors {row['errors']}", flush=True)
+              f"errors {row['errors']}  ended short {len(row['short'])} {row['short'][:2]}", flush=True)
     with open(sys.argv[5], "w") as f:
         json.dump(rows, f, indent=2)
 
