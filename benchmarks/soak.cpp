@@ -1,6 +1,7 @@
 // lmdecode-soak: many generations back to back in one process (greedy, beam, sampling, beam
-// sampling; batch sizes 1 to 4; EOS, stop sequences, length limits), checking that the resident
-// memory stops growing after a warm-up. Prints RSS after the warm-up and at the end.
+// sampling; batch sizes 1 to 4; EOS, stop sequences, length limits), every other one through an
+// Engine (each prompt a request, submitted together; a prefix cache of 1 MiB), checking that the
+// resident memory stops growing after a warm-up. Prints RSS after the warm-up and at the end.
 //
 //   lmdecode-soak [--model DIR] [--generations N] [--max-growth-mib M]
 // Exits 1 if RSS grew by more than M MiB (default 4) after the warm-up (a tenth of the run).
@@ -9,6 +10,7 @@
 #include <stdexcept>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   try {
     auto model = lmdecode::load_pretrained(folder);
     const auto defaults = lmdecode::load_checkpoint_generation_config(folder, model->config());
+    lmdecode::Engine engine(*model, {.prefix_cache_bytes = 1 << 20});
     const int warm_up = std::max(1, generations / 10);
     int64_t after_warm_up = 0;
     int64_t tokens = 0;
@@ -73,8 +76,17 @@ int main(int argc, char** argv) {
         for (int t = 0; t <= (g + 3 * b) % 17; ++t) p.push_back(4 + (g * 31 + b * 7 + t * 13) % 300);
         prompts.push_back(p);
       }
-      for (const auto& per_prompt : lmdecode::generate(*model, prompts, config).hypotheses)
-        for (const auto& h : per_prompt) tokens += static_cast<int64_t>(h.tokens.size());
+      std::vector<lmdecode::GenerationResult> results;
+      if (g % 2 == 0) {
+        results.push_back(lmdecode::generate(*model, prompts, config));
+      } else {
+        std::vector<lmdecode::RequestHandle> requests;
+        for (const auto& p : prompts) requests.push_back(engine.submit(p, config));
+        for (const auto& r : requests) results.push_back(r.wait());
+      }
+      for (const auto& result : results)
+        for (const auto& per_prompt : result.hypotheses)
+          for (const auto& h : per_prompt) tokens += static_cast<int64_t>(h.tokens.size());
     }
     const int64_t end = rss_kib();
     const double growth_mib = (end - after_warm_up) / 1024.0;
