@@ -36,6 +36,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -286,7 +287,12 @@ class Engine {
       request->state = RequestState::running;
       reserved_ += request->reserved_bytes;
       running_.push_back(request);
-      request->thread = std::thread([this, request] { decode(*request); });
+      try {
+        request->thread = std::thread([this, request] { decode(*request); });
+      } catch (const std::system_error& e) {  // no thread to be had: the request fails, the engine goes on
+        request->error = std::make_exception_ptr(backend_error(fmt::format("no thread for the request: {}", e.what())));
+        end_request(*request, RequestState::failed);
+      }
     }
   }
 
