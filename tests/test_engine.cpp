@@ -14,6 +14,7 @@
 
 #include "lmdecode/engine.hpp"
 #include "lmdecode/lmdecode.hpp"
+#include "support/golden_cases.hpp"
 #include "support/table_model.hpp"
 #include "support/test_data.hpp"
 
@@ -460,4 +461,33 @@ TEST_CASE("Engine: a huge max_new_tokens runs as generate() runs it without a bu
   config.max_new_tokens = std::numeric_limits<int64_t>::max() / 2;
   config.num_beams = 4;
   CHECK_THROWS_WITH(engine.submit(prompt, config), Catch::Contains(std::to_string(std::numeric_limits<int64_t>::max())));
+}
+
+TEST_CASE("Engine: requests under one grammar and with stop strings, batched, keep their solo results", "[engine][grammar]") {
+  lmdecode_test::GoldenModels models(lmdecode_test::reference_dir(), at::kCPU);
+  auto& loaded = models.get("fortunes-llama", "f32");
+  auto config = loaded.defaults;
+  config.grammar = std::make_shared<lmdecode::TokenGrammar>(
+      lmdecode::Grammar::from_gbnf(R"(root ::= "{\"pet\": " ("\"cat\"" | "\"dog\"" | "null") ", \"age\": " [1-9] [0-9]? "}")"),
+      config.token_texts, std::vector<int64_t>{0});
+  config.max_new_tokens = 40;
+  auto beams = config;
+  beams.num_beams = 4;
+  auto sampled = config;
+  sampled.do_sample = true;
+  sampled.seed = 3;
+  auto stopped = loaded.defaults;  // no grammar: a stop string ends it
+  stopped.max_new_tokens = 40;
+  stopped.stop_strings = {"e "};
+  const std::vector<TokenIds> prompts{{318, 3424, 289, 259}, {120, 44}, {2101, 681, 300}, {318, 3424}};
+  const std::vector<GenerationConfig> configs{config, beams, sampled, stopped};
+  const auto solo = solo_results(*loaded.model, prompts, configs);
+  Engine engine(*loaded.model);
+  std::vector<lmdecode::RequestHandle> handles;
+  for (size_t i = 0; i < prompts.size(); ++i) handles.push_back(engine.submit(prompts[i], configs[i]));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    INFO("request " << i);
+    require_same(handles[i].wait(), solo[i], 1e-4);
+  }
+  CHECK(solo[3].hypotheses[0][0].finish_reason == FinishReason::stop_sequence);
 }
