@@ -39,11 +39,13 @@ GenerationConfig base_config(int64_t max_new_tokens) {
   return c;
 }
 
-/// The configs the engine tests mix: greedy, sampling with a seed, beam search returning two,
+/// The configs the engine tests mix: greedy (with its scores), sampling with a seed, beam search returning two,
 /// sampling two sequences, prompt lookup, a repetition penalty with a stop sequence.
 std::vector<GenerationConfig> mixed_configs() {
   std::vector<GenerationConfig> out;
-  out.push_back(base_config(12));
+  auto greedy = base_config(12);
+  greedy.output_scores = true;
+  out.push_back(greedy);
   auto sampled = base_config(10);
   sampled.do_sample = true;
   sampled.seed = 7;
@@ -77,8 +79,8 @@ std::vector<TokenIds> mixed_prompts() {
 /// differ in their last float64 bits can round a float32 sum one ulp apart (1e-7 seen in a beam score).
 constexpr double kFloat64Margin = 1e-6;
 
-/// "" when tokens, finish reasons and stop sequences are equal and token log-probs and scores lie
-/// within `tolerance`; else the first difference. (Catch's assertions are for the main thread only.)
+/// "" when tokens, finish reasons and stop sequences are equal and token log-probs, scores and each
+/// step's processed scores (with output_scores) lie within `tolerance`; else the first difference. (Catch's assertions are for the main thread only.)
 std::string difference(const GenerationResult& ours, const GenerationResult& solo, double tolerance) {
   if (ours.hypotheses.size() != solo.hypotheses.size()) return "prompt count";
   for (size_t p = 0; p < solo.hypotheses.size(); ++p) {
@@ -94,6 +96,9 @@ std::string difference(const GenerationResult& ours, const GenerationResult& sol
           return where + fmt::format("token {} log-prob {} vs {}", t, a.token_logprobs[t], b.token_logprobs[t]);
     }
   }
+  if (ours.scores.size() != solo.scores.size()) return fmt::format("{} steps of scores vs {}", ours.scores.size(), solo.scores.size());
+  for (size_t i = 0; i < solo.scores.size(); ++i)
+    if (!at::allclose(ours.scores[i], solo.scores[i], 1e-6, tolerance)) return fmt::format("step {}: scores differ", i);  // float32: one ulp relative
   return "";
 }
 
