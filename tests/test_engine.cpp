@@ -496,3 +496,24 @@ TEST_CASE("Engine: requests under one grammar and with stop strings, batched, ke
   }
   CHECK(solo[3].hypotheses[0][0].finish_reason == FinishReason::stop_sequence);
 }
+
+TEST_CASE("PrefixStore keeps whole prompts, finds the longest shared beginning and drops the least recently used", "[engine]") {
+  lmdecode::detail::PrefixStore store;
+  auto positions = [](int64_t length) { return at::zeros({1, 2, 1, 1, length, 2}, at::kFloat); };  // 16 bytes a position
+  store.insert({1, 2, 3, 4}, positions(4), 1000);
+  store.insert({1, 2}, positions(2), 1000);  // needless: {1, 2, 3, 4} begins with it
+  CHECK(store.bytes() == 64);
+  store.insert({5}, positions(1), 1000);  // shorter than a kept prompt and unlike it
+  store.insert({1, 2, 3, 4, 6}, positions(5), 1000);  // replaces {1, 2, 3, 4}, which it begins with
+  CHECK(store.bytes() == 16 + 80);
+  const auto hit = store.longest({1, 2, 3, 9}, 3);
+  REQUIRE(hit);
+  CHECK(hit->length == 3);
+  CHECK(hit->positions.size(4) == 3);
+  CHECK_FALSE(store.longest({7, 8}, 1));
+  store.insert({9, 9, 9}, positions(3), 96 + 48 - 16);  // room for it only once the least recent ({5}) is dropped
+  CHECK(store.bytes() == 80 + 48);
+  CHECK_FALSE(store.longest({5, 1}, 1));
+  store.insert({8, 8, 8, 8, 8, 8, 8, 8, 8}, positions(9), 100);  // larger than the room: not kept, nothing dropped
+  CHECK(store.bytes() == 80 + 48);
+}

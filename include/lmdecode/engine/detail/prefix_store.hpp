@@ -48,7 +48,7 @@ class PrefixStore {
     const int64_t size = static_cast<int64_t>(positions.nbytes());
     for (auto it = entries_.begin(); it != entries_.end();) {
       if (it->tokens.size() >= tokens.size() && std::equal(tokens.begin(), tokens.end(), it->tokens.begin())) return;
-      if (std::equal(it->tokens.begin(), it->tokens.end(), tokens.begin())) {
+      if (it->tokens.size() < tokens.size() && std::equal(it->tokens.begin(), it->tokens.end(), tokens.begin())) {
         bytes_ -= it->bytes;
         it = entries_.erase(it);
       } else {
