@@ -113,6 +113,21 @@ class RequestHandle {
   std::shared_ptr<detail::EngineRequest> request_;
 };
 
+namespace detail {
+
+/// A request's rows (beams, or sequences) and the positions each may feed after its prompt (new
+/// tokens and drafts): what its KV cache is sized by.
+struct RequestRows {
+  int64_t copies;
+  int64_t new_positions;
+};
+inline RequestRows request_rows(int64_t prompt_length, const GenerationConfig& config) {
+  return {config.num_beams > 1 ? config.num_beams : config.num_return_sequences,
+          config.resolved_max_new_tokens(prompt_length) + config.prompt_lookup_num_tokens.value_or(0)};
+}
+
+}  // namespace detail
+
 /// The most KV cache bytes a request of a `prompt_length`-token prompt can hold under `config`, at
 /// `bytes_per_position` per row and position, when its caches are made for all its positions at once
 /// (RequestModel): one row of every position it feeds; with several rows (beams, sequences), the
@@ -120,15 +135,13 @@ class RequestHandle {
 /// old and the new buffer side by side while it grows. A count past int64 (a huge max_new_tokens)
 /// gives the largest int64.
 inline int64_t reserved_kv_bytes(int64_t prompt_length, const GenerationConfig& config, int64_t bytes_per_position) {
-  const double copies = static_cast<double>(config.num_beams > 1 ? config.num_beams : config.num_return_sequences);
-  const double prompt = static_cast<double>(prompt_length);
-  const double new_positions = static_cast<double>(config.resolved_max_new_tokens(prompt_length)) +
-                               static_cast<double>(config.prompt_lookup_num_tokens.value_or(0));
-  double positions = copies * (prompt + new_positions);
+  const auto [copies, new_positions] = detail::request_rows(prompt_length, config);
+  const double prompt = static_cast<double>(prompt_length), added = static_cast<double>(new_positions);
+  double positions = static_cast<double>(copies) * (prompt + added);
   if (copies > 1 && config.use_cache) {
     double own = 16;
-    while (own < new_positions) own *= 2;
-    positions = prompt + copies * (own + own / 2);
+    while (own < added) own *= 2;
+    positions = prompt + static_cast<double>(copies) * (own + own / 2);
   }
   const double bytes = positions * static_cast<double>(bytes_per_position);
   return bytes >= 0x1p63 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(bytes);
@@ -164,11 +177,9 @@ class Engine {
     }
     if (stepper_.joinable()) stepper_.join();
     else while (step()) {}
-    std::vector<std::shared_ptr<detail::EngineRequest>> left;
-    {
-      std::lock_guard lock(shared_->mutex);
-      left.swap(ended_);
-    }
+    std::unique_lock lock(shared_->mutex);
+    const auto left = take_ended();
+    lock.unlock();
     join(left);
   }
 
@@ -252,8 +263,8 @@ class Engine {
   int64_t cache_positions(const detail::EngineRequest& r) const {
     if (!options_.kv_budget_bytes) return 0;
     const int64_t prompt = static_cast<int64_t>(r.prompt.size());
-    const bool one_row = r.config.num_beams == 1 && r.config.num_return_sequences == 1;
-    return one_row ? prompt + r.config.resolved_max_new_tokens(prompt) + r.config.prompt_lookup_num_tokens.value_or(0) : prompt;
+    const auto [copies, new_positions] = detail::request_rows(prompt, r.config);
+    return copies == 1 ? prompt + new_positions : prompt;
   }
 
   void step_until_stopped() {

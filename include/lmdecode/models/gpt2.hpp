@@ -71,8 +71,7 @@ class Gpt2Model : public PretrainedModel {
       ids.push_back(seg.batch->input_ids.reshape({-1}));
       positions.push_back(seg.batch->position_ids.reshape({-1}));
     }
-    auto together = [](const std::vector<at::Tensor>& parts) { return parts.size() == 1 ? parts[0] : at::cat(parts); };
-    auto hidden = embedding_rows(wte_, together(ids)) + embedding_rows(wpe_, together(positions));  // [positions, e]
+    auto hidden = embedding_rows(wte_, joined(ids)) + embedding_rows(wpe_, joined(positions));  // [positions, e]
     const detail::ScoreScale scale{1.0, at::full({}, std::sqrt(static_cast<double>(d)), hidden.options())};
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
@@ -87,7 +86,7 @@ class Gpt2Model : public PretrainedModel {
         parts.push_back(attended.transpose(1, 2).reshape({rows * fed, e}));
         offset += rows * fed;
       }
-      hidden = conv1d(together(parts), l.proj_w, l.proj_b) + hidden;
+      hidden = conv1d(joined(parts), l.proj_w, l.proj_b) + hidden;
       auto x = layer_norm(hidden, l.ln2_w, l.ln2_b);
       hidden = hidden + conv1d(gelu_tanh(conv1d(x, l.fc_w, l.fc_b)), l.out_w, l.out_b);
     }

@@ -153,6 +153,9 @@ class PretrainedModel {
   /// weight format widens here, exactly).
   at::Tensor embedding_rows(const detail::LinearWeight& table, const at::Tensor& ids) const { return table.rows(ids, dtype_); }
 
+  /// `parts` concatenated along their first dimension (the one part as it is): the segments' positions as one batch.
+  static at::Tensor joined(const std::vector<at::Tensor>& parts) { return parts.size() == 1 ? parts[0] : at::cat(parts); }
+
   /// One batch of a layer pass: its inputs, its attention mask (detail::attention_blocked's,
   /// [rows, 1, T, cached + T], true where a query may not look) and the cache it appends to.
   struct LayerSegment {

@@ -118,7 +118,7 @@ class RotaryDecoderModel : public PretrainedModel {
       attending.push_back(segment_attention(seg));
       ids.push_back(seg.batch->input_ids.reshape({-1}));
     }
-    auto hidden = embedding_rows(embed_, ids.size() == 1 ? ids[0] : at::cat(ids));  // [positions, hidden]
+    auto hidden = embedding_rows(embed_, joined(ids));  // [positions, hidden]
     if (embed_scale_.defined()) hidden.mul_(embed_scale_);
     for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
       const Layer& l = layers_[i];
@@ -129,7 +129,7 @@ class RotaryDecoderModel : public PretrainedModel {
         parts.push_back(attention(i, qkv.narrow(0, offset, a.rows * a.fed), a));
         offset += a.rows * a.fed;
       }
-      auto attended = detail::project(parts.size() == 1 ? parts[0] : at::cat(parts), l.o, l.o_bias);
+      auto attended = detail::project(joined(parts), l.o, l.o_bias);
       hidden.add_(l.attention_out_norm.defined() ? rms_norm(attended, l.attention_out_norm) : attended);
       auto gate_up = detail::project(rms_norm(hidden, l.mlp_norm), l.gate_up, l.gate_up_bias).chunk(2, 1);
       auto activated = c.activation == Activation::gelu_tanh ? at::gelu(gate_up[0], "tanh") : at::silu(gate_up[0]);
