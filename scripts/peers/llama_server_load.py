@@ -12,9 +12,10 @@ end before their tokens (the server's stop_type is shown) count with the tokens 
 """
 import json
 import sys
-import threading
 import time
 import urllib.request
+
+from closed_loop import percentile, run_closed_loop
 
 
 def requests_of(vocab, count):
@@ -49,35 +50,8 @@ def run_one(port, prompt, new_tokens):
     return submitted, arrivals, stop_type
 
 
-def percentile(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def load(port, requests, clients):
-    results, errors = [None] * len(requests), []
-    next_index = [0]
-    lock = threading.Lock()
-
-    def client():
-        while True:
-            with lock:
-                i = next_index[0]
-                next_index[0] += 1
-            if i >= len(requests):
-                return
-            try:
-                results[i] = run_one(port, *requests[i])
-            except Exception as e:  # counted and shown: the table's error column
-                errors.append(f"request {i}: {e}")
-
-    start = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - start
+    results, errors, wall = run_closed_loop(len(requests), clients, lambda i: run_one(port, *requests[i]))
     done = [r for r in results if r]
     first = [1000 * (arrivals[0] - submitted) for submitted, arrivals, _ in done]
     between = [1000 * (b - a) for _, arrivals, _ in done for a, b in zip(arrivals, arrivals[1:])]
