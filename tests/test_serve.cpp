@@ -294,7 +294,7 @@ TEST_CASE("lmdecode-serve: bad requests get OpenAI errors with the right status,
   refused(R"({"prompt": [1, 2, 999999]})", 400, "prompt");
   refused(R"({"prompt": "hi", "model": "nope"})", 404, "model");
   json long_prompt = {{"prompt", std::vector<int64_t>(600, 5)}};  // the model has 512 positions
-  refused(long_prompt.dump(), 400);
+  refused(long_prompt.dump(), 400, "prompt");
   refused(json{{"prompt", std::string(70000, 'a')}}.dump(), 413);
   const auto chat_refused = post_raw(server, "/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "hi"}]})");
   CHECK(chat_refused.status == 400);

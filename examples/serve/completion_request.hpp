@@ -225,7 +225,7 @@ inline CompletionRequest read_completion_request(const nlohmann::json& body, End
   if (r.prompt.empty()) throw bad_field(endpoint == Endpoint::chat ? "messages" : "prompt", "the prompt is empty (no tokens)");
   if (model.context && prompt_tokens >= model.context)
     throw ApiError(400, fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens", model.context, prompt_tokens),
-                   "messages", "context_length_exceeded");
+                   endpoint == Endpoint::chat ? "messages" : "prompt", "context_length_exceeded");
 
   nlohmann::json o = nlohmann::json::object();  // generation_config.json overrides
   // Chat takes either name (max_completion_tokens first, OpenAI's newer one).

@@ -49,7 +49,7 @@ class OpenAIServer {
   /// Adds the routes, the key check and the error bodies to `http`.
   void attach(httplib::Server& http) {
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) { return check_key(req, res); });
-    http.set_error_handler([](const httplib::Request&, httplib::Response& res) { fill_error_body(res); });
+    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) { fill_error_body(req, res); });
     http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
       reply_error(res, ApiError(500, "internal error", {}, {}, "server_error"));
     });
@@ -319,10 +319,14 @@ class OpenAIServer {
     reply_json(res, e.body());
   }
   /// httplib's own refusals (no such route, a body over the limit, a malformed request) get OpenAI's error object too.
-  static void fill_error_body(httplib::Response& res) {
+  static void fill_error_body(const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    // httplib holds a form-encoded body (curl -d without a Content-Type) to 8 KiB, whatever the server's limit.
+    const bool form = req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded");
     const char* message = res.status == 404 ? "no such route (lmdecode-serve: POST /v1/completions, POST /v1/chat/completions, "
                                               "GET /v1/models, GET /health)"
+                          : res.status == 413 && form ? "a form-encoded body is limited to 8 KiB: send the JSON with "
+                                                        "'Content-Type: application/json'"
                           : res.status == 413 ? "the request body is over this server's limit (--max-body-bytes)"
                                               : "the request could not be read as HTTP";
     reply_json(res, ApiError::error_body(message, res.status >= 500 ? "server_error" : "invalid_request_error"));

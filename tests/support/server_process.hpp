@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -97,7 +96,7 @@ class ServerProcess {
   int read_port(std::chrono::seconds limit) {
     const auto end = std::chrono::steady_clock::now() + limit;
     std::string text;
-    const std::regex listening("listening on http://[^:]+:([0-9]+)");
+    const std::string listening = "listening on http://";
     while (std::chrono::steady_clock::now() < end) {
       pollfd ready{out_, POLLIN, 0};
       if (poll(&ready, 1, 100) <= 0) continue;
@@ -105,8 +104,10 @@ class ServerProcess {
       const ssize_t n = read(out_, buffer, sizeof buffer);
       if (n <= 0) break;
       text.append(buffer, static_cast<size_t>(n));
-      std::smatch m;
-      if (std::regex_search(text, m, listening)) return std::stoi(m[1]);
+      const size_t at = text.find(listening);
+      const size_t colon = at == std::string::npos ? at : text.find(':', at + listening.size());
+      const size_t end = colon == std::string::npos ? colon : text.find_first_not_of("0123456789", colon + 1);
+      if (end != std::string::npos && end > colon + 1) return std::stoi(text.substr(colon + 1, end - colon - 1));
     }
     throw std::runtime_error("the server did not say where it listens; it printed: " + text + "\n" + log());
   }
