@@ -29,7 +29,8 @@
 # model (peers/openai_client_check.py); then lmdecode-serve and llama-server (-np 16) in turn on the
 # same weights (the F32 GGUF for llama-server) and thread count, each driven by 1, 4 and 16
 # closed-loop streaming clients (peers/openai_load.py: requests/s, tokens/s, time to first token,
-# errors) and by `hey` (bookworm's, run outside the chroot: whole answers, requests/s and errors),
+# errors) and by `hey` (bookworm's, run outside the chroot, no timeout: whole answers, requests/s,
+# latency p50 and errors),
 # 32 new tokens a request, greedy.
 #
 # Needs root and Debian's and npm's registries; about 2 minutes to make the chroot, then about 11
@@ -165,11 +166,13 @@ if [ "$what" = serve ]; then
     python3 "$root/scripts/peers/openai_load.py" "$server" $port 32 1,4,16 32 "$extra" "$work/$server-load.json" | tee -a "$work/serve.md"
     echo "${body}, ${extra:1}" >"$work/hey-body.json"
     for clients in 1 4 16; do
-      hey -n $((clients * 4)) -c $clients -m POST -T application/json -D "$work/hey-body.json" "http://127.0.0.1:$port/v1/completions" \
+      total=$((clients * 4))
+      hey -n $total -c $clients -t 0 -m POST -T application/json -D "$work/hey-body.json" "http://127.0.0.1:$port/v1/completions" \
         >"$work/hey-$server-$clients.txt"
-      echo "  hey $server $clients connections: $(grep -o 'Requests/sec:.*' "$work/hey-$server-$clients.txt" | tr -s ' '), \
-$(grep -A2 'Status code distribution' "$work/hey-$server-$clients.txt" | tail -n +2 | tr -s ' ' | paste -sd ' '), \
-errors: $(grep -c 'Error distribution' "$work/hey-$server-$clients.txt")" | tee -a "$work/serve.md"
+      answered=$(grep -o '\[200\][[:space:]]*[0-9]*' "$work/hey-$server-$clients.txt" | grep -o '[0-9]*$' || echo 0)
+      echo "  hey $server $clients connections: $(grep -o 'Requests/sec:.*' "$work/hey-$server-$clients.txt" | tr -s ' \t' ' '), \
+p50 $(grep -o '50% in [0-9.]*' "$work/hey-$server-$clients.txt" | grep -o '[0-9.]*$') s, $answered of $total answered 200, \
+errors $((total - answered))" | tee -a "$work/serve.md"
     done
     pkill -f "$server -m|$server --model" || true
     sleep 2

@@ -268,7 +268,8 @@ TEST_CASE("lmdecode-serve: log-probs, models, health and the API key", "[serve]"
 }
 
 TEST_CASE("lmdecode-serve: bad requests get OpenAI errors with the right status, and the server goes on", "[serve]") {
-  auto server = start_server({"--max-body-bytes", "65536"});
+  // 1 MiB of KV cache is 256 positions of this model (4 layers x keys and values x 4 heads x 32 x 4 bytes a position).
+  auto server = start_server({"--max-body-bytes", "65536", "--kv-budget", "1048576"});
   const auto refused = [&](const std::string& body, int status, const std::string& param = "") {
     INFO(body);
     const auto r = post_raw(server, "/v1/completions", body);
@@ -296,6 +297,9 @@ TEST_CASE("lmdecode-serve: bad requests get OpenAI errors with the right status,
   json long_prompt = {{"prompt", std::vector<int64_t>(600, 5)}};  // the model has 512 positions
   refused(long_prompt.dump(), 400, "prompt");
   refused(json{{"prompt", std::string(70000, 'a')}}.dump(), 413);
+  const auto never_fits = post(server, "/v1/completions", completion({{"max_tokens", 400}}, false));
+  CHECK(never_fits.status == 400);
+  CHECK_THAT(never_fits.body["error"]["message"].get<std::string>(), Catch::Contains("kv_budget_bytes"));
   const auto chat_refused = post_raw(server, "/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "hi"}]})");
   CHECK(chat_refused.status == 400);
   CHECK(post_raw(server, "/v1/chat/completions", R"({"messages": []})").status == 400);

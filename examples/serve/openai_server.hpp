@@ -276,6 +276,7 @@ class OpenAIServer {
       chunk["usage"] = usage(static_cast<int64_t>(s.request.prompt.size()), completion_tokens);
       if (!send(sink, chunk)) return false;
     }
+    s.slot.reset();  // before [DONE]: a client that sends its next request on reading it finds the slot free
     return send_done(sink);
   }
 
