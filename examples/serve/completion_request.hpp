@@ -9,8 +9,9 @@
 //   logprobs / top_logprobs                    extras: num_beams, length_penalty, early_stopping, top_k,
 //                                              min_p, repetition_penalty, min_tokens, return_token_ids
 // A field OpenAI defines that changes nothing at its default (presence_penalty 0, logit_bias {}, echo
-// false, user) is taken; at another value, and any field nobody defines, it is a 400 naming it, as
-// OpenAI answers an unknown argument: a misspelt option never silently does nothing.
+// false, best_of n, response_format text, user) is taken; at another value, and any field nobody
+// defines, it is a 400 naming it, as OpenAI answers an unknown argument: a misspelt option never
+// silently does nothing.
 
 #include <algorithm>
 #include <cstdint>
@@ -212,33 +213,36 @@ inline std::vector<std::string> stop_strings(RequestFields& f, const RequestLimi
 
 }  // namespace detail
 
-/// Reads a request body of `endpoint` against `model`; anything wrong is an ApiError.
-inline CompletionRequest read_completion_request(const nlohmann::json& body, Endpoint endpoint, const ServedModel& model,
-                                                 const RequestLimits& limits) {
-  detail::RequestFields f(body);
-  CompletionRequest r;
-  r.endpoint = endpoint;
-  if (const auto name = f.string("model"); name && *name != model.id)
-    throw ApiError(404, fmt::format("The model '{}' does not exist (this server serves '{}')", *name, model.id), "model", "model_not_found");
-  r.prompt = endpoint == Endpoint::chat ? detail::chat_prompt(f, model) : detail::completion_prompt(f, model);
-  const auto prompt_tokens = static_cast<int64_t>(r.prompt.size());
-  if (r.prompt.empty()) throw bad_field(endpoint == Endpoint::chat ? "messages" : "prompt", "the prompt is empty (no tokens)");
-  if (model.context && prompt_tokens >= model.context)
-    throw ApiError(400, fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens", model.context, prompt_tokens),
-                   endpoint == Endpoint::chat ? "messages" : "prompt", "context_length_exceeded");
+namespace detail {
 
-  nlohmann::json o = nlohmann::json::object();  // generation_config.json overrides
-  // Chat takes either name (max_completion_tokens first, OpenAI's newer one).
+/// The prompt's token ids, checked against the context.
+inline lmdecode::TokenIds prompt_of(RequestFields& f, Endpoint endpoint, const ServedModel& model) {
+  auto prompt = endpoint == Endpoint::chat ? chat_prompt(f, model) : completion_prompt(f, model);
+  const char* param = endpoint == Endpoint::chat ? "messages" : "prompt";
+  if (prompt.empty()) throw bad_field(param, "the prompt is empty (no tokens)");
+  if (model.context && static_cast<int64_t>(prompt.size()) >= model.context)
+    throw ApiError(400, fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens", model.context, prompt.size()),
+                   param, "context_length_exceeded");
+  return prompt;
+}
+
+/// max_tokens (chat: max_completion_tokens first, OpenAI's newer name) as max_new_tokens: the
+/// checkpoint's length where absent, else 256; never past the context.
+inline int64_t new_tokens_of(RequestFields& f, Endpoint endpoint, const ServedModel& model, int64_t prompt_tokens) {
   const bool newer_name = endpoint == Endpoint::chat && f.has("max_completion_tokens");
   const auto max_tokens = f.integer(newer_name ? "max_completion_tokens" : "max_tokens", 1, INT64_MAX);
-  f.has("max_tokens");
+  f.has("max_tokens");  // known on both endpoints
   const int64_t room = model.context ? model.context - prompt_tokens : INT64_MAX;
   if (max_tokens && *max_tokens > room)
     throw ApiError(400, fmt::format("This model's maximum context length is {} tokens; you asked for {} (the prompt) + {} (max_tokens)",
                                     model.context, prompt_tokens, *max_tokens), "max_tokens", "context_length_exceeded");
-  const bool default_length = model.defaults.max_new_tokens || model.defaults.max_length;
-  o["max_new_tokens"] = max_tokens ? *max_tokens : std::min(default_length ? model.defaults.resolved_max_new_tokens(prompt_tokens) : 256, room);
+  if (max_tokens) return *max_tokens;
+  const bool checkpoint_length = model.defaults.max_new_tokens || model.defaults.max_length;
+  return std::min(checkpoint_length ? model.defaults.resolved_max_new_tokens(prompt_tokens) : int64_t{256}, room);
+}
 
+/// The fields that choose the tokens, as generation_config.json overrides into `o`.
+inline void read_decoding_fields(RequestFields& f, const RequestLimits& limits, nlohmann::json& o) {
   const auto temperature = f.number("temperature", 0, 2);
   const auto top_p = f.number("top_p", 0, 1);
   const auto seed = f.integer("seed", INT64_MIN, INT64_MAX);
@@ -254,8 +258,7 @@ inline CompletionRequest read_completion_request(const nlohmann::json& body, End
   if (const auto min_p = f.number("min_p", 0, 1)) o["min_p"] = *min_p;
   if (const auto penalty = f.number("repetition_penalty", 1e-6, 1e6)) o["repetition_penalty"] = *penalty;
   if (const auto min_tokens = f.integer("min_tokens", 0, INT64_MAX)) o["min_new_tokens"] = *min_tokens;
-  const int64_t n = f.integer("n", 1, limits.max_n).value_or(1);
-  o["num_return_sequences"] = n;
+  o["num_return_sequences"] = f.integer("n", 1, limits.max_n).value_or(1);
   if (const auto beams = f.integer("num_beams", 1, limits.max_beams)) o["num_beams"] = *beams;
   if (const auto penalty = f.number("length_penalty", -1e6, 1e6)) o["length_penalty"] = *penalty;
   if (f.has("early_stopping")) {
@@ -263,9 +266,10 @@ inline CompletionRequest read_completion_request(const nlohmann::json& body, End
     if (!v.is_boolean() && v != "never") throw bad_field("early_stopping", "'early_stopping' must be true, false or \"never\"");
     o["early_stopping"] = v;
   }
-  r.stops = detail::stop_strings(f, limits);
-  if (!r.stops.empty()) o["stop_strings"] = r.stops;
+}
 
+/// What the answer shows: streaming, usage, log-probs, token ids.
+inline void read_answer_fields(RequestFields& f, Endpoint endpoint, CompletionRequest& r) {
   r.stream = f.boolean("stream").value_or(false);
   if (f.has("stream_options")) {
     const auto& so = f.raw("stream_options");
@@ -282,27 +286,50 @@ inline CompletionRequest read_completion_request(const nlohmann::json& body, End
     r.top_logprobs = *k;
   }
   r.return_token_ids = f.boolean("return_token_ids").value_or(false);
+}
+
+/// Top log-probs keep every step's scores: refused where they would be more than the limit.
+inline void check_kept_scores(const CompletionRequest& r, const ServedModel& model, const RequestLimits& limits) {
+  const int64_t rows = std::max(r.config.num_beams, r.config.num_return_sequences);
+  const double bytes = 4.0 * double(r.config.resolved_max_new_tokens(static_cast<int64_t>(r.prompt.size()))) * double(rows) * double(model.vocab);
+  if (bytes > double(limits.max_scores_bytes))
+    throw bad_field("top_logprobs", fmt::format("top log-probs keep {} MiB of scores for this request, more than this server allows ({} MiB): "
+                                                "lower max_tokens, n or num_beams", int64_t(bytes) >> 20, limits.max_scores_bytes >> 20));
+}
+
+}  // namespace detail
+
+/// Reads a request body of `endpoint` against `model`; anything wrong is an ApiError.
+inline CompletionRequest read_completion_request(const nlohmann::json& body, Endpoint endpoint, const ServedModel& model,
+                                                 const RequestLimits& limits) {
+  detail::RequestFields f(body);
+  CompletionRequest r;
+  r.endpoint = endpoint;
+  if (const auto name = f.string("model"); name && *name != model.id)
+    throw ApiError(404, fmt::format("The model '{}' does not exist (this server serves '{}')", *name, model.id), "model", "model_not_found");
+  r.prompt = detail::prompt_of(f, endpoint, model);
+  nlohmann::json o = {{"max_new_tokens", detail::new_tokens_of(f, endpoint, model, static_cast<int64_t>(r.prompt.size()))}};
+  detail::read_decoding_fields(f, limits, o);
+  r.stops = detail::stop_strings(f, limits);
+  if (!r.stops.empty()) o["stop_strings"] = r.stops;
+  detail::read_answer_fields(f, endpoint, r);
   f.string("user");
   f.accept_at_default("presence_penalty", 0);
   f.accept_at_default("frequency_penalty", 0);
   f.accept_at_default("logit_bias", nlohmann::json::object());
   f.accept_at_default("echo", false);
-  f.accept_at_default("best_of", n);
+  f.accept_at_default("best_of", o["num_return_sequences"]);
+  f.accept_at_default("response_format", {{"type", "text"}});
   f.refuse_unknown();
-
   try {
     r.config = lmdecode::generation_config_overrides(o, model.defaults, "the request");
   } catch (const lmdecode::invalid_argument& e) {
     throw ApiError(400, e.what());
   }
   if (!r.stops.empty()) r.config.token_texts = model.token_texts;
-  if (r.top_logprobs) {  // the scores the alternatives come from are kept for the whole answer
+  if (r.top_logprobs) {  // the alternatives come from the scores, kept for the whole answer
     r.config.output_scores = true;
-    const int64_t rows = std::max(r.config.num_beams, n);
-    const double bytes = 4.0 * double(r.config.resolved_max_new_tokens(prompt_tokens)) * double(rows) * double(model.vocab);
-    if (bytes > double(limits.max_scores_bytes))
-      throw bad_field("top_logprobs", fmt::format("top log-probs keep {} MiB of scores for this request, more than this server allows ({} MiB): "
-                                                  "lower max_tokens, n or num_beams", int64_t(bytes) >> 20, limits.max_scores_bytes >> 20));
+    detail::check_kept_scores(r, model, limits);
   }
   return r;
 }
