@@ -49,7 +49,7 @@ struct ServedModel {
   lmdecode::GenerationConfig defaults;
   int64_t context = 0;  ///< the model's positions (0: no limit known)
   int64_t vocab = 0;
-  std::shared_ptr<const std::vector<std::string>> token_texts;  ///< for stop strings
+  std::shared_ptr<const std::vector<std::string>> token_texts;  ///< each id's raw bytes: stop strings, log-probs' bytes
 };
 
 enum class Endpoint { completions, chat };

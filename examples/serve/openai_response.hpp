@@ -53,8 +53,8 @@ inline nlohmann::json usage(int64_t prompt_tokens, int64_t completion_tokens) {
 /// under the same distribution, from the kept scores.
 class TokenLogprobs {
  public:
-  TokenLogprobs(const lmdecode::Tokenizer& tokenizer, const lmdecode::GenerationResult& result, const CompletionRequest& request)
-      : tokenizer_(tokenizer), result_(result), request_(request) {}
+  TokenLogprobs(const ServedModel& model, const lmdecode::GenerationResult& result, const CompletionRequest& request)
+      : tokenizer_(model.tokenizer), token_texts_(*model.token_texts), result_(result), request_(request) {}
 
   /// Choice `i`'s log-probs as its endpoint writes them.
   nlohmann::json of(size_t i) const {
@@ -85,9 +85,8 @@ class TokenLogprobs {
   static nlohmann::json finite(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(-9999.0); }  // OpenAI's floor
 
   nlohmann::json chat(const lmdecode::Hypothesis& h, size_t i) const {
-    const auto texts = tokenizer_.token_texts();
     const auto entry = [&](int64_t id, double logprob) {
-      const std::string& raw = (*texts)[static_cast<size_t>(id)];
+      const std::string& raw = token_texts_[static_cast<size_t>(id)];
       return nlohmann::json{{"token", text_of(id)}, {"logprob", finite(logprob)}, {"bytes", std::vector<uint8_t>(raw.begin(), raw.end())}};
     };
     auto content = nlohmann::json::array();
@@ -120,6 +119,7 @@ class TokenLogprobs {
   }
 
   const lmdecode::Tokenizer& tokenizer_;
+  const std::vector<std::string>& token_texts_;  // each id's raw bytes (the served model's, made once)
   const lmdecode::GenerationResult& result_;
   const CompletionRequest& request_;
 };

@@ -162,7 +162,7 @@ class OpenAIServer {
     auto out = header.object(false);
     out["choices"] = nlohmann::json::array();
     int64_t completion_tokens = 0;
-    const TokenLogprobs logprobs(model_.tokenizer, result, request);
+    const TokenLogprobs logprobs(model_, result, request);
     for (size_t i = 0; i < result.hypotheses[0].size(); ++i) {
       const auto& h = result.hypotheses[0][i];
       ChoiceText text(model_.tokenizer, request.stops);
@@ -255,7 +255,7 @@ class OpenAIServer {
       const bool sent = send(sink, ApiError::error_body(e.what(), "server_error")) && send_done(sink);
       return sent;
     }
-    const TokenLogprobs logprobs(model_.tokenizer, result, s.request);
+    const TokenLogprobs logprobs(model_, result, s.request);
     int64_t completion_tokens = 0;
     for (size_t i = 0; i < result.hypotheses[0].size(); ++i) {
       const auto& h = result.hypotheses[0][i];
