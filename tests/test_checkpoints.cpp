@@ -221,6 +221,45 @@ TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the
   }
 }
 
+#ifdef LMDECODE_X86_KERNELS
+TEST_CASE("the few-rows kernel's loops in 8 lanes (AVX2) and in 16 (AVX-512) give the float64 product", "[models]") {
+  // few_rows_product takes one of them by the CPU; here each runs where the CPU has it, on sizes
+  // with tails after every chain round and block (Q8_0: 3 blocks leave one after a pair).
+  using lmdecode::WeightFormat;
+  using namespace lmdecode::detail;
+  if (!cpu_has_avx2_fma()) return;
+  for (const bool lanes16 : {false, true}) {
+    if (lanes16 && !cpu_has_avx512f()) continue;
+    for (const auto format : {WeightFormat::model_dtype, WeightFormat::bfloat16, WeightFormat::q8_0})
+    for (const int64_t in : {8, 37, 96, 896, 4864}) {
+      if (format == WeightFormat::q8_0 && in % kQ8BlockSize != 0) continue;
+      const auto weight = make_linear_weight(at::randn({5, in}), format, "w");
+      const auto bias = at::randn({5});
+      for (int64_t rows = 1; rows <= kFewRowsPass; ++rows) {
+        const auto x = at::randn({rows, in});
+        auto y = at::zeros({rows, 5});
+        const float* x_data = x.data_ptr<float>();
+        // Features 1 to 4 only: the range's ends are kept.
+        if (format == WeightFormat::q8_0)
+          few_rows_dots_for<Q8Rows>(rows, lanes16)(x_data, Q8Rows{weight.matrix.data_ptr<int8_t>(), weight.block_scales.data_ptr<float>()},
+                                                   bias.data_ptr<float>(), y.data_ptr<float>(), in, 5, 1, 5);
+        else if (format == WeightFormat::bfloat16)
+          few_rows_dots_for<const Bfloat16Bits*>(rows, lanes16)(
+              x_data, reinterpret_cast<const Bfloat16Bits*>(weight.matrix.data_ptr<at::BFloat16>()), bias.data_ptr<float>(),
+              y.data_ptr<float>(), in, 5, 1, 5);
+        else
+          few_rows_dots_for<const float*>(rows, lanes16)(x_data, static_cast<const float*>(weight.matrix.data_ptr<float>()),
+                                                         bias.data_ptr<float>(), y.data_ptr<float>(), in, 5, 1, 5);
+        auto expected = at::mm(x.to(at::kDouble), weight.widened(0, 5, at::kDouble).t()) + bias.to(at::kDouble);
+        INFO((lanes16 ? "16" : "8") << " lanes, in " << in << " rows " << rows << " weights " << lmdecode::weight_format_name(format));
+        CHECK((y.narrow(1, 1, 4).to(at::kDouble) - expected.narrow(1, 1, 4)).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
+        CHECK(y.select(1, 0).abs().max().item<float>() == 0);
+      }
+    }
+  }
+}
+#endif
+
 TEST_CASE("Q8_0 quantizes as llama.cpp does: a float16 scale of max|w| / 127 a block, quants rounded half away from zero", "[models]") {
   // Block 0: scale 2^-7 (exact in float16), values halfway between two quants. Block 1: max 1, so
   // d = 1/127, which float16 rounds (the quants use the unrounded d, as llama.cpp does).

@@ -1,7 +1,7 @@
 #pragma once
 // What our hand-written CPU kernels share: an x86 compiler that takes per-function targets
-// (LMDECODE_X86_KERNELS), the run-time check for AVX2 and FMA, and a horizontal sum. Where either
-// is missing the callers keep libtorch's operators.
+// (LMDECODE_X86_KERNELS), the run-time checks for AVX2 and FMA and for AVX-512F, and a horizontal
+// sum. Where the compiler or AVX2 is missing the callers keep libtorch's operators.
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -13,6 +13,15 @@ namespace lmdecode::detail {
 inline bool cpu_has_avx2_fma() {
 #ifdef LMDECODE_X86_KERNELS
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+inline bool cpu_has_avx512f() {
+#ifdef LMDECODE_X86_KERNELS
+  static const bool has = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
   return has;
 #else
   return false;
