@@ -224,7 +224,8 @@ TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the
 #ifdef LMDECODE_X86_KERNELS
 TEST_CASE("the few-rows kernel's loops in 8 lanes (AVX2) and in 16 (AVX-512) give the float64 product", "[models]") {
   // few_rows_product takes one of them by the CPU; here each runs where the CPU has it, on sizes
-  // with tails after every chain round and block (Q8_0: 3 blocks leave one after a pair).
+  // with tails after every chain round and block (Q8_0: 3 blocks leave one after a pair), and 4864
+  // inputs, where 2 to 4 rows outgrow L1 and the 16-lane Q8_0 loop takes two weight rows at a time.
   using lmdecode::WeightFormat;
   using namespace lmdecode::detail;
   if (!cpu_has_avx2_fma()) return;
@@ -233,26 +234,27 @@ TEST_CASE("the few-rows kernel's loops in 8 lanes (AVX2) and in 16 (AVX-512) giv
     for (const auto format : {WeightFormat::model_dtype, WeightFormat::bfloat16, WeightFormat::q8_0})
     for (const int64_t in : {8, 37, 96, 896, 4864}) {
       if (format == WeightFormat::q8_0 && in % kQ8BlockSize != 0) continue;
-      const auto weight = make_linear_weight(at::randn({5, in}), format, "w");
-      const auto bias = at::randn({5});
+      const auto weight = make_linear_weight(at::randn({6, in}), format, "w");
+      const auto bias = at::randn({6});
       for (int64_t rows = 1; rows <= kFewRowsPass; ++rows) {
         const auto x = at::randn({rows, in});
-        auto y = at::zeros({rows, 5});
+        auto y = at::zeros({rows, 6});
         const float* x_data = x.data_ptr<float>();
-        // Features 1 to 4 only: the range's ends are kept.
+        // Features 1 to 5 only (the range's ends are kept; an odd count, for loops that take two
+        // weight rows at a time).
         if (format == WeightFormat::q8_0)
           few_rows_dots_for<Q8Rows>(rows, lanes16)(x_data, Q8Rows{weight.matrix.data_ptr<int8_t>(), weight.block_scales.data_ptr<float>()},
-                                                   bias.data_ptr<float>(), y.data_ptr<float>(), in, 5, 1, 5);
+                                                   bias.data_ptr<float>(), y.data_ptr<float>(), in, 6, 1, 6);
         else if (format == WeightFormat::bfloat16)
           few_rows_dots_for<const Bfloat16Bits*>(rows, lanes16)(
               x_data, reinterpret_cast<const Bfloat16Bits*>(weight.matrix.data_ptr<at::BFloat16>()), bias.data_ptr<float>(),
-              y.data_ptr<float>(), in, 5, 1, 5);
+              y.data_ptr<float>(), in, 6, 1, 6);
         else
           few_rows_dots_for<const float*>(rows, lanes16)(x_data, static_cast<const float*>(weight.matrix.data_ptr<float>()),
-                                                         bias.data_ptr<float>(), y.data_ptr<float>(), in, 5, 1, 5);
-        auto expected = at::mm(x.to(at::kDouble), weight.widened(0, 5, at::kDouble).t()) + bias.to(at::kDouble);
+                                                         bias.data_ptr<float>(), y.data_ptr<float>(), in, 6, 1, 6);
+        auto expected = at::mm(x.to(at::kDouble), weight.widened(0, 6, at::kDouble).t()) + bias.to(at::kDouble);
         INFO((lanes16 ? "16" : "8") << " lanes, in " << in << " rows " << rows << " weights " << lmdecode::weight_format_name(format));
-        CHECK((y.narrow(1, 1, 4).to(at::kDouble) - expected.narrow(1, 1, 4)).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
+        CHECK((y.narrow(1, 1, 5).to(at::kDouble) - expected.narrow(1, 1, 5)).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
         CHECK(y.select(1, 0).abs().max().item<float>() == 0);
       }
     }

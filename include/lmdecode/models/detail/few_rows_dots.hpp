@@ -24,6 +24,9 @@ constexpr int64_t kFewRowsPass = 8;
 
 #ifdef LMDECODE_X86_KERNELS
 
+/// The most bytes of a pass's input rows that count as staying in L1 while the weights stream by.
+constexpr int64_t kInputBytesInL1 = 24 << 10;
+
 /// How far ahead of the weight row being read the kernel asks for the weights: 8 KiB.
 constexpr int64_t kPrefetchBytes = 8 << 10;
 
@@ -189,47 +192,71 @@ __attribute__((target("avx512f"))) void few_rows_dots16(const float* x, const We
   }
 }
 
-/// Adds Q8_0 block b of a weight row to each row's sums, its halves into chains 2p and 2p + 1. The
-/// quants times the block's scale are the weights' exact float32 values (8 bits times a float16's
-/// 11), so they are scaled once for every row.
-template <int Rows, int Chains>
-__attribute__((target("avx512f"), always_inline)) inline void add_q8_0_block16(__m512 (&acc)[Rows][Chains], int p, const int8_t* q_row,
-                                                                               const float* scale_row, const float* x, int64_t in,
+/// Whether a Q8_0 pass takes two weight rows at a time: where 2 to 4 rows' inputs outgrow L1, each
+/// input vector loaded from L2 then serves two weight rows (a down projection of 4 rows: 4 x 4864
+/// floats, 76 KiB). Q8_0 only: it reads the most inputs per weight byte; with float32 weights two rows
+/// a pass were slower, with bfloat16 no faster (benchmarks/HISTORY.md).
+template <int Rows>
+inline bool two_q8_0_rows16(int64_t in) {
+  return Rows >= 2 && Rows <= 4 && Rows * in * static_cast<int64_t>(sizeof(float)) > kInputBytesInL1;
+}
+
+/// Adds Q8_0 block b of `Features` consecutive weight rows to each sum, its halves into chains 2p and
+/// 2p + 1. The quants times the block's scale are the weights' exact float32 values (8 bits times a
+/// float16's 11), so they are scaled once for every row.
+template <int Rows, int Features, int Chains>
+__attribute__((target("avx512f"), always_inline)) inline void add_q8_0_block16(__m512 (&acc)[Features][Rows][Chains], int p,
+                                                                               Q8Rows w_rows, const float* x, int64_t in,
                                                                                int64_t b) {
-  const int8_t* q = q_row + b * kQ8BlockSize;
-  _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchBytes), _MM_HINT_T1);
-  const __m512 scale = _mm512_set1_ps(scale_row[b]);
-  __m512 wv[2];
-  _Pragma("GCC unroll 2") for (int h = 0; h < 2; ++h) wv[h] = _mm512_mul_ps(
-      scale, _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * h)))));
-  _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
-    const float* xr = x + r * in + b * kQ8BlockSize;
-    _Pragma("GCC unroll 2") for (int h = 0; h < 2; ++h) acc[r][2 * p + h] = _mm512_fmadd_ps(wv[h], _mm512_loadu_ps(xr + 16 * h), acc[r][2 * p + h]);
+  const int64_t blocks = in / kQ8BlockSize;
+  __m512 wv[Features][2];
+  _Pragma("GCC unroll 2") for (int f = 0; f < Features; ++f) {
+    const int8_t* q = w_rows.quants + f * in + b * kQ8BlockSize;
+    _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchBytes), _MM_HINT_T1);
+    const __m512 scale = _mm512_set1_ps(w_rows.scales[f * blocks + b]);
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; ++h) wv[f][h] = _mm512_mul_ps(
+        scale, _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * h)))));
   }
+  _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; ++h) {
+      const __m512 xv = _mm512_loadu_ps(x + r * in + b * kQ8BlockSize + 16 * h);
+      _Pragma("GCC unroll 2") for (int f = 0; f < Features; ++f) acc[f][r][2 * p + h] = _mm512_fmadd_ps(wv[f][h], xv, acc[f][r][2 * p + h]);
+    }
+}
+
+/// Output features j .. j + Features - 1 of q8_0_dots in 16 lanes.
+template <int Rows, int Features>
+__attribute__((target("avx512f"), always_inline)) inline void q8_0_dot_features16(const float* x, Q8Rows w, const float* bias,
+                                                                                  float* out, int64_t in, int64_t out_features,
+                                                                                  int64_t j) {
+  constexpr int pairs = Features == 2 ? 1 : kChainsPerRow16<Rows> / 2;
+  const int64_t blocks = in / kQ8BlockSize;
+  const Q8Rows w_rows{w.quants + j * in, w.scales + j * blocks};
+  __m512 acc[Features][Rows][2 * pairs];
+  _Pragma("GCC unroll 2") for (int f = 0; f < Features; ++f)
+    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
+      _Pragma("GCC unroll 4") for (int c = 0; c < 2 * pairs; ++c) acc[f][r][c] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + pairs <= blocks; b += pairs)
+    _Pragma("GCC unroll 2") for (int p = 0; p < pairs; ++p) add_q8_0_block16<Rows, Features>(acc, p, w_rows, x, in, b + p);
+  for (; b < blocks; ++b) add_q8_0_block16<Rows, Features>(acc, 0, w_rows, x, in, b);
+  _Pragma("GCC unroll 2") for (int f = 0; f < Features; ++f)
+    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
+      _Pragma("GCC unroll 4") for (int c = 1; c < 2 * pairs; ++c) acc[f][r][0] = _mm512_add_ps(acc[f][r][0], acc[f][r][c]);
+      const float dot = horizontal_sum16(acc[f][r][0]);
+      out[r * out_features + j + f] = bias ? dot + bias[j + f] : dot;
+    }
 }
 
 /// q8_0_dots in 16 lanes.
 template <int Rows>
 __attribute__((target("avx512f"))) void q8_0_dots16(const float* x, Q8Rows w, const float* bias, float* out, int64_t in,
                                                     int64_t out_features, int64_t begin, int64_t end) {
-  constexpr int pairs = kChainsPerRow16<Rows> / 2;
-  const int64_t blocks = in / kQ8BlockSize;
-  for (int64_t j = begin; j < end; ++j) {
-    const int8_t* q_row = w.quants + j * in;
-    const float* scale_row = w.scales + j * blocks;
-    __m512 acc[Rows][2 * pairs];
-    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
-      _Pragma("GCC unroll 4") for (int c = 0; c < 2 * pairs; ++c) acc[r][c] = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + pairs <= blocks; b += pairs)
-      _Pragma("GCC unroll 2") for (int p = 0; p < pairs; ++p) add_q8_0_block16<Rows>(acc, p, q_row, scale_row, x, in, b + p);
-    for (; b < blocks; ++b) add_q8_0_block16<Rows>(acc, 0, q_row, scale_row, x, in, b);
-    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
-      _Pragma("GCC unroll 4") for (int c = 1; c < 2 * pairs; ++c) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][c]);
-      const float dot = horizontal_sum16(acc[r][0]);
-      out[r * out_features + j] = bias ? dot + bias[j] : dot;
-    }
-  }
+  int64_t j = begin;
+  if constexpr (Rows >= 2 && Rows <= 4)
+    if (two_q8_0_rows16<Rows>(in))
+      for (; j + 2 <= end; j += 2) q8_0_dot_features16<Rows, 2>(x, w, bias, out, in, out_features, j);
+  for (; j < end; ++j) q8_0_dot_features16<Rows, 1>(x, w, bias, out, in, out_features, j);
 }
 
 /// `WeightRows` is how the kernel reads a matrix: `const float*`, `const Bfloat16Bits*` or Q8Rows.
