@@ -135,23 +135,20 @@ __attribute__((target("avx2,fma"))) void q8_0_dots(const float* x, Q8Rows w, con
 }
 
 
-// 16 lanes (AVX-512F). Twice the registers too: 8 rows keep two sums each. The masked (maskz)
+// 16 lanes (AVX-512F; with FMA, which every AVX-512 CPU has, so the 8-lane helpers inline). Twice the registers too: 8 rows keep two sums each. The masked (maskz)
 // forms of the widenings are GCC 12's way to keep -Wmaybe-uninitialized quiet: its unmasked ones
 // start from an undefined register.
 
-/// The sum of v's 16 lanes.
-__attribute__((target("avx512f"))) inline float horizontal_sum16(__m512 v) {
+/// The sum of v's 16 lanes: its two halves added, then the 8-lane sum.
+__attribute__((target("avx512f,fma"))) inline float horizontal_sum16(__m512 v) {
   const __m512d bits = _mm512_castps_pd(v);
-  const __m256 half = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, bits, 0)),
-                                    _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, bits, 1)));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  return horizontal_sum(_mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, bits, 0)),
+                                      _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, bits, 1))));
 }
 
 /// 16 weights from `w` as float32.
-__attribute__((target("avx512f"))) inline __m512 load_widened16(const float* w) { return _mm512_loadu_ps(w); }
-__attribute__((target("avx512f"))) inline __m512 load_widened16(const Bfloat16Bits* w) {
+__attribute__((target("avx512f,fma"))) inline __m512 load_widened16(const float* w) { return _mm512_loadu_ps(w); }
+__attribute__((target("avx512f,fma"))) inline __m512 load_widened16(const Bfloat16Bits* w) {
   const __m512i bits = _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, bits, 16));
 }
@@ -162,7 +159,7 @@ constexpr int kChainsPerRow16 = Rows <= 2 ? 4 : 2;
 
 /// add_block in 16 lanes: the block of 16 weights at w_row + k into chain c of each row's sums.
 template <int Rows, int Chains, typename Weight>
-__attribute__((target("avx512f"), always_inline)) inline void add_block16(__m512 (&acc)[Rows][Chains], int c, const Weight* w_row,
+__attribute__((target("avx512f,fma"), always_inline)) inline void add_block16(__m512 (&acc)[Rows][Chains], int c, const Weight* w_row,
                                                                           const float* x, int64_t in, int64_t k) {
   const __m512 wv = load_widened16(w_row + k);
   _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchBytes / static_cast<int64_t>(sizeof(Weight))), _MM_HINT_T1);
@@ -171,7 +168,7 @@ __attribute__((target("avx512f"), always_inline)) inline void add_block16(__m512
 
 /// few_rows_dots in 16 lanes.
 template <int Rows, typename Weight>
-__attribute__((target("avx512f"))) void few_rows_dots16(const float* x, const Weight* w, const float* bias, float* out,
+__attribute__((target("avx512f,fma"))) void few_rows_dots16(const float* x, const Weight* w, const float* bias, float* out,
                                                         int64_t in, int64_t out_features, int64_t begin, int64_t end) {
   constexpr int chains = kChainsPerRow16<Rows>;
   for (int64_t j = begin; j < end; ++j) {
@@ -192,20 +189,20 @@ __attribute__((target("avx512f"))) void few_rows_dots16(const float* x, const We
   }
 }
 
-/// Whether a Q8_0 pass takes two weight rows at a time: where 2 to 4 rows' inputs outgrow L1, each
-/// input vector loaded from L2 then serves two weight rows (a down projection of 4 rows: 4 x 4864
-/// floats, 76 KiB). Q8_0 only: it reads the most inputs per weight byte; with float32 weights two rows
-/// a pass were slower, with bfloat16 no faster (benchmarks/HISTORY.md).
-template <int Rows>
-inline bool two_q8_0_rows16(int64_t in) {
-  return Rows >= 2 && Rows <= 4 && Rows * in * static_cast<int64_t>(sizeof(float)) > kInputBytesInL1;
+/// Whether `rows` rows of `in` inputs outgrow L1, so that a Q8_0 pass of 2 to 4 rows takes two weight
+/// rows at a time: each input vector loaded from L2 then serves both (a down projection of 4 rows:
+/// 4 x 4864 floats, 76 KiB). Q8_0 only: it reads the most inputs per weight byte; with float32
+/// weights two rows a pass were slower, with bfloat16 no faster (benchmarks/HISTORY.md). Past 4 rows
+/// two weight rows' sums would not fit the registers.
+inline bool inputs_outgrow_l1(int64_t rows, int64_t in) {
+  return rows * in * static_cast<int64_t>(sizeof(float)) > kInputBytesInL1;
 }
 
 /// Adds Q8_0 block b of `Features` consecutive weight rows to each sum, its halves into chains 2p and
 /// 2p + 1. The quants times the block's scale are the weights' exact float32 values (8 bits times a
 /// float16's 11), so they are scaled once for every row.
 template <int Rows, int Features, int Chains>
-__attribute__((target("avx512f"), always_inline)) inline void add_q8_0_block16(__m512 (&acc)[Features][Rows][Chains], int p,
+__attribute__((target("avx512f,fma"), always_inline)) inline void add_q8_0_block16(__m512 (&acc)[Features][Rows][Chains], int p,
                                                                                Q8Rows w_rows, const float* x, int64_t in,
                                                                                int64_t b) {
   const int64_t blocks = in / kQ8BlockSize;
@@ -226,7 +223,7 @@ __attribute__((target("avx512f"), always_inline)) inline void add_q8_0_block16(_
 
 /// Output features j .. j + Features - 1 of q8_0_dots in 16 lanes.
 template <int Rows, int Features>
-__attribute__((target("avx512f"), always_inline)) inline void q8_0_dot_features16(const float* x, Q8Rows w, const float* bias,
+__attribute__((target("avx512f,fma"), always_inline)) inline void q8_0_dot_features16(const float* x, Q8Rows w, const float* bias,
                                                                                   float* out, int64_t in, int64_t out_features,
                                                                                   int64_t j) {
   constexpr int pairs = Features == 2 ? 1 : kChainsPerRow16<Rows> / 2;
@@ -250,11 +247,11 @@ __attribute__((target("avx512f"), always_inline)) inline void q8_0_dot_features1
 
 /// q8_0_dots in 16 lanes.
 template <int Rows>
-__attribute__((target("avx512f"))) void q8_0_dots16(const float* x, Q8Rows w, const float* bias, float* out, int64_t in,
+__attribute__((target("avx512f,fma"))) void q8_0_dots16(const float* x, Q8Rows w, const float* bias, float* out, int64_t in,
                                                     int64_t out_features, int64_t begin, int64_t end) {
   int64_t j = begin;
   if constexpr (Rows >= 2 && Rows <= 4)
-    if (two_q8_0_rows16<Rows>(in))
+    if (inputs_outgrow_l1(Rows, in))
       for (; j + 2 <= end; j += 2) q8_0_dot_features16<Rows, 2>(x, w, bias, out, in, out_features, j);
   for (; j < end; ++j) q8_0_dot_features16<Rows, 1>(x, w, bias, out, in, out_features, j);
 }
