@@ -13,10 +13,14 @@ mkdir -p "$out"
 flags=(-O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$root/include")
 # libtorch 1.13's headers do not compile as C++20 with clang 14; the reader needs no C++20.
 torch=(-std=c++17 -I/usr/include/torch/csrc/api/include -ltorch_cpu -lc10)
+# Two compiles at a time (2 cores); every compile's exit status is checked after the last one.
+compiles=()
 build() {  # target, extra flags...
   local target=$1; shift
   [ "$out/$target" -nt "$root/tests/fuzz/$target.cpp" ] && [ "$out/$target" -nt "$root/tests/fuzz/fuzz_json.hpp" ] && [ "$out/$target" -nt "$root/include" ] && return
-  clang++ "${flags[@]}" "$root/tests/fuzz/$target.cpp" -o "$out/$target" "$@" -lfmt
+  clang++ "${flags[@]}" "$root/tests/fuzz/$target.cpp" -o "$out/$target" "$@" -lfmt &
+  compiles+=($!)
+  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
 }
 build fuzz_safetensors "${torch[@]}"
 build fuzz_config -std=c++20
@@ -24,6 +28,7 @@ build fuzz_tokenizer -std=c++20 -lpcre2-8 -lutf8proc
 build fuzz_chat_template -std=c++20 -lutf8proc
 build fuzz_grammar -std=c++20
 build fuzz_json_schema -std=c++20
+for pid in "${compiles[@]}"; do wait "$pid"; done
 
 # Seeds: the vendored files of each kind.
 seeds="$out/seeds"

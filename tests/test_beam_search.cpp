@@ -177,7 +177,7 @@ TEST_CASE("beam search keeps max(2, 1 + #EOS) x num_beams candidates, so EOS ids
   REQUIRE(r.hypotheses[0][1].score == Approx(lp({.25, .25, .28}) / 9).margin(1e-6));
 }
 
-TEST_CASE("a larger patience never gives a worse best score on the golden beam cases", "[beam][patience][golden]") {
+TEST_CASE("a larger patience never gives a worse best score on the golden beam cases", "[beam][patience][golden][every-golden-beam-case]") {
   int improved = 0;
   lmdecode_test::for_each_golden_case("beam", [&](const nlohmann::json& c, lmdecode::PretrainedModel& model, GenerationConfig config) {
     const auto prompts = c.at("prompts").get<std::vector<lmdecode::TokenIds>>();
