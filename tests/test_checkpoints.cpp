@@ -138,15 +138,60 @@ TEST_CASE("a long prefill's attention runs in chunks of positions, each against 
       mask[1].narrow(0, 0, padding).zero_();  // row 1 left padded: with nothing cached its first queries see no key
       const auto blocked = d::attention_blocked(mask, cached, fed).repeat({1, 1, group, 1});
       const d::ScoreScale scale{0.3, {}};
-      const auto whole = d::cached_attention(q, kv, blocked, scale, dtype, group, int64_t{1} << 40);
+      const auto whole = d::cached_attention(q, kv, blocked, scale, dtype, group, d::MaskShape::any, int64_t{1} << 40);
       // Queries with a key to look at; the others (pad queries) spread their weights over other keys.
       const auto sees = blocked.logical_not().any(-1, true).expand_as(whole);
       for (const int64_t chunk_bytes : {int64_t{1}, int64_t{3000}, int64_t{20000}}) {
-        const auto chunked = d::cached_attention(q, kv, blocked, scale, dtype, group, chunk_bytes);
+        const auto chunked = d::cached_attention(q, kv, blocked, scale, dtype, group, d::MaskShape::any, chunk_bytes);
         CAPTURE(c10::toString(dtype), cached, chunk_bytes);
         REQUIRE(chunked.sizes() == whole.sizes());
         const double error = (chunked - whole).masked_select(sees).abs().max().item<double>();
         CHECK(error < (dtype == at::kDouble ? 1e-12 : 1e-5));
+      }
+    }
+  }
+}
+
+TEST_CASE("a long causal prefill's attention in tiles equals the eager attention", "[models]") {
+  namespace d = lmdecode::detail;
+  at::manual_seed(43);
+  const int64_t rows = 2, kv_heads = 2, capacity = 400;
+  for (const int64_t head_dim : {8, 24, 32, 64}) {
+    for (const int64_t group : {1, 3, 7}) {
+      for (const int64_t cached : {0, 70}) {
+        for (const int64_t fed : {2, 67, 150}) {
+          for (const double scale : {0.3, 3.0}) {  // 3.0: peaked weights, whose maximum moves from block to block
+            const int64_t keys = cached + fed;
+            const auto q = at::randn({rows, kv_heads, group * fed, head_dim});
+            // Keys and values as a cache stores them: a view of the first positions of a larger buffer.
+            const auto buffer = at::randn({2, rows, kv_heads, capacity, head_dim});
+            const lmdecode::LayerKV kv{buffer[0].narrow(2, 0, keys), buffer[1].narrow(2, 0, keys)};
+            if (!d::tiled_causal_attention_applies(q, kv.keys, kv.values, group)) return;  // no AVX2 here: nothing to compare
+            const auto blocked = d::attention_blocked(at::ones({rows, keys}, at::kLong), cached, fed).repeat({1, 1, group, 1});
+            auto attention = [&](const at::Tensor& queries, const lmdecode::LayerKV& layer) {
+              return d::cached_attention(queries, layer, blocked, {scale, {}}, at::kFloat, group, d::MaskShape::any, int64_t{1} << 40);
+            };
+            const auto exact = attention(q.to(at::kDouble), {kv.keys.to(at::kDouble), kv.values.to(at::kDouble)});
+            const auto eager = attention(q, kv);
+            const auto tiled = d::tiled_causal_attention(q, kv.keys, kv.values, scale, group);
+            // Through the dispatch: scores over the chunk bytes, a causal-only mask.
+            const auto dispatched = d::cached_attention(q, kv, blocked, {scale, {}}, at::kFloat, group, d::MaskShape::causal_only, 1);
+            CAPTURE(head_dim, group, cached, fed, scale);
+            REQUIRE(tiled.sizes() == eager.sizes());
+            // Float32 rounds a score of size s by about s * 1e-7, which moves its weight by that much
+            // relative: the bound grows with the largest score. Both float32 paths stay within it
+            // (the tiles sum in another order: up to a few times the eager error, 4e-5 at most here).
+            const double largest_score = at::matmul(q.view({rows, kv_heads, group, fed, head_dim}), kv.keys.unsqueeze(2).transpose(3, 4))
+                                             .abs().max().item<double>() * scale;
+            const double bound = 2e-6 * (1 + largest_score);
+            const double eager_error = (eager - exact).abs().max().item<double>();
+            const double tiled_error = (tiled - exact).abs().max().item<double>();
+            CAPTURE(largest_score, eager_error, tiled_error);
+            CHECK(eager_error < bound);
+            CHECK(tiled_error < bound);
+            CHECK(at::equal(dispatched, tiled));
+          }
+        }
       }
     }
   }

@@ -15,7 +15,8 @@
 // matmul each (weights concatenated at load), rotary runs once over queries and keys together, and
 // query heads are grouped by the KV head they read, so the cache is never copied per query head.
 // bfloat16/float16 models on libtorch >= 2.4 also take the fused attention and RMSNorm kernels
-// (detail/fused_kernels.hpp); float32 and float64 keep transformers' eager arithmetic exactly.
+// (detail/fused_kernels.hpp); float32 and float64 keep transformers' eager arithmetic exactly, but
+// for a long float32 CPU prefill with a causal-only mask (detail/tiled_causal_attention.hpp).
 
 #include <ATen/ATen.h>
 
@@ -182,6 +183,7 @@ class RotaryDecoderModel : public PretrainedModel {
     LayerMask full, sliding;
     KVCache* cache;
     int64_t rows, fed;
+    detail::MaskShape full_mask_shape;  // the full layers' (the sliding layers' is never causal only)
   };
 
   SegmentAttention segment_attention(const LayerSegment& seg) const {
@@ -189,8 +191,12 @@ class RotaryDecoderModel : public PretrainedModel {
     const auto& positions = seg.batch->position_ids;
     const int64_t group = c.num_heads / c.num_kv_heads;
     const Rotation full_rotation = rotary(positions, inv_freq_);
+    // Only a CPU prefill asks whether the mask has a zero (a GPU would wait for the answer).
+    const auto& attention_mask = seg.batch->attention_mask;
+    const bool causal_only = seg.fed() > 1 && attention_mask.is_cpu() && attention_mask.ne(0).all().item<bool>();
     SegmentAttention a{full_rotation, sliding_inv_freq_.defined() ? rotary(positions, sliding_inv_freq_) : full_rotation,
-                       layer_mask(seg.blocked, group), {}, seg.cache, seg.rows(), seg.fed()};
+                       layer_mask(seg.blocked, group), {}, seg.cache, seg.rows(), seg.fed(),
+                       causal_only ? detail::MaskShape::causal_only : detail::MaskShape::any};
     if (!c.sliding_layers.empty())
       a.sliding = layer_mask(detail::window_blocked(seg.blocked, seg.batch->attention_mask, c.sliding_window), group);
     return a;
@@ -220,7 +226,8 @@ class RotaryDecoderModel : public PretrainedModel {
     // A shared prompt needs one softmax over two key sets, which the fused kernel cannot take.
     auto attended = fused_ && !kv.shares_prompt()
                         ? detail::fused_attention(q, kv.keys, kv.values, mask.bias, scale.multiply_by)
-                        : detail::cached_attention(q, kv, mask.grouped_blocked, scale, at::kFloat, group);  // [rows, kv_heads, group * T, d]
+                        : detail::cached_attention(q, kv, mask.grouped_blocked, scale, at::kFloat, group,
+                                                   slides ? detail::MaskShape::any : a.full_mask_shape);  // [rows, kv_heads, group * T, d]
     return fed == 1 ? attended.reshape({rows, heads * d})
                     : attended.view({rows, kv_heads, group, fed, d}).permute({0, 3, 1, 2, 4}).reshape({rows * fed, heads * d});
   }

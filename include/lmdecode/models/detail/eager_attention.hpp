@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "lmdecode/cache.hpp"
+#include "lmdecode/models/detail/tiled_causal_attention.hpp"
 
 namespace lmdecode::detail {
 
@@ -124,19 +125,29 @@ inline at::Tensor attention_in_chunks(const at::Tensor& q, const LayerKV& kv, co
   return out.view({rows, kv_heads, group * fed, d});
 }
 
+/// What a layer's mask is beyond `blocked`: only the causal rule (no padding, holes or window), which
+/// lets a long float32 prefill take the tiled kernel (tiled_causal_attention.hpp), or anything.
+enum class MaskShape { causal_only, any };
+
 /// Attention of `q` [rows, kv_heads, M, head_dim] (M = group x T: the `group` query heads reading
 /// each KV head times the T positions fed) over one cache layer; `blocked` [rows, 1, M, S] covers
 /// every stored position, the prompt's first. Scores over `chunk_bytes` run in chunks
-/// (attention_in_chunks). With a shared prompt, the copies of a prompt meet its keys and values in
+/// (attention_in_chunks), or in tiles where the mask is causal only and the tiled kernel applies.
+/// With a shared prompt, the copies of a prompt meet its keys and values in
 /// one matmul each (read once for all copies), each row meets its own positions, and one softmax
 /// runs over the scores of both: the scores of the concatenated attention, exactly; the weighted sum
 /// is formed in two parts and added.
 inline at::Tensor cached_attention(const at::Tensor& q, const LayerKV& kv, const at::Tensor& blocked, const ScoreScale& scale,
-                                   at::ScalarType softmax_dtype, int64_t group, int64_t chunk_bytes = kAttentionChunkBytes) {
+                                   at::ScalarType softmax_dtype, int64_t group, MaskShape mask_shape = MaskShape::any,
+                                   int64_t chunk_bytes = kAttentionChunkBytes) {
   if (!kv.shares_prompt() && q.size(2) > group) {
     const int64_t score_bytes = q.size(0) * q.size(1) * q.size(2) * kv.keys.size(2) * static_cast<int64_t>(q.element_size());
-    if (score_bytes > chunk_bytes)
+    if (score_bytes > chunk_bytes) {
+      if (mask_shape == MaskShape::causal_only && !scale.divide_by.defined() &&
+          tiled_causal_attention_applies(q, kv.keys, kv.values, group))
+        return tiled_causal_attention(q, kv.keys, kv.values, scale.multiply_by, group);
       return attention_in_chunks(q, kv, blocked, scale, softmax_dtype, group, chunk_bytes);
+    }
   }
   auto own_scores = at::matmul(q, kv.keys.transpose(2, 3));
   if (!kv.shares_prompt()) return masked_attention(scale.apply(own_scores), blocked, kv.values, softmax_dtype);

@@ -1,0 +1,232 @@
+#pragma once
+// Causal attention of a long float32 prefill on the CPU, in tiles (FlashAttention's scheme): a tile of
+// queries meets the keys a block at a time, and a running maximum and sum per query (the online
+// softmax) rescale what the tile has summed so far, so no more than a tile's scores ever exist. The
+// eager path (attention_in_chunks, eager_attention.hpp) writes each chunk's scores to memory, masks,
+// softmaxes and reads them back; at 20,000 positions that traffic, more than the arithmetic, was the
+// time. Only for a plain causal mask (no padding, no holes, no sliding window): the mask is then the
+// queries' positions, and nothing is read for it. Its sums run in another order than the eager
+// matmuls', so its results differ from theirs in the last bits; only prefills whose scores outgrow
+// the eager chunk take it (golden cases never do).
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "lmdecode/detail/cpu_kernels.hpp"
+
+namespace lmdecode::detail {
+
+#ifdef LMDECODE_X86_KERNELS
+
+constexpr int64_t kTileQueries = 64;  // query rows of a tile: positions x the query heads of one KV head
+constexpr int64_t kTileKeys = 64;     // keys a tile meets at once (a multiple of 16)
+constexpr int64_t kTileMaxHeadDim = 256;
+
+/// e^x for x <= 0 in 8 lanes: x = n ln2 + r, Cephes' expf polynomial for e^r (about 2 ulp), times 2^n;
+/// below -87 (and -inf, a masked score) it gives 0.
+__attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive(__m256 x) {
+  const __m256 lowest = _mm256_set1_ps(-87.0f);
+  const __m256 below = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
+  x = _mm256_max_ps(x, lowest);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2 in two parts: r exact enough
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i two_to_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(below, _mm256_mul_ps(p, _mm256_castsi256_ps(two_to_n)));
+}
+
+/// One tile's working memory: scaled queries, scores, the output so far, running sums and maxima.
+struct AttentionTile {
+  int64_t d;
+  std::vector<float> queries, scores, out, running_max, running_sum;
+  explicit AttentionTile(int64_t head_dim)
+      : d(head_dim), queries(kTileQueries * d), scores(kTileQueries * kTileKeys), out(kTileQueries * d),
+        running_max(kTileQueries), running_sum(kTileQueries) {}
+};
+
+/// acc[u][v] += a[u, c] * b[c, 8v ... 8v + 7] over c < n, for 4 rows of `a` (a row every `a_stride`
+/// floats) and 8 x Vecs columns of `b` (a row every `b_stride`): both products of a tile.
+template <int Vecs>
+__attribute__((target("avx2,fma"), always_inline)) inline void four_rows_times(__m256 (&acc)[4][Vecs], const float* a, int64_t a_stride,
+                                                                               const float* b, int64_t b_stride, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    __m256 column[Vecs];
+#pragma GCC unroll 2
+    for (int v = 0; v < Vecs; ++v) column[v] = _mm256_loadu_ps(b + c * b_stride + 8 * v);
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {
+      const __m256 x = _mm256_broadcast_ss(a + u * a_stride + c);
+#pragma GCC unroll 2
+      for (int v = 0; v < Vecs; ++v) acc[u][v] = _mm256_fmadd_ps(x, column[v], acc[u][v]);
+    }
+  }
+}
+
+/// scores[i, j] = queries[i] . keys_t[:, j] (the block's keys as columns, a row every `keys_stride`),
+/// 4 query rows and 16 keys at a time.
+__attribute__((target("avx2,fma"))) inline void tile_scores(AttentionTile& t, int64_t query_rows, const float* keys_t, int64_t keys_stride) {
+  for (int64_t i = 0; i < query_rows; i += 4) {
+    for (int64_t j = 0; j < kTileKeys; j += 16) {
+      __m256 acc[4][2] = {};
+      four_rows_times<2>(acc, &t.queries[i * t.d], t.d, keys_t + j, keys_stride, t.d);
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u)
+        for (int v = 0; v < 2; ++v) _mm256_storeu_ps(&t.scores[(i + u) * kTileKeys + j + 8 * v], acc[u][v]);
+    }
+  }
+}
+
+/// Query row i's scores become its weights against the running maximum (those at and past `visible`
+/// are masked: 0); its sum and output so far are rescaled to that maximum.
+__attribute__((target("avx2,fma"))) inline void tile_softmax_row(AttentionTile& t, int64_t i, int64_t visible) {
+  float* s = &t.scores[i * kTileKeys];
+  for (int64_t j = visible; j < kTileKeys; ++j) s[j] = -std::numeric_limits<float>::infinity();
+  __m256 m = _mm256_loadu_ps(s);
+  for (int64_t j = 8; j < kTileKeys; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + j));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float new_max = std::max(t.running_max[i], _mm_cvtss_f32(m4));
+  const float rescale = std::exp(t.running_max[i] - new_max);  // 0 on the first block (max -inf)
+  const __m256 shift = _mm256_set1_ps(new_max);
+  __m256 sum = _mm256_setzero_ps();
+  for (int64_t j = 0; j < kTileKeys; j += 8) {
+    const __m256 w = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), shift));
+    _mm256_storeu_ps(s + j, w);
+    sum = _mm256_add_ps(sum, w);
+  }
+  t.running_sum[i] = t.running_sum[i] * rescale + horizontal_sum(sum);
+  t.running_max[i] = new_max;
+  if (rescale != 1.0f)
+    for (int64_t c = 0; c < t.d; ++c) t.out[i * t.d + c] *= rescale;
+}
+
+/// out[i, c ... c + 8 Vecs - 1] += weights[i, :keys] . values[:keys, the same columns], for 4 query rows.
+template <int Vecs>
+__attribute__((target("avx2,fma"), always_inline)) inline void add_weighted_values(AttentionTile& t, int64_t i, int64_t c, const float* values,
+                                                                                   int64_t value_stride, int64_t keys) {
+  __m256 acc[4][Vecs];
+#pragma GCC unroll 4
+  for (int u = 0; u < 4; ++u)
+    for (int v = 0; v < Vecs; ++v) acc[u][v] = _mm256_loadu_ps(&t.out[(i + u) * t.d + c + 8 * v]);
+  four_rows_times<Vecs>(acc, &t.scores[i * kTileKeys], kTileKeys, values + c, value_stride, keys);
+#pragma GCC unroll 4
+  for (int u = 0; u < 4; ++u)
+    for (int v = 0; v < Vecs; ++v) _mm256_storeu_ps(&t.out[(i + u) * t.d + c + 8 * v], acc[u][v]);
+}
+
+/// out[i] += weights[i, :keys] . values, 4 query rows and 16 (the last 8) output features at a time.
+__attribute__((target("avx2,fma"))) inline void tile_weighted_values(AttentionTile& t, int64_t query_rows, const float* values,
+                                                                      int64_t value_stride, int64_t keys) {
+  for (int64_t i = 0; i < query_rows; i += 4) {
+    int64_t c = 0;
+    for (; c + 16 <= t.d; c += 16) add_weighted_values<2>(t, i, c, values, value_stride, keys);
+    if (c < t.d) add_weighted_values<1>(t, i, c, values, value_stride, keys);
+  }
+}
+
+/// Where one tile's queries and keys are: `q` rows g * fed + first + u (query head g of the KV head,
+/// position cached + first + u, u < positions); the keys transposed, a feature every `keys_stride`
+/// floats (zeros past the last key up to a multiple of kTileKeys); values a position every `values_stride`.
+struct TileSource {
+  const float *q, *keys_t, *values;
+  float* out;
+  int64_t fed, cached, first, positions, group, keys_stride, values_stride;
+};
+
+__attribute__((target("avx2,fma"))) inline void attend_tile(AttentionTile& t, const TileSource& src, float scale) {
+  const int64_t d = t.d, rows = src.group * src.positions, padded_rows = (rows + 3) / 4 * 4;
+  std::fill(t.queries.begin(), t.queries.end(), 0.0f);
+  std::fill(t.out.begin(), t.out.end(), 0.0f);
+  std::fill(t.running_max.begin(), t.running_max.end(), -std::numeric_limits<float>::infinity());
+  std::fill(t.running_sum.begin(), t.running_sum.end(), 0.0f);
+  for (int64_t g = 0; g < src.group; ++g)
+    for (int64_t u = 0; u < src.positions; ++u)
+      for (int64_t c = 0; c < d; ++c)
+        t.queries[(g * src.positions + u) * d + c] = src.q[(g * src.fed + src.first + u) * d + c] * scale;
+  const int64_t seen = src.cached + src.first + src.positions;  // the keys the tile's last position sees
+  for (int64_t from = 0; from < seen; from += kTileKeys) {
+    const int64_t keys = std::min(kTileKeys, seen - from);
+    tile_scores(t, padded_rows, src.keys_t + from, src.keys_stride);
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t visible = std::min(keys, src.cached + src.first + i % src.positions + 1 - from);
+      if (visible > 0) tile_softmax_row(t, i, visible);
+      else std::fill_n(&t.scores[i * kTileKeys], kTileKeys, 0.0f);
+    }
+    tile_weighted_values(t, padded_rows, src.values + from * src.values_stride, src.values_stride, keys);
+  }
+  for (int64_t g = 0; g < src.group; ++g)
+    for (int64_t u = 0; u < src.positions; ++u) {
+      const int64_t i = g * src.positions + u;
+      for (int64_t c = 0; c < d; ++c) src.out[(g * src.fed + src.first + u) * d + c] = t.out[i * d + c] / t.running_sum[i];
+    }
+}
+
+#endif  // LMDECODE_X86_KERNELS
+
+/// Whether tiled_causal_attention takes these tensors: float32 on a CPU with AVX2 and FMA, a head size
+/// that is a multiple of 8 up to kTileMaxHeadDim, values contiguous along the head.
+inline bool tiled_causal_attention_applies(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, int64_t group) {
+#ifdef LMDECODE_X86_KERNELS
+  const int64_t d = q.size(3);
+  return cpu_has_avx2_fma() && q.is_cpu() && q.scalar_type() == at::kFloat && keys.scalar_type() == at::kFloat &&
+         values.scalar_type() == at::kFloat && d % 8 == 0 && d <= kTileMaxHeadDim && group <= kTileQueries &&
+         values.stride(3) == 1;
+#else
+  return false;
+#endif
+}
+
+/// softmax(q k^T * scale, causal) v: `q` [rows, kv_heads, group * T, d] (row g * T + t: query head g of
+/// that KV head at cache position cached + t, cached = S - T), keys and values [rows, kv_heads, S, d];
+/// every query sees the keys up to its own position. Callers check tiled_causal_attention_applies().
+inline at::Tensor tiled_causal_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, double scale,
+                                         int64_t group) {
+#ifdef LMDECODE_X86_KERNELS
+  const auto queries = q.contiguous();
+  const int64_t rows = q.size(0), kv_heads = q.size(1), fed = q.size(2) / group, d = q.size(3);
+  const int64_t stored = keys.size(2), cached = stored - fed, padded = (stored + kTileKeys - 1) / kTileKeys * kTileKeys;
+  // The keys as columns, once: every tile reads its blocks of them.
+  auto keys_t = at::zeros({rows, kv_heads, d, padded}, keys.options());
+  keys_t.narrow(3, 0, stored).copy_(keys.transpose(2, 3));
+  auto out = at::empty_like(queries);
+  const int64_t positions = std::max<int64_t>(1, kTileQueries / group), tiles = (fed + positions - 1) / positions;
+  const float *q_data = queries.data_ptr<float>(), *k_data = keys_t.data_ptr<float>(), *v_data = values.data_ptr<float>();
+  float* out_data = out.data_ptr<float>();
+  // Tiles alternate from both ends of the prompt, so that the threads' contiguous shares (a later tile
+  // meets more keys) hold about the same work.
+  at::parallel_for(0, rows * kv_heads * tiles, 1, [&](int64_t begin, int64_t end) {
+    AttentionTile t(d);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t head = task / tiles, k = task % tiles, r = head / kv_heads, h = head % kv_heads;
+      const int64_t tile = k % 2 == 0 ? k / 2 : tiles - 1 - k / 2;
+      const int64_t first = tile * positions, head_offset = head * group * fed * d;
+      const TileSource src{q_data + head_offset, k_data + head * d * padded, v_data + r * values.stride(0) + h * values.stride(1),
+                           out_data + head_offset, fed, cached, first, std::min(positions, fed - first), group, padded,
+                           values.stride(2)};
+      attend_tile(t, src, static_cast<float>(scale));
+    }
+  });
+  return out;
+#else
+  (void)q, (void)keys, (void)values, (void)scale, (void)group;
+  throw std::logic_error("lmdecode: tiled_causal_attention needs an x86 compiler (check tiled_causal_attention_applies)");
+#endif
+}
+
+}  // namespace lmdecode::detail
