@@ -149,6 +149,8 @@ struct TileSource {
   int64_t fed, cached, first, positions, group, keys_stride, values_stride;
 };
 
+/// One tile: its queries (scaled) against the keys up to its last position, a block at a time, the
+/// normalised result written to src.out.
 __attribute__((target("avx2,fma"))) inline void attend_tile(AttentionTile& t, const TileSource& src, float scale) {
   const int64_t d = t.d, rows = src.group * src.positions, padded_rows = (rows + 3) / 4 * 4;
   std::fill(t.queries.begin(), t.queries.end(), 0.0f);
