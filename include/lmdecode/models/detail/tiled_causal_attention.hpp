@@ -29,27 +29,6 @@ constexpr int64_t kTileQueries = 64;  // query rows of a tile: positions x the q
 constexpr int64_t kTileKeys = 64;     // keys a tile meets at once (a multiple of 16)
 constexpr int64_t kTileMaxHeadDim = 256;
 
-/// e^x for x <= 0 in 8 lanes: x = n ln2 + r, Cephes' expf polynomial for e^r (about 2 ulp), times 2^n;
-/// below -87 (and -inf, a masked score) it gives 0.
-__attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive(__m256 x) {
-  const __m256 lowest = _mm256_set1_ps(-87.0f);
-  const __m256 below = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
-  x = _mm256_max_ps(x, lowest);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2 in two parts: r exact enough
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i two_to_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(below, _mm256_mul_ps(p, _mm256_castsi256_ps(two_to_n)));
-}
-
 /// One tile's working memory: scaled queries, scores, the output so far, running sums and maxima.
 struct AttentionTile {
   int64_t d;
@@ -92,7 +71,8 @@ __attribute__((target("avx2,fma"))) inline void tile_scores(AttentionTile& t, in
 }
 
 /// Query row i's scores become its weights against the running maximum (those at and past `visible`
-/// are masked: 0); its sum and output so far are rescaled to that maximum.
+/// are masked: exactly 0; a weight below e^-87 is e^-87, exp_of_nonpositive's floor, which a sum
+/// holding the maximum's 1 cannot tell); its sum and output so far are rescaled to that maximum.
 __attribute__((target("avx2,fma"))) inline void tile_softmax_row(AttentionTile& t, int64_t i, int64_t visible) {
   float* s = &t.scores[i * kTileKeys];
   for (int64_t j = visible; j < kTileKeys; ++j) s[j] = -std::numeric_limits<float>::infinity();
@@ -103,10 +83,11 @@ __attribute__((target("avx2,fma"))) inline void tile_softmax_row(AttentionTile& 
   m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
   const float new_max = std::max(t.running_max[i], _mm_cvtss_f32(m4));
   const float rescale = std::exp(t.running_max[i] - new_max);  // 0 on the first block (max -inf)
-  const __m256 shift = _mm256_set1_ps(new_max);
+  const __m256 shift = _mm256_set1_ps(new_max), masked = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   __m256 sum = _mm256_setzero_ps();
   for (int64_t j = 0; j < kTileKeys; j += 8) {
-    const __m256 w = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), shift));
+    const __m256 x = _mm256_loadu_ps(s + j);
+    const __m256 w = _mm256_andnot_ps(_mm256_cmp_ps(x, masked, _CMP_EQ_OQ), exp_of_nonpositive(_mm256_sub_ps(x, shift)));
     _mm256_storeu_ps(s + j, w);
     sum = _mm256_add_ps(sum, w);
   }
