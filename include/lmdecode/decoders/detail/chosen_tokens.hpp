@@ -48,16 +48,16 @@ __attribute__((target("avx2,fma"))) inline float sum_of_exp_below(const float* x
   const __m256 shift = _mm256_set1_ps(max);
   __m256 sum = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) sum = _mm256_add_ps(sum, exp_of_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift)));
+  for (; i + 8 <= n; i += 8) sum = _mm256_add_ps(sum, Lanes8::exp_of_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift)));
   if (i < n) {  // the last values in lanes 0.., as libtorch's partial vector
     alignas(32) float tail[8] = {};
     for (int64_t j = 0; i + j < n; ++j) tail[j] = x[i + j] - max;
     alignas(32) float terms[8];
-    _mm256_store_ps(terms, exp_of_nonpositive(_mm256_load_ps(tail)));
+    _mm256_store_ps(terms, Lanes8::exp_of_nonpositive(_mm256_load_ps(tail)));
     for (int64_t j = n - i; j < 8; ++j) terms[j] = 0.0f;  // padding, not terms
     sum = _mm256_add_ps(sum, _mm256_load_ps(terms));
   }
-  return horizontal_sum(sum);
+  return Lanes8::sum(sum);
 }
 #endif
 

@@ -95,7 +95,7 @@ __attribute__((target("avx2,fma"))) void few_rows_dots(const float* x, const Wei
     for (; k + 8 <= in; k += 8) add_block<Rows>(acc, 0, w_row, x, in, k);
     _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
       _Pragma("GCC unroll 4") for (int c = 1; c < chains; ++c) acc[r][0] = _mm256_add_ps(acc[r][0], acc[r][c]);
-      float dot = horizontal_sum(acc[r][0]);
+      float dot = Lanes8::sum(acc[r][0]);
       for (int64_t tail = k; tail < in; ++tail) dot += widened(w_row[tail]) * x[r * in + tail];
       out[r * out_features + j] = bias ? dot + bias[j] : dot;
     }
@@ -128,7 +128,7 @@ __attribute__((target("avx2,fma"))) void q8_0_dots(const float* x, Q8Rows w, con
       }
     }
     _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
-      const float dot = horizontal_sum(acc[r]);
+      const float dot = Lanes8::sum(acc[r]);
       out[r * out_features + j] = bias ? dot + bias[j] : dot;
     }
   }
@@ -138,13 +138,6 @@ __attribute__((target("avx2,fma"))) void q8_0_dots(const float* x, Q8Rows w, con
 // 16 lanes (AVX-512F; with FMA, which every AVX-512 CPU has, so the 8-lane helpers inline). Twice the registers too: 8 rows keep two sums each. The masked (maskz)
 // forms of the widenings are GCC 12's way to keep -Wmaybe-uninitialized quiet: its unmasked ones
 // start from an undefined register.
-
-/// The sum of v's 16 lanes: its two halves added, then the 8-lane sum.
-__attribute__((target("avx512f,fma"))) inline float horizontal_sum16(__m512 v) {
-  const __m512d bits = _mm512_castps_pd(v);
-  return horizontal_sum(_mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, bits, 0)),
-                                      _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, bits, 1))));
-}
 
 /// 16 weights from `w` as float32.
 __attribute__((target("avx512f,fma"))) inline __m512 load_widened16(const float* w) { return _mm512_loadu_ps(w); }
@@ -182,7 +175,7 @@ __attribute__((target("avx512f,fma"))) void few_rows_dots16(const float* x, cons
     for (; k + 16 <= in; k += 16) add_block16<Rows>(acc, 0, w_row, x, in, k);
     _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
       _Pragma("GCC unroll 4") for (int c = 1; c < chains; ++c) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][c]);
-      float dot = horizontal_sum16(acc[r][0]);
+      float dot = Lanes16::sum(acc[r][0]);
       for (int64_t tail = k; tail < in; ++tail) dot += widened(w_row[tail]) * x[r * in + tail];
       out[r * out_features + j] = bias ? dot + bias[j] : dot;
     }
@@ -240,7 +233,7 @@ __attribute__((target("avx512f,fma"), always_inline)) inline void q8_0_dot_featu
   _Pragma("GCC unroll 2") for (int f = 0; f < Features; ++f)
     _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
       _Pragma("GCC unroll 4") for (int c = 1; c < 2 * pairs; ++c) acc[f][r][0] = _mm512_add_ps(acc[f][r][0], acc[f][r][c]);
-      const float dot = horizontal_sum16(acc[f][r][0]);
+      const float dot = Lanes16::sum(acc[f][r][0]);
       out[r * out_features + j + f] = bias ? dot + bias[j + f] : dot;
     }
 }

@@ -7,7 +7,7 @@
 // time. Only for a plain causal mask (no padding, no holes, no sliding window): the mask is then the
 // queries' positions, and nothing is read for it. Its sums run in another order than the eager
 // matmuls', so its results differ from theirs in the last bits; only prefills whose scores outgrow
-// the eager chunk take it (golden cases never do).
+// the eager chunk take it (golden cases never do). Written once for 8 and 16 lanes (cpu_kernels.hpp).
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -26,7 +26,7 @@ namespace lmdecode::detail {
 #ifdef LMDECODE_X86_KERNELS
 
 constexpr int64_t kTileQueries = 64;  // query rows of a tile: positions x the query heads of one KV head
-constexpr int64_t kTileKeys = 64;     // keys a tile meets at once (a multiple of 16)
+constexpr int64_t kTileKeys = 64;     // keys a tile meets at once (two vectors of 16 lanes, a multiple of 32)
 constexpr int64_t kTileMaxHeadDim = 256;
 
 /// One tile's working memory: scaled queries, scores, the output so far, running sums and maxima.
@@ -38,34 +38,39 @@ struct AttentionTile {
         running_max(kTileQueries), running_sum(kTileQueries) {}
 };
 
-/// acc[u][v] += a[u, c] * b[c, 8v ... 8v + 7] over c < n, for 4 rows of `a` (a row every `a_stride`
-/// floats) and 8 x Vecs columns of `b` (a row every `b_stride`): both products of a tile.
-template <int Vecs>
-__attribute__((target("avx2,fma"), always_inline)) inline void four_rows_times(__m256 (&acc)[4][Vecs], const float* a, int64_t a_stride,
-                                                                               const float* b, int64_t b_stride, int64_t n) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // see cpu_kernels.hpp: these inline into attend_tile_in_lanes
+
+/// acc[u][v] += a[u, c] * b[c, W v ... W v + W - 1] over c < n (W: the lanes), for 4 rows of `a` (a
+/// row every `a_stride` floats) and W x Vecs columns of `b` (a row every `b_stride`): both products
+/// of a tile.
+template <class L, int Vecs>
+inline void four_rows_times(typename L::Vec (&acc)[4][Vecs], const float* a, int64_t a_stride, const float* b, int64_t b_stride,
+                            int64_t n) {
   for (int64_t c = 0; c < n; ++c) {
-    __m256 column[Vecs];
-#pragma GCC unroll 2
-    for (int v = 0; v < Vecs; ++v) column[v] = _mm256_loadu_ps(b + c * b_stride + 8 * v);
+    typename L::Vec column[Vecs];
+#pragma GCC unroll 4
+    for (int v = 0; v < Vecs; ++v) column[v] = L::load(b + c * b_stride + L::width * v);
 #pragma GCC unroll 4
     for (int u = 0; u < 4; ++u) {
-      const __m256 x = _mm256_broadcast_ss(a + u * a_stride + c);
-#pragma GCC unroll 2
-      for (int v = 0; v < Vecs; ++v) acc[u][v] = _mm256_fmadd_ps(x, column[v], acc[u][v]);
+      const auto x = L::broadcast(a + u * a_stride + c);
+#pragma GCC unroll 4
+      for (int v = 0; v < Vecs; ++v) acc[u][v] = L::fmadd(x, column[v], acc[u][v]);
     }
   }
 }
 
 /// scores[i, j] = queries[i] . keys_t[:, j] (the block's keys as columns, a row every `keys_stride`),
-/// 4 query rows and 16 keys at a time.
-__attribute__((target("avx2,fma"))) inline void tile_scores(AttentionTile& t, int64_t query_rows, const float* keys_t, int64_t keys_stride) {
+/// 4 query rows and two vectors of keys at a time.
+template <class L>
+inline void tile_scores(AttentionTile& t, int64_t query_rows, const float* keys_t, int64_t keys_stride) {
   for (int64_t i = 0; i < query_rows; i += 4) {
-    for (int64_t j = 0; j < kTileKeys; j += 16) {
-      __m256 acc[4][2] = {};
-      four_rows_times<2>(acc, &t.queries[i * t.d], t.d, keys_t + j, keys_stride, t.d);
+    for (int64_t j = 0; j < kTileKeys; j += 2 * L::width) {
+      typename L::Vec acc[4][2] = {};
+      four_rows_times<L, 2>(acc, &t.queries[i * t.d], t.d, keys_t + j, keys_stride, t.d);
 #pragma GCC unroll 4
       for (int u = 0; u < 4; ++u)
-        for (int v = 0; v < 2; ++v) _mm256_storeu_ps(&t.scores[(i + u) * kTileKeys + j + 8 * v], acc[u][v]);
+        for (int v = 0; v < 2; ++v) L::store(&t.scores[(i + u) * kTileKeys + j + L::width * v], acc[u][v]);
     }
   }
 }
@@ -73,51 +78,51 @@ __attribute__((target("avx2,fma"))) inline void tile_scores(AttentionTile& t, in
 /// Query row i's scores become its weights against the running maximum (those at and past `visible`
 /// are masked: exactly 0; a weight below e^-87 is e^-87, exp_of_nonpositive's floor, which a sum
 /// holding the maximum's 1 cannot tell); its sum and output so far are rescaled to that maximum.
-__attribute__((target("avx2,fma"))) inline void tile_softmax_row(AttentionTile& t, int64_t i, int64_t visible) {
+template <class L>
+inline void tile_softmax_row(AttentionTile& t, int64_t i, int64_t visible) {
   float* s = &t.scores[i * kTileKeys];
   for (int64_t j = visible; j < kTileKeys; ++j) s[j] = -std::numeric_limits<float>::infinity();
-  __m256 m = _mm256_loadu_ps(s);
-  for (int64_t j = 8; j < kTileKeys; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + j));
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-  const float new_max = std::max(t.running_max[i], _mm_cvtss_f32(m4));
+  auto m = L::load(s);
+  for (int64_t j = L::width; j < kTileKeys; j += L::width) m = L::max(m, L::load(s + j));
+  const float new_max = std::max(t.running_max[i], L::largest(m));
   const float rescale = std::exp(t.running_max[i] - new_max);  // 0 on the first block (max -inf)
-  const __m256 shift = _mm256_set1_ps(new_max), masked = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  __m256 sum = _mm256_setzero_ps();
-  for (int64_t j = 0; j < kTileKeys; j += 8) {
-    const __m256 x = _mm256_loadu_ps(s + j);
-    const __m256 w = _mm256_andnot_ps(_mm256_cmp_ps(x, masked, _CMP_EQ_OQ), exp_of_nonpositive(_mm256_sub_ps(x, shift)));
-    _mm256_storeu_ps(s + j, w);
-    sum = _mm256_add_ps(sum, w);
+  const auto shift = L::set(new_max);
+  auto sum = L::zero();
+  for (int64_t j = 0; j < kTileKeys; j += L::width) {
+    const auto x = L::load(s + j);
+    auto w = L::sub(x, shift);
+    to_exp_of_nonpositive<L>(w);
+    w = L::zero_where_minus_infinity(x, w);
+    L::store(s + j, w);
+    sum = L::add(sum, w);
   }
-  t.running_sum[i] = t.running_sum[i] * rescale + horizontal_sum(sum);
+  t.running_sum[i] = t.running_sum[i] * rescale + L::sum(sum);
   t.running_max[i] = new_max;
   if (rescale != 1.0f)
     for (int64_t c = 0; c < t.d; ++c) t.out[i * t.d + c] *= rescale;
 }
 
-/// out[i, c ... c + 8 Vecs - 1] += weights[i, :keys] . values[:keys, the same columns], for 4 query rows.
-template <int Vecs>
-__attribute__((target("avx2,fma"), always_inline)) inline void add_weighted_values(AttentionTile& t, int64_t i, int64_t c, const float* values,
-                                                                                   int64_t value_stride, int64_t keys) {
-  __m256 acc[4][Vecs];
+/// out[i, c ... c + W Vecs - 1] += weights[i, :keys] . values[:keys, the same columns], for 4 query rows.
+template <class L, int Vecs>
+inline void add_weighted_values(AttentionTile& t, int64_t i, int64_t c, const float* values, int64_t value_stride, int64_t keys) {
+  typename L::Vec acc[4][Vecs];
 #pragma GCC unroll 4
   for (int u = 0; u < 4; ++u)
-    for (int v = 0; v < Vecs; ++v) acc[u][v] = _mm256_loadu_ps(&t.out[(i + u) * t.d + c + 8 * v]);
-  four_rows_times<Vecs>(acc, &t.scores[i * kTileKeys], kTileKeys, values + c, value_stride, keys);
+    for (int v = 0; v < Vecs; ++v) acc[u][v] = L::load(&t.out[(i + u) * t.d + c + L::width * v]);
+  four_rows_times<L, Vecs>(acc, &t.scores[i * kTileKeys], kTileKeys, values + c, value_stride, keys);
 #pragma GCC unroll 4
   for (int u = 0; u < 4; ++u)
-    for (int v = 0; v < Vecs; ++v) _mm256_storeu_ps(&t.out[(i + u) * t.d + c + 8 * v], acc[u][v]);
+    for (int v = 0; v < Vecs; ++v) L::store(&t.out[(i + u) * t.d + c + L::width * v], acc[u][v]);
 }
 
-/// out[i] += weights[i, :keys] . values, 4 query rows and 16 (the last 8) output features at a time.
-__attribute__((target("avx2,fma"))) inline void tile_weighted_values(AttentionTile& t, int64_t query_rows, const float* values,
-                                                                      int64_t value_stride, int64_t keys) {
+/// out[i] += weights[i, :keys] . values, 4 query rows and two vectors (the last one) of output
+/// features at a time.
+template <class L>
+inline void tile_weighted_values(AttentionTile& t, int64_t query_rows, const float* values, int64_t value_stride, int64_t keys) {
   for (int64_t i = 0; i < query_rows; i += 4) {
     int64_t c = 0;
-    for (; c + 16 <= t.d; c += 16) add_weighted_values<2>(t, i, c, values, value_stride, keys);
-    if (c < t.d) add_weighted_values<1>(t, i, c, values, value_stride, keys);
+    for (; c + 2 * L::width <= t.d; c += 2 * L::width) add_weighted_values<L, 2>(t, i, c, values, value_stride, keys);
+    if (c < t.d) add_weighted_values<L, 1>(t, i, c, values, value_stride, keys);
   }
 }
 
@@ -132,7 +137,8 @@ struct TileSource {
 
 /// One tile: its queries (scaled) against the keys up to its last position, a block at a time, the
 /// normalised result written to src.out.
-__attribute__((target("avx2,fma"))) inline void attend_tile(AttentionTile& t, const TileSource& src, float scale) {
+template <class L>
+inline void attend_tile(AttentionTile& t, const TileSource& src, float scale) {
   const int64_t d = t.d, rows = src.group * src.positions, padded_rows = (rows + 3) / 4 * 4;
   std::fill(t.queries.begin(), t.queries.end(), 0.0f);
   std::fill(t.out.begin(), t.out.end(), 0.0f);
@@ -145,19 +151,31 @@ __attribute__((target("avx2,fma"))) inline void attend_tile(AttentionTile& t, co
   const int64_t seen = src.cached + src.first + src.positions;  // the keys the tile's last position sees
   for (int64_t from = 0; from < seen; from += kTileKeys) {
     const int64_t keys = std::min(kTileKeys, seen - from);
-    tile_scores(t, padded_rows, src.keys_t + from, src.keys_stride);
+    tile_scores<L>(t, padded_rows, src.keys_t + from, src.keys_stride);
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t visible = std::min(keys, src.cached + src.first + i % src.positions + 1 - from);
-      if (visible > 0) tile_softmax_row(t, i, visible);
+      if (visible > 0) tile_softmax_row<L>(t, i, visible);
       else std::fill_n(&t.scores[i * kTileKeys], kTileKeys, 0.0f);
     }
-    tile_weighted_values(t, padded_rows, src.values + from * src.values_stride, src.values_stride, keys);
+    tile_weighted_values<L>(t, padded_rows, src.values + from * src.values_stride, src.values_stride, keys);
   }
   for (int64_t g = 0; g < src.group; ++g)
     for (int64_t u = 0; u < src.positions; ++u) {
       const int64_t i = g * src.positions + u;
       for (int64_t c = 0; c < d; ++c) src.out[(g * src.fed + src.first + u) * d + c] = t.out[i * d + c] / t.running_sum[i];
     }
+}
+
+#pragma GCC diagnostic pop
+
+/// attend_tile in 8 lanes (AVX2) or 16 (AVX-512F, head sizes a multiple of 16): the one place each
+/// width's target is, into which everything above inlines.
+__attribute__((target("avx2,fma"), flatten)) inline void attend_tile_in_lanes8(AttentionTile& t, const TileSource& src, float scale) {
+  attend_tile<Lanes8>(t, src, scale);
+}
+__attribute__((target("avx512f,fma"), flatten)) inline void attend_tile_in_lanes16(AttentionTile& t, const TileSource& src,
+                                                                                  float scale) {
+  attend_tile<Lanes16>(t, src, scale);
 }
 
 #endif  // LMDECODE_X86_KERNELS
@@ -178,8 +196,9 @@ inline bool tiled_causal_attention_applies(const at::Tensor& q, const at::Tensor
 /// softmax(q k^T * scale, causal) v: `q` [rows, kv_heads, group * T, d] (row g * T + t: query head g of
 /// that KV head at cache position cached + t, cached = S - T), keys and values [rows, kv_heads, S, d];
 /// every query sees the keys up to its own position. Callers check tiled_causal_attention_applies().
+/// In 16 lanes where the CPU has AVX-512F and the head size allows (`lanes16` false: 8 lanes).
 inline at::Tensor tiled_causal_attention(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, double scale,
-                                         int64_t group) {
+                                         int64_t group, bool lanes16 = cpu_has_avx512f()) {
 #ifdef LMDECODE_X86_KERNELS
   const auto queries = q.contiguous();
   const int64_t rows = q.size(0), kv_heads = q.size(1), fed = q.size(2) / group, d = q.size(3);
@@ -191,6 +210,7 @@ inline at::Tensor tiled_causal_attention(const at::Tensor& q, const at::Tensor& 
   const int64_t positions = std::max<int64_t>(1, kTileQueries / group), tiles = (fed + positions - 1) / positions;
   const float *q_data = queries.data_ptr<float>(), *k_data = keys_t.data_ptr<float>(), *v_data = values.data_ptr<float>();
   float* out_data = out.data_ptr<float>();
+  const auto attend = lanes16 && d % 16 == 0 ? attend_tile_in_lanes16 : attend_tile_in_lanes8;
   // Tiles alternate from both ends of the prompt, so that the threads' contiguous shares (a later tile
   // meets more keys) hold about the same work.
   at::parallel_for(0, rows * kv_heads * tiles, 1, [&](int64_t begin, int64_t end) {
@@ -202,12 +222,12 @@ inline at::Tensor tiled_causal_attention(const at::Tensor& q, const at::Tensor& 
       const TileSource src{q_data + head_offset, k_data + head * d * padded, v_data + r * values.stride(0) + h * values.stride(1),
                            out_data + head_offset, fed, cached, first, std::min(positions, fed - first), group, padded,
                            values.stride(2)};
-      attend_tile(t, src, static_cast<float>(scale));
+      attend(t, src, static_cast<float>(scale));
     }
   });
   return out;
 #else
-  (void)q, (void)keys, (void)values, (void)scale, (void)group;
+  (void)q, (void)keys, (void)values, (void)scale, (void)group, (void)lanes16;
   throw std::logic_error("lmdecode: tiled_causal_attention needs an x86 compiler (check tiled_causal_attention_applies)");
 #endif
 }
