@@ -237,7 +237,8 @@ TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a 
 
 TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the float64 product", "[models]") {
   // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv, or the kernel where it outruns sgemv),
-  // 2-8 (the kernel, one pass), 9 and 16 (two passes over tiles of 9 features at 896 inputs), 17 (GEMM;
+  // 2-8 (the kernel, one pass), 9 and 16 (two passes over tiles of 9 features at 896 inputs; with
+  // AVX-512 float32 and bfloat16, 2 and 3 passes 4 features at a time), 17 (GEMM;
   // for bfloat16 and Q8_0 weights, the GEMM of widened slices). bfloat16 and Q8_0 weights: the
   // product of the exactly widened weights (Q8_0 needs inputs in blocks of 32).
   using lmdecode::WeightFormat;
@@ -285,26 +286,32 @@ TEST_CASE("the few-rows kernel's loops in 8 lanes (AVX2) and in 16 (AVX-512) giv
       if (format == WeightFormat::q8_0 && in % kQ8BlockSize != 0) continue;
       const auto weight = make_linear_weight(at::randn({6, in}), format, "w");
       const auto bias = at::randn({6});
-      for (int64_t rows = 1; rows <= kFewRowsPass; ++rows) {
+      // 16 lanes also 4 weight rows at a time (float32 and bfloat16 weights, up to kFourFeaturesPass rows).
+      for (const bool four_features : {false, true}) {
+      if (four_features && (!lanes16 || format == WeightFormat::q8_0)) continue;
+      for (int64_t rows = 1; rows <= (four_features ? kFourFeaturesPass : kFewRowsPass); ++rows) {
         const auto x = at::randn({rows, in});
         auto y = at::zeros({rows, 6});
         const float* x_data = x.data_ptr<float>();
-        // Features 1 to 5 only (the range's ends are kept; an odd count, for loops that take two
-        // weight rows at a time).
+        // Features 1 to 5 only (the range's ends are kept; an odd count, for loops that take two or
+        // four weight rows at a time).
         if (format == WeightFormat::q8_0)
           few_rows_dots_for<Q8Rows>(rows, lanes16)(x_data, Q8Rows{weight.matrix.data_ptr<int8_t>(), weight.block_scales.data_ptr<float>()},
                                                    bias.data_ptr<float>(), y.data_ptr<float>(), in, 6, 1, 6);
         else if (format == WeightFormat::bfloat16)
-          few_rows_dots_for<const Bfloat16Bits*>(rows, lanes16)(
+          few_rows_dots_for<const Bfloat16Bits*>(rows, lanes16, four_features)(
               x_data, reinterpret_cast<const Bfloat16Bits*>(weight.matrix.data_ptr<at::BFloat16>()), bias.data_ptr<float>(),
               y.data_ptr<float>(), in, 6, 1, 6);
         else
-          few_rows_dots_for<const float*>(rows, lanes16)(x_data, static_cast<const float*>(weight.matrix.data_ptr<float>()),
-                                                         bias.data_ptr<float>(), y.data_ptr<float>(), in, 6, 1, 6);
+          few_rows_dots_for<const float*>(rows, lanes16, four_features)(
+              x_data, static_cast<const float*>(weight.matrix.data_ptr<float>()), bias.data_ptr<float>(), y.data_ptr<float>(), in,
+              6, 1, 6);
         auto expected = at::mm(x.to(at::kDouble), weight.widened(0, 6, at::kDouble).t()) + bias.to(at::kDouble);
-        INFO((lanes16 ? "16" : "8") << " lanes, in " << in << " rows " << rows << " weights " << lmdecode::weight_format_name(format));
+        INFO((lanes16 ? "16" : "8") << " lanes" << (four_features ? ", 4 weight rows at a time" : "") << ", in " << in << " rows "
+                                    << rows << " weights " << lmdecode::weight_format_name(format));
         CHECK((y.narrow(1, 1, 5).to(at::kDouble) - expected.narrow(1, 1, 5)).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
         CHECK(y.select(1, 0).abs().max().item<float>() == 0);
+      }
       }
     }
   }

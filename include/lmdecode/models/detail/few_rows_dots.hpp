@@ -146,40 +146,64 @@ __attribute__((target("avx512f,fma"))) inline __m512 load_widened16(const Bfloat
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, bits, 16));
 }
 
-/// Independent sums a row keeps in 16 lanes (each a chain of multiply-adds, as kChainsPerRow).
-template <int Rows>
-constexpr int kChainsPerRow16 = Rows <= 2 ? 4 : 2;
+/// Independent sums a row keeps in 16 lanes (each a chain of multiply-adds, as kChainsPerRow); where
+/// a pass takes several weight rows at a time, each (weight row, input row) pair's one sum is a chain.
+template <int Rows, int Features>
+constexpr int kChainsPerRow16 = Features > 1 ? 1 : Rows <= 2 ? 4 : 2;
 
-/// add_block in 16 lanes: the block of 16 weights at w_row + k into chain c of each row's sums.
-template <int Rows, int Chains, typename Weight>
-__attribute__((target("avx512f,fma"), always_inline)) inline void add_block16(__m512 (&acc)[Rows][Chains], int c, const Weight* w_row,
-                                                                          const float* x, int64_t in, int64_t k) {
-  const __m512 wv = load_widened16(w_row + k);
-  _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchBytes / static_cast<int64_t>(sizeof(Weight))), _MM_HINT_T1);
-  _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) acc[r][c] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * in + k), acc[r][c]);
+/// The most input rows a 16-lane pass over 4 weight rows at a time takes: 24 sums, 4 weight vectors
+/// and an input vector in the 32 registers.
+constexpr int64_t kFourFeaturesPass = 6;
+
+/// add_block in 16 lanes, for `Features` consecutive weight rows (one every `in` weights from w_rows):
+/// each row's 16 inputs at k, loaded once, times each weight row's block into chain c of their sum.
+template <int Rows, int Features, int Chains, typename Weight>
+__attribute__((target("avx512f,fma"), always_inline)) inline void add_block16(__m512 (&acc)[Features][Rows][Chains], int c,
+                                                                          const Weight* w_rows, const float* x, int64_t in, int64_t k) {
+  // Ahead by kPrefetchBytes on one weight row; several rows ask for the next group's rows, as far
+  // ahead of each as the group is long (8 KiB would land inside the group).
+  const int64_t ahead = Features > 1 ? Features * in : kPrefetchBytes / static_cast<int64_t>(sizeof(Weight));
+  __m512 wv[Features];
+  _Pragma("GCC unroll 4") for (int f = 0; f < Features; ++f) {
+    wv[f] = load_widened16(w_rows + f * in + k);
+    _mm_prefetch(reinterpret_cast<const char*>(w_rows + f * in + k + ahead), _MM_HINT_T1);
+  }
+  _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
+    const __m512 xv = _mm512_loadu_ps(x + r * in + k);
+    _Pragma("GCC unroll 4") for (int f = 0; f < Features; ++f) acc[f][r][c] = _mm512_fmadd_ps(wv[f], xv, acc[f][r][c]);
+  }
 }
 
-/// few_rows_dots in 16 lanes.
-template <int Rows, typename Weight>
+/// few_rows_dots in 16 lanes, `Features` output features at a time (the last ones one at a time).
+/// Several at a time, each input load serves as many multiply-adds: past 8 rows, where passes
+/// over cached weights are bound by their loads, 4 features by 6 rows took 11 and 16 rows' products
+/// over a 151936 x 896 matrix 1.25x faster; at 1 to 8 rows (bound by memory) they were slower
+/// (benchmarks/HISTORY.md).
+template <int Rows, typename Weight, int Features = 1>
 __attribute__((target("avx512f,fma"))) void few_rows_dots16(const float* x, const Weight* w, const float* bias, float* out,
                                                         int64_t in, int64_t out_features, int64_t begin, int64_t end) {
-  constexpr int chains = kChainsPerRow16<Rows>;
-  for (int64_t j = begin; j < end; ++j) {
-    const Weight* w_row = w + j * in;
-    __m512 acc[Rows][chains];
-    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
-      _Pragma("GCC unroll 4") for (int c = 0; c < chains; ++c) acc[r][c] = _mm512_setzero_ps();
+  constexpr int chains = kChainsPerRow16<Rows, Features>;
+  int64_t j = begin;
+  for (; j + Features <= end; j += Features) {
+    const Weight* w_rows = w + j * in;
+    __m512 acc[Features][Rows][chains];
+    _Pragma("GCC unroll 4") for (int f = 0; f < Features; ++f)
+      _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
+        _Pragma("GCC unroll 4") for (int c = 0; c < chains; ++c) acc[f][r][c] = _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 16 * chains <= in; k += 16 * chains)
-      _Pragma("GCC unroll 4") for (int c = 0; c < chains; ++c) add_block16<Rows>(acc, c, w_row, x, in, k + 16 * c);
-    for (; k + 16 <= in; k += 16) add_block16<Rows>(acc, 0, w_row, x, in, k);
-    _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
-      _Pragma("GCC unroll 4") for (int c = 1; c < chains; ++c) acc[r][0] = _mm512_add_ps(acc[r][0], acc[r][c]);
-      float dot = Lanes16::sum(acc[r][0]);
-      for (int64_t tail = k; tail < in; ++tail) dot += widened(w_row[tail]) * x[r * in + tail];
-      out[r * out_features + j] = bias ? dot + bias[j] : dot;
-    }
+      _Pragma("GCC unroll 4") for (int c = 0; c < chains; ++c) add_block16<Rows, Features>(acc, c, w_rows, x, in, k + 16 * c);
+    for (; k + 16 <= in; k += 16) add_block16<Rows, Features>(acc, 0, w_rows, x, in, k);
+    _Pragma("GCC unroll 4") for (int f = 0; f < Features; ++f)
+      _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
+        _Pragma("GCC unroll 4") for (int c = 1; c < chains; ++c) acc[f][r][0] = _mm512_add_ps(acc[f][r][0], acc[f][r][c]);
+        float dot = Lanes16::sum(acc[f][r][0]);
+        for (int64_t tail = k; tail < in; ++tail) dot += widened(w_rows[f * in + tail]) * x[r * in + tail];
+        out[r * out_features + j + f] = bias ? dot + bias[j + f] : dot;
+      }
   }
+  if constexpr (Features > 1)
+    if (j < end) few_rows_dots16<Rows, Weight>(x, w, bias, out, in, out_features, j, end);
 }
 
 /// Whether `rows` rows of `in` inputs outgrow L1, so that a Q8_0 pass of 2 to 4 rows takes two weight
@@ -219,7 +243,7 @@ template <int Rows, int Features>
 __attribute__((target("avx512f,fma"), always_inline)) inline void q8_0_dot_features16(const float* x, Q8Rows w, const float* bias,
                                                                                   float* out, int64_t in, int64_t out_features,
                                                                                   int64_t j) {
-  constexpr int pairs = Features == 2 ? 1 : kChainsPerRow16<Rows> / 2;
+  constexpr int pairs = Features == 2 ? 1 : kChainsPerRow16<Rows, 1> / 2;
   const int64_t blocks = in / kQ8BlockSize;
   const Q8Rows w_rows{w.quants + j * in, w.scales + j * blocks};
   __m512 acc[Features][Rows][2 * pairs];
@@ -253,28 +277,40 @@ __attribute__((target("avx512f,fma"))) void q8_0_dots16(const float* x, Q8Rows w
 template <typename WeightRows>
 using FewRowsDots = void (*)(const float*, WeightRows, const float*, float*, int64_t, int64_t, int64_t, int64_t);
 
-/// The loop for `Rows` rows of weights read as WeightRows, in 16 lanes or 8.
-template <int Rows, bool Lanes16, typename WeightRows>
+/// The loop for `Rows` rows of weights read as WeightRows, in 16 lanes or 8 (16 lanes: `Features`
+/// weight rows at a time, float32 and bfloat16 weights).
+template <int Rows, bool Lanes16, typename WeightRows, int Features = 1>
 void few_rows_dots_of(const float* x, WeightRows w, const float* bias, float* out, int64_t in, int64_t out_features,
                       int64_t begin, int64_t end) {
   if constexpr (std::is_same_v<WeightRows, Q8Rows>) {
     (Lanes16 ? q8_0_dots16<Rows> : q8_0_dots<Rows>)(x, w, bias, out, in, out_features, begin, end);
   } else {
     using Element = std::remove_const_t<std::remove_pointer_t<WeightRows>>;
-    (Lanes16 ? few_rows_dots16<Rows, Element> : few_rows_dots<Rows, Element>)(x, w, bias, out, in, out_features, begin, end);
+    (Lanes16 ? few_rows_dots16<Rows, Element, Features> : few_rows_dots<Rows, Element>)(x, w, bias, out, in, out_features, begin, end);
   }
 }
 
-template <typename WeightRows, bool Lanes16, size_t... RowsLess1>
+template <typename WeightRows, bool Lanes16, int Features, size_t... RowsLess1>
 constexpr std::array<FewRowsDots<WeightRows>, sizeof...(RowsLess1)> few_rows_dots_table(std::index_sequence<RowsLess1...>) {
-  return {few_rows_dots_of<static_cast<int>(RowsLess1) + 1, Lanes16, WeightRows>...};
+  return {few_rows_dots_of<static_cast<int>(RowsLess1) + 1, Lanes16, WeightRows, Features>...};
 }
 
-/// The loop for 1 to kFewRowsPass rows, in 16 lanes where the CPU has AVX-512F (the tests ask for each).
+/// Whether a pass may take 4 weight rows at a time: 16 lanes, float32 or bfloat16 weights.
 template <typename WeightRows>
-FewRowsDots<WeightRows> few_rows_dots_for(int64_t rows, bool lanes16 = cpu_has_avx512f()) {
-  static constexpr auto lanes8_loops = few_rows_dots_table<WeightRows, false>(std::make_index_sequence<kFewRowsPass>());
-  static constexpr auto lanes16_loops = few_rows_dots_table<WeightRows, true>(std::make_index_sequence<kFewRowsPass>());
+bool four_features_apply(bool lanes16) {
+  return lanes16 && !std::is_same_v<WeightRows, Q8Rows>;
+}
+
+/// The loop for 1 to kFewRowsPass rows, in 16 lanes where the CPU has AVX-512F (the tests ask for each);
+/// with `four_features` (where four_features_apply), 1 to kFourFeaturesPass rows 4 weight rows at a time.
+template <typename WeightRows>
+FewRowsDots<WeightRows> few_rows_dots_for(int64_t rows, bool lanes16 = cpu_has_avx512f(), bool four_features = false) {
+  static constexpr auto lanes8_loops = few_rows_dots_table<WeightRows, false, 1>(std::make_index_sequence<kFewRowsPass>());
+  static constexpr auto lanes16_loops = few_rows_dots_table<WeightRows, true, 1>(std::make_index_sequence<kFewRowsPass>());
+  if constexpr (!std::is_same_v<WeightRows, Q8Rows>) {
+    static constexpr auto four_features_loops = few_rows_dots_table<WeightRows, true, 4>(std::make_index_sequence<kFourFeaturesPass>());
+    if (four_features) return four_features_loops[rows - 1];
+  }
   return (lanes16 ? lanes16_loops : lanes8_loops)[rows - 1];
 }
 

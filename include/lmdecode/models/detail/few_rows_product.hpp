@@ -31,23 +31,31 @@ inline int64_t weight_row_bytes(const float*, int64_t in) { return in * 4; }
 inline int64_t weight_row_bytes(const Bfloat16Bits*, int64_t in) { return in * 2; }
 inline int64_t weight_row_bytes(Q8Rows, int64_t in) { return in + in / kQ8BlockSize * 4; }
 
-/// few_rows_product's work over weights of one format: output features in tiles of 32 KiB of weights,
-/// each tile through every pass of at most 8 rows.
+/// few_rows_product's work over weights of one format: output features in tiles, each tile through
+/// every pass of at most 8 rows, or past 8 rows in 16 lanes, of at most kFourFeaturesPass rows and 4
+/// weight rows at a time.
 template <typename WeightRows>
 void few_rows_product_of(const float* x, WeightRows w, const float* bias, float* out, int64_t rows, int64_t in,
-                         int64_t out_features) {
+                         int64_t out_features, bool lanes16 = cpu_has_avx512f()) {
   const int64_t row_bytes = weight_row_bytes(w, in);
+  const bool four_features = rows > kFewRowsPass && four_features_apply<WeightRows>(lanes16);
+  // Tiles of 32 KiB of weights (L1), or of 128 KiB (L2) where 4 weight rows at a time take them: 11
+  // and 16 rows over a 151936 x 896 matrix took 0.8x the time with tiles of 32 features (115 KiB)
+  // than with 12 (benchmarks/HISTORY.md).
+  const int64_t tile_bytes = four_features ? 128 << 10 : 32 << 10;
   // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
-  const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile = std::max<int64_t>(1, (32 << 10) / row_bytes);
+  const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile_rows = std::max<int64_t>(1, tile_bytes / row_bytes);
+  const int64_t tile = four_features ? (tile_rows + 3) / 4 * 4 : tile_rows;  // whole groups of 4 weight rows
   // Passes of equal size: 9 rows as 5 + 4 took 0.9x the time of 8 + 1 (151936x896, one thread, EPYC
   // with AVX-512), where the one-row pass over cached tiles cost half a pass from memory.
-  const int64_t passes = (rows + kFewRowsPass - 1) / kFewRowsPass, pass_rows = (rows + passes - 1) / passes;
+  const int64_t pass_max = four_features ? kFourFeaturesPass : kFewRowsPass;
+  const int64_t passes = (rows + pass_max - 1) / pass_max, pass_rows = (rows + passes - 1) / passes;
   at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
     const int64_t step = passes > 1 ? tile : end - begin;  // one pass: no tiles
     for (int64_t from = begin; from < end; from += step)
       for (int64_t r = 0; r < rows; r += pass_rows)
-        few_rows_dots_for<WeightRows>(std::min(pass_rows, rows - r))(x + r * in, w, bias, out + r * out_features, in,
-                                                                     out_features, from, std::min(end, from + step));
+        few_rows_dots_for<WeightRows>(std::min(pass_rows, rows - r), lanes16, four_features)(
+            x + r * in, w, bias, out + r * out_features, in, out_features, from, std::min(end, from + step));
   });
 }
 
