@@ -238,12 +238,13 @@ TEST_CASE("the reference models run in float32, bfloat16 and float16, also on a 
 TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the float64 product", "[models]") {
   // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv, or the kernel where it outruns sgemv),
   // 2-8 (the kernel, one pass), 9 and 16 (two passes over tiles of 9 features at 896 inputs; with
-  // AVX-512 float32 and bfloat16, 2 and 3 passes 4 features at a time), 17 (GEMM;
+  // AVX-512 float32 and bfloat16, 2 and 3 passes 4 features at a time, as 2 to 8 rows are at 4864
+  // inputs, which outgrow L1), 17 (GEMM;
   // for bfloat16 and Q8_0 weights, the GEMM of widened slices). bfloat16 and Q8_0 weights: the
   // product of the exactly widened weights (Q8_0 needs inputs in blocks of 32).
   using lmdecode::WeightFormat;
   for (const auto format : {WeightFormat::model_dtype, WeightFormat::bfloat16, WeightFormat::q8_0})
-  for (const int64_t in : {8, 37, 896}) {
+  for (const int64_t in : {8, 37, 896, 4864}) {
     if (format == WeightFormat::q8_0 && in % lmdecode::detail::kQ8BlockSize != 0) continue;
     for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16, 17}) {
       for (const bool with_bias : {false, true}) {

@@ -177,7 +177,8 @@ __attribute__((target("avx512f,fma"), always_inline)) inline void add_block16(__
 /// few_rows_dots in 16 lanes, `Features` output features at a time (the last ones one at a time).
 /// Several at a time, each input load serves as many multiply-adds: past 8 rows, where passes
 /// over cached weights are bound by their loads, 4 features by 6 rows took 11 and 16 rows' products
-/// over a 151936 x 896 matrix 1.25x faster; at 1 to 8 rows (bound by memory) they were slower
+/// over a 151936 x 896 matrix 1.25x faster, and 2 to 8 rows over a down projection (4864 inputs,
+/// from L2) up to 1.7x; at 1 to 8 rows whose inputs stay in L1 (bound by memory) they were slower
 /// (benchmarks/HISTORY.md).
 template <int Rows, typename Weight, int Features = 1>
 __attribute__((target("avx512f,fma"))) void few_rows_dots16(const float* x, const Weight* w, const float* bias, float* out,

@@ -38,7 +38,10 @@ template <typename WeightRows>
 void few_rows_product_of(const float* x, WeightRows w, const float* bias, float* out, int64_t rows, int64_t in,
                          int64_t out_features, bool lanes16 = cpu_has_avx512f()) {
   const int64_t row_bytes = weight_row_bytes(w, in);
-  const bool four_features = rows > kFewRowsPass && four_features_apply<WeightRows>(lanes16);
+  // 4 weight rows at a time past 8 rows, and for 2 to 8 rows whose inputs outgrow L1 even in a pass of
+  // 6 (a down projection's 4864 inputs: each input load, from L2, then serves 4 weight rows).
+  const bool four_features = four_features_apply<WeightRows>(lanes16) &&
+                             (rows > kFewRowsPass || (rows > 1 && inputs_outgrow_l1(std::min(rows, kFourFeaturesPass), in)));
   // Tiles of 32 KiB of weights (L1), or of 128 KiB (L2) where 4 weight rows at a time take them: 11
   // and 16 rows over a 151936 x 896 matrix took 0.8x the time with tiles of 32 features (115 KiB)
   // than with 12 (benchmarks/HISTORY.md).
