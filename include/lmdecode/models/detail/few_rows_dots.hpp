@@ -207,11 +207,11 @@ __attribute__((target("avx512f,fma"))) void few_rows_dots16(const float* x, cons
     if (j < end) few_rows_dots16<Rows, Weight>(x, w, bias, out, in, out_features, j, end);
 }
 
-/// Whether `rows` rows of `in` inputs outgrow L1, so that a Q8_0 pass of 2 to 4 rows takes two weight
-/// rows at a time: each input vector loaded from L2 then serves both (a down projection of 4 rows:
-/// 4 x 4864 floats, 76 KiB). Q8_0 only: it reads the most inputs per weight byte; with float32
-/// weights two rows a pass were slower, with bfloat16 no faster (benchmarks/HISTORY.md). Past 4 rows
-/// two weight rows' sums would not fit the registers.
+/// Whether `rows` rows of `in` inputs outgrow L1, so that a 16-lane pass takes several weight rows at
+/// a time: each input vector loaded from L2 then serves them all (a down projection of 4 rows: 4 x
+/// 4864 floats, 76 KiB). Q8_0 takes two (at most kQ8PairsPass rows: more sums would not fit the
+/// registers), float32 and bfloat16 four (few_rows_product.hpp); where the inputs stay in L1, more
+/// weight rows a pass were slower (benchmarks/HISTORY.md).
 inline bool inputs_outgrow_l1(int64_t rows, int64_t in) {
   return rows * in * static_cast<int64_t>(sizeof(float)) > kInputBytesInL1;
 }
@@ -263,12 +263,15 @@ __attribute__((target("avx512f,fma"), always_inline)) inline void q8_0_dot_featu
     }
 }
 
+/// The most rows q8_0_dots16 takes two weight rows at a time (their sums fill the registers).
+constexpr int64_t kQ8PairsPass = 4;
+
 /// q8_0_dots in 16 lanes.
 template <int Rows>
 __attribute__((target("avx512f,fma"))) void q8_0_dots16(const float* x, Q8Rows w, const float* bias, float* out, int64_t in,
                                                     int64_t out_features, int64_t begin, int64_t end) {
   int64_t j = begin;
-  if constexpr (Rows >= 2 && Rows <= 4)
+  if constexpr (Rows >= 2 && Rows <= kQ8PairsPass)
     if (inputs_outgrow_l1(Rows, in))
       for (; j + 2 <= end; j += 2) q8_0_dot_features16<Rows, 2>(x, w, bias, out, in, out_features, j);
   for (; j < end; ++j) q8_0_dot_features16<Rows, 1>(x, w, bias, out, in, out_features, j);

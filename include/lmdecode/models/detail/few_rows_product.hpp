@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "lmdecode/detail/cpu_kernels.hpp"
 #include "lmdecode/models/detail/few_rows_dots.hpp"
@@ -51,7 +52,11 @@ void few_rows_product_of(const float* x, WeightRows w, const float* bias, float*
   const int64_t tile = four_features ? (tile_rows + 3) / 4 * 4 : tile_rows;  // whole groups of 4 weight rows
   // Passes of equal size: 9 rows as 5 + 4 took 0.9x the time of 8 + 1 (151936x896, one thread, EPYC
   // with AVX-512), where the one-row pass over cached tiles cost half a pass from memory.
-  const int64_t pass_max = four_features ? kFourFeaturesPass : kFewRowsPass;
+  // Q8_0 in 16 lanes takes two weight rows at a time for 2 to 4 rows whose inputs outgrow L1
+  // (q8_0_dots16); past 4 such rows, passes of 4 keep that (5 to 8 rows at 4864 inputs took 0.55x the
+  // time of one pass a weight row at a time, HISTORY.md).
+  const bool q8_0_pairs = std::is_same_v<WeightRows, Q8Rows> && lanes16 && rows > kQ8PairsPass && inputs_outgrow_l1(kQ8PairsPass, in);
+  const int64_t pass_max = four_features ? kFourFeaturesPass : q8_0_pairs ? kQ8PairsPass : kFewRowsPass;
   const int64_t passes = (rows + pass_max - 1) / pass_max, pass_rows = (rows + passes - 1) / passes;
   at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
     const int64_t step = passes > 1 ? tile : end - begin;  // one pass: no tiles
