@@ -94,6 +94,8 @@ struct Lanes8 {
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
   }
+  /// to_exp_of_nonpositive for callers that are not templates over the lanes (a flattened target
+  /// function of their own: chosen_tokens.hpp's log-softmax sum).
   __attribute__((target("avx2,fma"), flatten)) static inline Vec exp_of_nonpositive(Vec x) {
     to_exp_of_nonpositive<Lanes8>(x);
     return x;
@@ -129,10 +131,6 @@ struct Lanes16 {
   LMDECODE_LANES16 __m256 high_half(Vec v) { return _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1)); }
   LMDECODE_LANES16 float sum(Vec v) { return Lanes8::sum(_mm256_add_ps(low_half(v), high_half(v))); }
   LMDECODE_LANES16 float largest(Vec v) { return Lanes8::largest(_mm256_max_ps(low_half(v), high_half(v))); }
-  __attribute__((target("avx512f,fma"), flatten)) static inline Vec exp_of_nonpositive(Vec x) {
-    to_exp_of_nonpositive<Lanes16>(x);
-    return x;
-  }
 };
 
 #undef LMDECODE_LANES8

@@ -76,7 +76,7 @@ inline void tile_scores(AttentionTile& t, int64_t query_rows, const float* keys_
 }
 
 /// Query row i's scores become its weights against the running maximum (those at and past `visible`
-/// are masked: exactly 0; a weight below e^-87 is e^-87, exp_of_nonpositive's floor, which a sum
+/// are masked: exactly 0; a weight below e^-87 is e^-87, to_exp_of_nonpositive's floor, which a sum
 /// holding the maximum's 1 cannot tell); its sum and output so far are rescaled to that maximum.
 template <class L>
 inline void tile_softmax_row(AttentionTile& t, int64_t i, int64_t visible) {
@@ -203,9 +203,10 @@ inline at::Tensor tiled_causal_attention(const at::Tensor& q, const at::Tensor& 
   const auto queries = q.contiguous();
   const int64_t rows = q.size(0), kv_heads = q.size(1), fed = q.size(2) / group, d = q.size(3);
   const int64_t stored = keys.size(2), cached = stored - fed, padded = (stored + kTileKeys - 1) / kTileKeys * kTileKeys;
-  // The keys as columns, once: every tile reads its blocks of them.
-  auto keys_t = at::zeros({rows, kv_heads, d, padded}, keys.options());
+  // The keys as columns, once: every tile reads its blocks of them (zeros past the last key).
+  auto keys_t = at::empty({rows, kv_heads, d, padded}, keys.options());
   keys_t.narrow(3, 0, stored).copy_(keys.transpose(2, 3));
+  keys_t.narrow(3, stored, padded - stored).zero_();
   auto out = at::empty_like(queries);
   const int64_t positions = std::max<int64_t>(1, kTileQueries / group), tiles = (fed + positions - 1) / positions;
   const float *q_data = queries.data_ptr<float>(), *k_data = keys_t.data_ptr<float>(), *v_data = values.data_ptr<float>();
