@@ -3,7 +3,7 @@
 //   lmdecode-bench [--preset tiny|small|qwen2.5-0.5b | --model DIR] [--device cpu|cuda]
 //                  [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]
 //                  [--dtype f32|bf16|f16|f64] [--weights f32|bf16|q8_0] [--repeats N] [--quick] [--json FILE]
-//                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW] [--threads N]
+//                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW] [--threads N] [--prefill-budget N]
 //
 // Scenarios (each after a warm-up, `--repeats` times; median, min and max are printed):
 //   bare_forward      one cached forward step of 1 token at context 256, batch 1 and 4, and the
@@ -50,7 +50,8 @@
 //                     generate(), then through one Engine by 1, 4 and 16 closed-loop clients (each
 //                     submits its next request when its last one ended): aggregate new tokens/s,
 //                     time to first token and time between tokens (p50, p99, from the step
-//                     callback), and the speed-up over the one-after-another run
+//                     callback), and the speed-up over the one-after-another run; the engine's
+//                     max_prefill_tokens_per_step is --prefill-budget (default: the engine's)
 //   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
 //                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh,
 //                     and the first prompt's tokens (in the JSON) to compare with transformers'.
@@ -109,6 +110,7 @@ struct Options {
   int threads = 0;                        // libtorch's intra-op threads; 0: libtorch's choice
   std::string tokenizer;                  // a tokenizer.json, for the grammar scenario
   std::string grammar_dir;                // where the grammar scenario writes its grammars' GBNF (for a peer)
+  int64_t prefill_budget = lmdecode::EngineOptions{}.max_prefill_tokens_per_step;  // the engine scenario's
 };
 
 /// Median, min and max of repeated timings, in milliseconds.
@@ -701,7 +703,7 @@ class Bench {
     rows.push_back(engine_row("one after another", 1, requests, alone_ms, baseline));
     for (int64_t clients : {1, 4, 16}) {
       for (auto& r : requests) r.steps.clear();
-      lmdecode::Engine engine(model_, {.max_running_requests = 16});
+      lmdecode::Engine engine(model_, {.max_running_requests = 16, .max_prefill_tokens_per_step = o_.prefill_budget});
       std::atomic<size_t> next{0};
       std::vector<std::thread> threads;
       start = Clock::now();
@@ -1011,6 +1013,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--threads") o.threads = std::stoi(value());
     else if (arg == "--tokenizer") o.tokenizer = value();
     else if (arg == "--grammar-dir") o.grammar_dir = value();
+    else if (arg == "--prefill-budget") o.prefill_budget = std::stoll(value());
     else if (arg == "--json") o.json_path = value();
     else if (arg == "--only") {
       std::stringstream names(value());
@@ -1029,9 +1032,10 @@ Options parse(int argc, char** argv) {
                 "                      [--weights f32|bf16|q8_0]\n"
                 "                      [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
                 "                      [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
-                "                      [--tokenizer FILE] [--grammar-dir DIR]\n"
+                "                      [--tokenizer FILE] [--grammar-dir DIR] [--prefill-budget N]\n"
                 "  --only speculative: the verify step and prompt lookup (not in the default set)\n"
-                "  --only engine: continuous batching by 1, 4 and 16 clients against one request after another (not in the default set)\n"
+                "  --only engine: continuous batching by 1, 4 and 16 clients against one request after another (not in the default set);\n"
+                "    --prefill-budget N: the engine's max_prefill_tokens_per_step\n"
                 "  --only grammar --tokenizer FILE: a grammar's cost a step over FILE's vocabulary (not in the default set);\n"
                 "    --grammar-dir DIR writes its grammars there as GBNF (scripts/compare-peers.sh gives them to llama.cpp)");
       std::exit(0);
