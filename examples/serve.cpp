@@ -84,9 +84,7 @@ std::string folder_name(const std::string& folder) {
 
 lmdecode_serve::ServedModel served_model(const std::string& folder, const std::string& name, const lmdecode::PretrainedModel& model,
                                          const lmdecode::Tokenizer& tokenizer, const lmdecode::ChatTemplate& chat_template) {
-  lmdecode::detail::check(tokenizer.vocab_size() <= model.config().vocab_size,
-                          "the tokenizer has {} ids but the model only {}: they do not belong together", tokenizer.vocab_size(),
-                          model.config().vocab_size);
+  lmdecode_cli::check_tokenizer_fits(tokenizer.vocab_size(), model.config());
   return {name.empty() ? folder_name(folder) : name,
           tokenizer,
           chat_template,

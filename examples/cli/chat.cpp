@@ -319,9 +319,7 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
   lmdecode::check_model_folder(m.folder);
   auto tokenizer = lmdecode::Tokenizer::from_file(f.tokenizer_path.empty() ? m.folder + "/tokenizer.json" : f.tokenizer_path);
   auto model = lmdecode::load_pretrained(m.folder, m.load_options());
-  lmdecode::detail::check(tokenizer.vocab_size() <= model->config().vocab_size,
-                          "the tokenizer has {} ids but the model only {}: they do not belong together",
-                          tokenizer.vocab_size(), model->config().vocab_size);
+  lmdecode_cli::check_tokenizer_fits(tokenizer.vocab_size(), model->config());
   auto config = chat_config(lmdecode::load_checkpoint_generation_config(m.folder, model->config()), generation);
   auto chat_template = lmdecode::ChatTemplate::from_file(f.chat_template_path.empty() ? m.folder : f.chat_template_path);
   note("chat template: {}", chat_template.origin());

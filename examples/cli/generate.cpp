@@ -259,6 +259,7 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
   const lmdecode::Tokenizer* text = tokenizer ? &*tokenizer : nullptr;
   const auto prompts = collect_prompts(f, text, tokenizer_path);
   auto model = lmdecode::load_pretrained(m.folder, m.load_options());
+  if (text) lmdecode_cli::check_tokenizer_fits(text->vocab_size(), model->config());
   const auto config = generation_config(f, m, generation, model->config(), text, tokenizer_path);
   std::unique_ptr<lmdecode::PretrainedModel> draft;
   if (!f.assistant_model.empty()) draft = lmdecode::load_pretrained(f.assistant_model, m.load_options());

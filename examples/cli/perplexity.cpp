@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
     c10::InferenceMode inference;
     auto model = lmdecode::load_pretrained(m.folder, m.load_options());
     const auto tokenizer = lmdecode::Tokenizer::from_file(std::filesystem::path(m.folder) / "tokenizer.json");
+    lmdecode_cli::check_tokenizer_fits(tokenizer.vocab_size(), model->config());
     std::ifstream in(text_path, std::ios::binary);
     std::stringstream text;
     text << in.rdbuf();

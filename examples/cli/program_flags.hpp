@@ -190,6 +190,13 @@ int report_failures(const char* program, Work&& work) {
   return 1;
 }
 
+/// Refuses a tokenizer with ids the model has no row for: the two come from different checkpoints (a
+/// model may have more rows than its tokenizer has ids, padded to a multiple of 64 or 128).
+inline void check_tokenizer_fits(int64_t tokenizer_ids, const lmdecode::ModelConfig& model) {
+  lmdecode::detail::check(tokenizer_ids <= model.vocab_size, "the tokenizer has {} ids but the model only {}: they do not belong together",
+                          tokenizer_ids, model.vocab_size);
+}
+
 /// The model flags of the programs that load a checkpoint.
 struct ModelFlags {
   std::string folder;
