@@ -53,9 +53,10 @@ std::string case_arguments(const nlohmann::json& c, const std::string& extra) {
 }
 
 /// A folder of qwen2-tiny's 320 rows beside the demo model's tokenizer of 4096 ids: a prompt, a text to
-/// score, would hold ids the model has no row for; the programs that load both refuse it.
-std::filesystem::path mismatched_tokenizer_folder() {
-  const auto folder = std::filesystem::temp_directory_path() / "lmdecode_cli_mismatched_tokenizer";
+/// score, would hold ids the model has no row for; the programs that load both refuse it. One folder
+/// per test (`program`): ctest runs the test entries side by side.
+std::filesystem::path mismatched_tokenizer_folder(const std::string& program) {
+  const auto folder = std::filesystem::temp_directory_path() / ("lmdecode_cli_mismatched_tokenizer_" + program);
   std::filesystem::create_directories(folder);
   for (const char* file : {"config.json", "model.safetensors", "generation_config.json"})
     std::filesystem::copy_file(lmdecode_test::reference_dir() / "qwen2-tiny" / file, folder / file,
@@ -383,13 +384,13 @@ TEST_CASE("lmdecode-perplexity scores the second half of each window, in every w
   CHECK(short_text.status != 0);
   CHECK_THAT(short_text.out, Contains("fewer than one window of 65536"));
   const auto mismatched = lmdecode_test::run_command(fmt::format("{} --model {} --text {} --context 8", LMDECODE_PERPLEXITY_BIN,
-                                                                 mismatched_tokenizer_folder().string(), text.string()));
+                                                                 mismatched_tokenizer_folder("perplexity").string(), text.string()));
   CHECK(mismatched.status != 0);
   CHECK_THAT(mismatched.out, Contains(kMismatchedTokenizer));
 }
 
 TEST_CASE("lmdecode-generate refuses a tokenizer with more ids than the model has rows", "[cli][errors]") {
-  const auto generate = run_cli(fmt::format("--model {} --prompt hello --max-new-tokens 2", mismatched_tokenizer_folder().string()));
+  const auto generate = run_cli(fmt::format("--model {} --prompt hello --max-new-tokens 2", mismatched_tokenizer_folder("generate").string()));
   CHECK(generate.status != 0);
   CHECK_THAT(generate.out, Contains(kMismatchedTokenizer));
 }
