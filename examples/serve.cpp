@@ -35,6 +35,7 @@
 #include "cli/program_flags.hpp"
 #include "serve/openai_server.hpp"
 
+namespace lmdecode_cli::serve_program {
 namespace {
 
 struct ServeFlags {
@@ -136,7 +137,8 @@ int run(const ServeFlags& f, const lmdecode_cli::ModelFlags& m) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// lmdecode-serve's main (program_main.cpp).
+int program_main(int argc, char** argv) {
   CLI::App app{"lmdecode-serve: an OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions, /v1/models, "
                "/health) on a checkpoint folder holding tokenizer.json; requests share each step of one engine",
                "lmdecode-serve"};
@@ -157,3 +159,5 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   return lmdecode_cli::report_failures("lmdecode-serve", [&] { return run(f, model_flags); });
 }
+
+}  // namespace lmdecode_cli::serve_program

@@ -15,10 +15,6 @@
 using Catch::Matchers::Contains;
 using namespace lmdecode_test::abc;
 
-namespace {
-const float inf = std::numeric_limits<float>::infinity();
-}  // namespace
-
 TEST_CASE("sampling is reproducible, top_k=1 is greedy, and draws follow the processed softmax", "[sampling]") {
   const auto folder = lmdecode_test::reference_dir() / "qwen2-tiny";
   auto model = lmdecode::load_pretrained(folder);
@@ -104,7 +100,7 @@ TEST_CASE("sampling is reproducible, top_k=1 is greedy, and draws follow the pro
 
 TEST_CASE("sampling draws are torch.multinomial's for the same generator state", "[sampling]") {
   lmdecode_test::require_draws_match_multinomial(at::kCPU, [](uint64_t seed) { return at::detail::createCPUGenerator(seed); });
-  auto nothing_left = at::full({2, 5}, -inf);
+  auto nothing_left = at::full({2, 5}, -std::numeric_limits<float>::infinity());
   nothing_left[0][3] = 0.0f;
   auto generator = at::detail::createCPUGenerator(0);
   REQUIRE(lmdecode::detail::draw_from_softmax(nothing_left, 1, generator).invalid.item<bool>());

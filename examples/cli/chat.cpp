@@ -34,6 +34,7 @@
 #include <lmdecode/text/chat_template.hpp>
 #include <lmdecode/text/tokenizer.hpp>
 
+namespace lmdecode_cli::chat_program {
 namespace {
 
 /// New tokens a reply gets when the checkpoint sets no length (neither max_new_tokens nor max_length).
@@ -332,7 +333,8 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// lmdecode-chat's main (program_main.cpp).
+int program_main(int argc, char** argv) {
   CLI::App app{"lmdecode-chat: a multi-turn chat, a user turn per stdin line, with a checkpoint folder holding "
                "tokenizer.json; the prompt is the checkpoint's chat template (ChatML where it has none)",
                "lmdecode-chat"};
@@ -348,3 +350,5 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   return lmdecode_cli::report_failures("lmdecode-chat", [&] { return run(f, model_flags, generation_flags); });
 }
+
+}  // namespace lmdecode_cli::chat_program

@@ -29,6 +29,7 @@
 
 #include "program_flags.hpp"
 
+namespace lmdecode_cli::generate_program {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -295,7 +296,8 @@ int run(const Flags& f, const lmdecode_cli::ModelFlags& m, const lmdecode_cli::G
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// lmdecode-generate's main (program_main.cpp).
+int program_main(int argc, char** argv) {
   CLI::App app{"lmdecode-generate: Hugging Face generate() semantics on a checkpoint folder. Defaults come from the "
                "folder's generation_config.json; flags override them.",
                "lmdecode-generate"};
@@ -337,3 +339,5 @@ int main(int argc, char** argv) {
     return run(f, model_flags, generation_flags);
   });
 }
+
+}  // namespace lmdecode_cli::generate_program

@@ -22,6 +22,7 @@
 
 #include "program_flags.hpp"
 
+namespace lmdecode_cli::perplexity_program {
 namespace {
 
 struct Loss {
@@ -51,7 +52,8 @@ Loss score_windows(lmdecode::PretrainedModel& model, const std::vector<int64_t>&
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// lmdecode-perplexity's main (program_main.cpp).
+int program_main(int argc, char** argv) {
   CLI::App app{"lmdecode-perplexity: a model's loss on a text, scored as llama-perplexity scores it"};
   lmdecode_cli::ModelFlags m(app);
   std::string text_path;
@@ -87,3 +89,5 @@ int main(int argc, char** argv) {
     return 0;
   });
 }
+
+}  // namespace lmdecode_cli::perplexity_program

@@ -25,6 +25,7 @@
 #include <lmdecode/text/chat_template.hpp>
 #include <lmdecode/text/tokenizer.hpp>
 
+namespace lmdecode_cli::tokenize_program {
 namespace {
 
 /// A line as JSON (ordered_json keeps a chat's key order, which tojson shows).
@@ -58,7 +59,8 @@ int render_chats(const lmdecode::ChatTemplate& chat_template, bool add_generatio
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// lmdecode-tokenize's main (program_main.cpp).
+int program_main(int argc, char** argv) {
   CLI::App app{"lmdecode-tokenize: encode or decode lines with a Hugging Face tokenizer.json, or render chats", "lmdecode-tokenize"};
   std::string path, chat_template_path;
   bool json_lines = false, decode = false, timed = false, add_special = false, skip_special = false, no_generation_prompt = false;
@@ -103,8 +105,11 @@ int main(int argc, char** argv) {
     if (timed)
       std::fprintf(stderr, "encoded %zu bytes into %zu tokens in %.3f s (%.2f MB/s)\n", bytes, tokens, seconds,
                    bytes / 1e6 / (seconds > 0 ? seconds : 1e-9));
+    return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
 }
+
+}  // namespace lmdecode_cli::tokenize_program
