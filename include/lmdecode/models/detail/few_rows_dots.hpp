@@ -208,10 +208,9 @@ __attribute__((target("avx512f,fma"))) void few_rows_dots16(const float* x, cons
 }
 
 /// Whether `rows` rows of `in` inputs outgrow L1, so that a 16-lane pass takes several weight rows at
-/// a time: each input vector loaded from L2 then serves them all (a down projection of 4 rows: 4 x
-/// 4864 floats, 76 KiB). Q8_0 takes two (at most kQ8PairsPass rows: more sums would not fit the
-/// registers), float32 and bfloat16 four (few_rows_product.hpp); where the inputs stay in L1, more
-/// weight rows a pass were slower (benchmarks/HISTORY.md).
+/// a time (kWideFeatures): each input vector loaded from L2 then serves them all (a down projection
+/// of 4 rows: 4 x 4864 floats, 76 KiB); where the inputs stay in L1, more weight rows a pass were
+/// slower (benchmarks/HISTORY.md).
 inline bool inputs_outgrow_l1(int64_t rows, int64_t in) {
   return rows * in * static_cast<int64_t>(sizeof(float)) > kInputBytesInL1;
 }
@@ -263,31 +262,37 @@ __attribute__((target("avx512f,fma"), always_inline)) inline void q8_0_dot_featu
     }
 }
 
-/// The most rows q8_0_dots16 takes two weight rows at a time (their sums fill the registers).
-constexpr int64_t kQ8PairsPass = 4;
-
-/// q8_0_dots in 16 lanes.
-template <int Rows>
+/// q8_0_dots in 16 lanes, `Features` output features at a time (the last ones one at a time).
+template <int Rows, int Features = 1>
 __attribute__((target("avx512f,fma"))) void q8_0_dots16(const float* x, Q8Rows w, const float* bias, float* out, int64_t in,
                                                     int64_t out_features, int64_t begin, int64_t end) {
   int64_t j = begin;
-  if constexpr (Rows >= 2 && Rows <= kQ8PairsPass)
-    if (inputs_outgrow_l1(Rows, in))
-      for (; j + 2 <= end; j += 2) q8_0_dot_features16<Rows, 2>(x, w, bias, out, in, out_features, j);
+  if constexpr (Features > 1)
+    for (; j + Features <= end; j += Features) q8_0_dot_features16<Rows, Features>(x, w, bias, out, in, out_features, j);
   for (; j < end; ++j) q8_0_dot_features16<Rows, 1>(x, w, bias, out, in, out_features, j);
 }
+
+/// The weight rows a wide 16-lane pass takes at a time: four of float32 or bfloat16, two of Q8_0 (its
+/// widened blocks take twice the registers).
+template <typename WeightRows>
+constexpr int kWideFeatures = std::is_same_v<WeightRows, Q8Rows> ? 2 : 4;
+
+/// The most input rows a wide pass takes: Q8_0's was measured at 2 to 4 rows (past 4, passes of 4
+/// were faster than one pass, benchmarks/HISTORY.md).
+template <typename WeightRows>
+constexpr int64_t kWidePass = std::is_same_v<WeightRows, Q8Rows> ? 4 : kFourFeaturesPass;
 
 /// `WeightRows` is how the kernel reads a matrix: `const float*`, `const Bfloat16Bits*` or Q8Rows.
 template <typename WeightRows>
 using FewRowsDots = void (*)(const float*, WeightRows, const float*, float*, int64_t, int64_t, int64_t, int64_t);
 
 /// The loop for `Rows` rows of weights read as WeightRows, in 16 lanes or 8 (16 lanes: `Features`
-/// weight rows at a time, float32 and bfloat16 weights).
+/// weight rows at a time).
 template <int Rows, bool Lanes16, typename WeightRows, int Features = 1>
 void few_rows_dots_of(const float* x, WeightRows w, const float* bias, float* out, int64_t in, int64_t out_features,
                       int64_t begin, int64_t end) {
   if constexpr (std::is_same_v<WeightRows, Q8Rows>) {
-    (Lanes16 ? q8_0_dots16<Rows> : q8_0_dots<Rows>)(x, w, bias, out, in, out_features, begin, end);
+    (Lanes16 ? q8_0_dots16<Rows, Features> : q8_0_dots<Rows>)(x, w, bias, out, in, out_features, begin, end);
   } else {
     using Element = std::remove_const_t<std::remove_pointer_t<WeightRows>>;
     (Lanes16 ? few_rows_dots16<Rows, Element, Features> : few_rows_dots<Rows, Element>)(x, w, bias, out, in, out_features, begin, end);
@@ -299,22 +304,15 @@ constexpr std::array<FewRowsDots<WeightRows>, sizeof...(RowsLess1)> few_rows_dot
   return {few_rows_dots_of<static_cast<int>(RowsLess1) + 1, Lanes16, WeightRows, Features>...};
 }
 
-/// Whether a pass may take 4 weight rows at a time: 16 lanes, float32 or bfloat16 weights.
-template <typename WeightRows>
-bool four_features_apply(bool lanes16) {
-  return lanes16 && !std::is_same_v<WeightRows, Q8Rows>;
-}
-
 /// The loop for 1 to kFewRowsPass rows, in 16 lanes where the CPU has AVX-512F (the tests ask for each);
-/// with `four_features` (where four_features_apply), 1 to kFourFeaturesPass rows 4 weight rows at a time.
+/// `wide` (16 lanes only): 1 to kWidePass rows, kWideFeatures weight rows at a time.
 template <typename WeightRows>
-FewRowsDots<WeightRows> few_rows_dots_for(int64_t rows, bool lanes16 = cpu_has_avx512f(), bool four_features = false) {
+FewRowsDots<WeightRows> few_rows_dots_for(int64_t rows, bool lanes16 = cpu_has_avx512f(), bool wide = false) {
   static constexpr auto lanes8_loops = few_rows_dots_table<WeightRows, false, 1>(std::make_index_sequence<kFewRowsPass>());
   static constexpr auto lanes16_loops = few_rows_dots_table<WeightRows, true, 1>(std::make_index_sequence<kFewRowsPass>());
-  if constexpr (!std::is_same_v<WeightRows, Q8Rows>) {
-    static constexpr auto four_features_loops = few_rows_dots_table<WeightRows, true, 4>(std::make_index_sequence<kFourFeaturesPass>());
-    if (four_features) return four_features_loops[rows - 1];
-  }
+  static constexpr auto wide_loops =
+      few_rows_dots_table<WeightRows, true, kWideFeatures<WeightRows>>(std::make_index_sequence<kWidePass<WeightRows>>());
+  if (wide) return wide_loops[rows - 1];
   return (lanes16 ? lanes16_loops : lanes8_loops)[rows - 1];
 }
 

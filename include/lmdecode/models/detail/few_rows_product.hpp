@@ -33,36 +33,37 @@ inline int64_t weight_row_bytes(const Bfloat16Bits*, int64_t in) { return in * 2
 inline int64_t weight_row_bytes(Q8Rows, int64_t in) { return in + in / kQ8BlockSize * 4; }
 
 /// few_rows_product's work over weights of one format: output features in tiles, each tile through
-/// every pass of at most 8 rows, or past 8 rows in 16 lanes, of at most kFourFeaturesPass rows and 4
-/// weight rows at a time.
+/// every pass of at most 8 rows, or in wide passes of at most kWidePass rows and kWideFeatures weight
+/// rows at a time.
 template <typename WeightRows>
 void few_rows_product_of(const float* x, WeightRows w, const float* bias, float* out, int64_t rows, int64_t in,
                          int64_t out_features, bool lanes16 = cpu_has_avx512f()) {
   const int64_t row_bytes = weight_row_bytes(w, in);
-  // 4 weight rows at a time past 8 rows, and for 2 to 8 rows whose inputs outgrow L1 even in a pass of
-  // 6 (a down projection's 4864 inputs: each input load, from L2, then serves 4 weight rows).
-  const bool four_features = four_features_apply<WeightRows>(lanes16) &&
-                             (rows > kFewRowsPass || (rows > 1 && inputs_outgrow_l1(std::min(rows, kFourFeaturesPass), in)));
+  // In 16 lanes, wide passes (kWideFeatures weight rows at a time) for 2 rows and more whose inputs
+  // outgrow L1 even in a pass of kWidePass (a down projection's 4864 inputs: each input load, from
+  // L2, then serves every weight row of the pass), and for float32 and bfloat16 past 8 rows. Q8_0 past
+  // 4 such rows keeps them as passes of 4 (5 to 8 rows at 4864 inputs took 0.55x the time of one pass
+  // a weight row at a time, HISTORY.md).
+  constexpr int features = kWideFeatures<WeightRows>;
+  const int64_t wide_pass = kWidePass<WeightRows>;
+  const bool wide = lanes16 && rows > 1 &&
+                    (inputs_outgrow_l1(std::min(rows, wide_pass), in) || (!std::is_same_v<WeightRows, Q8Rows> && rows > kFewRowsPass));
   // Tiles of 32 KiB of weights (L1), or of 128 KiB (L2) where 4 weight rows at a time take them: 11
   // and 16 rows over a 151936 x 896 matrix took 0.8x the time with tiles of 32 features (115 KiB)
   // than with 12 (benchmarks/HISTORY.md).
-  const int64_t tile_bytes = four_features ? 128 << 10 : 32 << 10;
+  const int64_t tile_bytes = wide && features == 4 ? 128 << 10 : 32 << 10;
   // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
   const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile_rows = std::max<int64_t>(1, tile_bytes / row_bytes);
-  const int64_t tile = four_features ? (tile_rows + 3) / 4 * 4 : tile_rows;  // whole groups of 4 weight rows
+  const int64_t tile = wide ? (tile_rows + features - 1) / features * features : tile_rows;  // whole groups of weight rows
   // Passes of equal size: 9 rows as 5 + 4 took 0.9x the time of 8 + 1 (151936x896, one thread, EPYC
   // with AVX-512), where the one-row pass over cached tiles cost half a pass from memory.
-  // Q8_0 in 16 lanes takes two weight rows at a time for 2 to 4 rows whose inputs outgrow L1
-  // (q8_0_dots16); past 4 such rows, passes of 4 keep that (5 to 8 rows at 4864 inputs took 0.55x the
-  // time of one pass a weight row at a time, HISTORY.md).
-  const bool q8_0_pairs = std::is_same_v<WeightRows, Q8Rows> && lanes16 && rows > kQ8PairsPass && inputs_outgrow_l1(kQ8PairsPass, in);
-  const int64_t pass_max = four_features ? kFourFeaturesPass : q8_0_pairs ? kQ8PairsPass : kFewRowsPass;
+  const int64_t pass_max = wide ? wide_pass : kFewRowsPass;
   const int64_t passes = (rows + pass_max - 1) / pass_max, pass_rows = (rows + passes - 1) / passes;
   at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
     const int64_t step = passes > 1 ? tile : end - begin;  // one pass: no tiles
     for (int64_t from = begin; from < end; from += step)
       for (int64_t r = 0; r < rows; r += pass_rows)
-        few_rows_dots_for<WeightRows>(std::min(pass_rows, rows - r), lanes16, four_features)(
+        few_rows_dots_for<WeightRows>(std::min(pass_rows, rows - r), lanes16, wide)(
             x + r * in, w, bias, out + r * out_features, in, out_features, from, std::min(end, from + step));
   });
 }
