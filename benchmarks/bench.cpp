@@ -4,6 +4,7 @@
 //                  [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]
 //                  [--dtype f32|bf16|f16|f64] [--weights f32|bf16|q8_0] [--repeats N] [--quick] [--json FILE]
 //                  [--only NAME[,NAME...]] [--compare-hf PROMPT,NEW] [--threads N] [--prefill-budget N]
+//                  [--engine-outputs A,B,C]
 //
 // Scenarios (each after a warm-up, `--repeats` times; median, min and max are printed):
 //   bare_forward      one cached forward step of 1 token at context 256, batch 1 and 4, and the
@@ -51,7 +52,9 @@
 //                     submits its next request when its last one ended): aggregate new tokens/s,
 //                     time to first token and time between tokens (p50, p99, from the step
 //                     callback), and the speed-up over the one-after-another run; the engine's
-//                     max_prefill_tokens_per_step is --prefill-budget (default: the engine's)
+//                     max_prefill_tokens_per_step is --prefill-budget (default: the engine's),
+//                     --engine-outputs A,B,C the new tokens in place of 16, 24, 32; and an estimate
+//                     of the least time the requests take at 16 rows a step (engine_least_time)
 //   hf_compare        (only with --compare-hf) generate() wall time per new token for greedy batch
 //                     1 and 8 and 4 beams, the way transformers is timed in scripts/gpu-check.sh,
 //                     and the first prompt's tokens (in the JSON) to compare with transformers'.
@@ -65,6 +68,7 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -111,6 +115,7 @@ struct Options {
   std::string tokenizer;                  // a tokenizer.json, for the grammar scenario
   std::string grammar_dir;                // where the grammar scenario writes its grammars' GBNF (for a peer)
   int64_t prefill_budget = lmdecode::EngineOptions{}.max_prefill_tokens_per_step;  // the engine scenario's
+  std::vector<int64_t> engine_outputs = {16, 24, 32};  // the engine scenario's new tokens, in turn
 };
 
 /// Median, min and max of repeated timings, in milliseconds.
@@ -599,15 +604,20 @@ class Bench {
     return rows;
   }
 
+  /// One row's prefill of a `prompt`-token prompt into a fresh cache.
+  Stats prefill_stats(int64_t prompt) {
+    const auto ids = at::tensor(prompts_of(1, prompt, model_.config().vocab_size).front(), at::kLong).to(o_.device).unsqueeze(0);
+    const auto mask = at::ones_like(ids);
+    return stats_of(time_runs(o_, [&] {
+      auto cache = model_.make_cache(1, prompt);
+      model_.forward({ids, mask, lmdecode::detail::positions_from_mask(mask)}, cache);
+    }));
+  }
+
   json prefill_scenario() {
     json rows = json::array();
     for (int64_t prompt : {128, 1024}) {
-      const auto ids = at::tensor(prompts_of(1, prompt, model_.config().vocab_size).front(), at::kLong).to(o_.device).unsqueeze(0);
-      const auto mask = at::ones_like(ids);
-      const Stats s = stats_of(time_runs(o_, [&] {
-        auto cache = model_.make_cache(1, prompt);
-        model_.forward({ids, mask, lmdecode::detail::positions_from_mask(mask)}, cache);
-      }));
+      const Stats s = prefill_stats(prompt);
       print_row("prefill", fmt::format("prompt {}", prompt), s, fmt::format("{:.0f} tokens/s", 1000.0 * prompt / s.median));
       json r = figures(s);
       r.update({{"name", "prefill"}, {"prompt", prompt}, {"prefill_ms", s.median}});
@@ -624,11 +634,14 @@ class Bench {
     std::vector<Clock::time_point> steps;  // each step callback
   };
 
+  /// The engine scenario's prompt lengths, in turn.
+  static constexpr std::array<int64_t, 3> kEnginePrompts = {32, 64, 128};
+
   std::vector<TimedRequest> engine_requests() const {
     const int64_t count = o_.quick ? 16 : 32;
     std::vector<TimedRequest> out;
     for (int64_t i = 0; i < count; ++i) {
-      const int64_t prompt = std::vector<int64_t>{32, 64, 128}[i % 3], new_tokens = std::vector<int64_t>{16, 24, 32}[(i / 3) % 3];
+      const int64_t prompt = kEnginePrompts[i % 3], new_tokens = o_.engine_outputs[(i / 3) % 3];
       out.push_back({prompts_of(1, prompt, model_.config().vocab_size + i).front(), decode_config(new_tokens, 1, true), {}, {}});
       for (auto& t : out.back().prompt) t %= model_.config().vocab_size;
     }
@@ -680,13 +693,40 @@ class Bench {
     }));
   }
 
+  /// An estimate of the least time `requests` (after their run one after another) take at 16 rows a
+  /// step on this machine: every prompt position at the pace of one prefill as long as a step's
+  /// prefill budget (a GEMM is faster a position the more positions it takes), plus every later
+  /// token in full 16-row steps of `step16_ms`. Past a few rows a step is bound by its arithmetic, not
+  /// by the weight read (0.72 GFLOP a position on the 0.5B shape), so the 16-client run can come near
+  /// this time, not far under it.
+  json engine_least_time(const std::vector<TimedRequest>& requests, double step16_ms, double baseline_tokens_per_s) {
+    const int64_t chunk = std::clamp<int64_t>(o_.prefill_budget, 1, 1024);
+    const double ms_per_position = prefill_stats(chunk).median / static_cast<double>(chunk);
+    int64_t positions = 0, tokens = 0, later_tokens = 0;
+    for (const auto& r : requests) {
+      const auto new_tokens = static_cast<int64_t>(r.steps.size());  // as the one-after-another run gave them
+      positions += static_cast<int64_t>(r.prompt.size());
+      tokens += new_tokens;
+      later_tokens += new_tokens - 1;  // the first comes with the prefill
+    }
+    const double ms = static_cast<double>(positions) * ms_per_position + static_cast<double>((later_tokens + 15) / 16) * step16_ms;
+    const double per_s = 1000.0 * static_cast<double>(tokens) / ms;
+    fmt::print("  {:<18} {:<20} {:2} clients  {:7.1f} tokens/s ({:.2f}x)  (estimate: {} prompt positions at {:.2f} ms, a {}-position "
+               "prefill's pace, then 16-row steps)\n", "engine", "least time", 16, per_s, per_s / baseline_tokens_per_s, positions,
+               ms_per_position, chunk);
+    return {{"name", "engine"}, {"how", "least time (estimate)"}, {"clients", 16}, {"requests", requests.size()},
+            {"new_tokens", tokens}, {"wall_ms", ms}, {"tokens_per_s", per_s}, {"vs_one_after_another", per_s / baseline_tokens_per_s}};
+  }
+
   json engine_scenario() {
     json rows = json::array();
+    double step16_ms = 0;
     for (int64_t n : {1, 16}) {
       const Stats one_batch = bare_step(n, 96).step, segments = segments_step(n, 96);
       print_row("engine step", fmt::format("{} rows, context 96", n), segments,
                 fmt::format("(forward_segments of {} one-row caches; one {}-row batch: {:.3f} ms)", n, n, one_batch.median));
       rows.push_back({{"name", "engine_step"}, {"rows", n}, {"segments_ms", segments.median}, {"one_batch_ms", one_batch.median}});
+      step16_ms = segments.median;
     }
     auto requests = engine_requests();
     auto stamp = [](TimedRequest& r) { return [&r](lmdecode::StepEvent&) { r.steps.push_back(Clock::now()); }; };
@@ -701,6 +741,7 @@ class Bench {
     for (const auto& r : requests) tokens += static_cast<int64_t>(r.steps.size());
     const double baseline = 1000.0 * static_cast<double>(tokens) / alone_ms;
     rows.push_back(engine_row("one after another", 1, requests, alone_ms, baseline));
+    rows.push_back(engine_least_time(requests, step16_ms, baseline));
     for (int64_t clients : {1, 4, 16}) {
       for (auto& r : requests) r.steps.clear();
       lmdecode::Engine engine(model_, {.max_running_requests = 16, .max_prefill_tokens_per_step = o_.prefill_budget});
@@ -1014,6 +1055,14 @@ Options parse(int argc, char** argv) {
     else if (arg == "--tokenizer") o.tokenizer = value();
     else if (arg == "--grammar-dir") o.grammar_dir = value();
     else if (arg == "--prefill-budget") o.prefill_budget = std::stoll(value());
+    else if (arg == "--engine-outputs") {
+      o.engine_outputs.clear();
+      std::stringstream counts(value());
+      for (std::string n; std::getline(counts, n, ',');) o.engine_outputs.push_back(std::stoll(n));
+      const bool valid = o.engine_outputs.size() == 3 &&
+                         std::all_of(o.engine_outputs.begin(), o.engine_outputs.end(), [](int64_t n) { return n >= 1 && n <= 4096; });
+      if (!valid) throw lmdecode::invalid_argument("--engine-outputs takes three new-token counts, 1 to 4096, as A,B,C");
+    }
     else if (arg == "--json") o.json_path = value();
     else if (arg == "--only") {
       std::stringstream names(value());
@@ -1032,10 +1081,10 @@ Options parse(int argc, char** argv) {
                 "                      [--weights f32|bf16|q8_0]\n"
                 "                      [--layers N --hidden N --heads N --kv-heads N --intermediate N --vocab N]\n"
                 "                      [--repeats N] [--quick] [--json FILE] [--only NAME,...] [--compare-hf PROMPT,NEW] [--threads N]\n"
-                "                      [--tokenizer FILE] [--grammar-dir DIR] [--prefill-budget N]\n"
+                "                      [--tokenizer FILE] [--grammar-dir DIR] [--prefill-budget N] [--engine-outputs A,B,C]\n"
                 "  --only speculative: the verify step and prompt lookup (not in the default set)\n"
                 "  --only engine: continuous batching by 1, 4 and 16 clients against one request after another (not in the default set);\n"
-                "    --prefill-budget N: the engine's max_prefill_tokens_per_step\n"
+                "    --prefill-budget N: the engine's max_prefill_tokens_per_step; --engine-outputs A,B,C: its new tokens\n"
                 "  --only grammar --tokenizer FILE: a grammar's cost a step over FILE's vocabulary (not in the default set);\n"
                 "    --grammar-dir DIR writes its grammars there as GBNF (scripts/compare-peers.sh gives them to llama.cpp)");
       std::exit(0);
