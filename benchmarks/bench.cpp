@@ -24,8 +24,8 @@
 //                     of 128 and 1024 tokens, 32 new tokens: the median decode step (timestamped by the
 //                     step callback) and the whole generate() over the new tokens, for
 //                     scripts/compare-peers.sh
-//   prefill           (only with --only prefill) one forward of a 128- and a 1024-token prompt, batch 1,
-//                     the last position's logits: ms and tokens/s, for scripts/compare-peers.sh prefill
+//   prefill           (only with --only prefill) one forward of a 32-, a 128- and a 1024-token prompt,
+//                     batch 1, the last position's logits: ms and tokens/s, for scripts/compare-peers.sh prefill
 //   conversation      a later chat turn (16 new tokens after a history of 256 and 1024) with the
 //                     Conversation's kept cache against generate() on the whole history: prefill ms
 //   memory            KV bytes by formula and peak RSS growth of a 1024-token beam-4 run (CPU)
@@ -616,7 +616,7 @@ class Bench {
 
   json prefill_scenario() {
     json rows = json::array();
-    for (int64_t prompt : {128, 1024}) {
+    for (int64_t prompt : {32, 128, 1024}) {
       const Stats s = prefill_stats(prompt);
       print_row("prefill", fmt::format("prompt {}", prompt), s, fmt::format("{:.0f} tokens/s", 1000.0 * prompt / s.median));
       json r = figures(s);

@@ -239,14 +239,14 @@ TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the
   // Sizes with a tail after the kernel's 8-wide steps; rows 1 (mv, or the kernel where it outruns sgemv),
   // 2-8 (the kernel, one pass), 9 and 16 (two passes over tiles of 9 features at 896 inputs; with
   // AVX-512 float32 and bfloat16, 2 and 3 passes 4 features at a time, as 2 to 8 rows are at 4864
-  // inputs, which outgrow L1), 17 (GEMM;
-  // for bfloat16 and Q8_0 weights, the GEMM of widened slices). bfloat16 and Q8_0 weights: the
-  // product of the exactly widened weights (Q8_0 needs inputs in blocks of 32).
+  // inputs, which outgrow L1), 17 and 32 (with AVX-512 the kernel, 3 and 6 passes; else the GEMM),
+  // 33 (GEMM; for bfloat16 and Q8_0 weights, the GEMM of widened slices). bfloat16 and Q8_0 weights:
+  // the product of the exactly widened weights (Q8_0 needs inputs in blocks of 32).
   using lmdecode::WeightFormat;
   for (const auto format : {WeightFormat::model_dtype, WeightFormat::bfloat16, WeightFormat::q8_0})
   for (const int64_t in : {8, 37, 896, 4864}) {
     if (format == WeightFormat::q8_0 && in % lmdecode::detail::kQ8BlockSize != 0) continue;
-    for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16, 17}) {
+    for (const int64_t rows : {1, 2, 3, 5, 8, 9, 16, 17, 32, 33}) {
       for (const bool with_bias : {false, true}) {
         const auto weight = lmdecode::detail::make_linear_weight(at::randn({19, in}), format, "w");
         auto x = at::randn({rows, in});
@@ -259,8 +259,8 @@ TEST_CASE("every linear-layer path (mv, the few-rows kernel, the GEMM) gives the
         REQUIRE(y.scalar_type() == at::kFloat);
         REQUIRE(y.sizes() == expected.sizes());
         CHECK((y.to(at::kDouble) - expected).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
-        // The kernel takes 1 to 16 float32 rows where the CPU has AVX2 and FMA, and nothing else.
-        const bool kernel_applies = rows <= lmdecode::detail::kFewRowsMax;
+        // The kernel takes 1 to 16 float32 rows where the CPU has AVX2 and FMA (32 with AVX-512F), and nothing else.
+        const bool kernel_applies = rows <= lmdecode::detail::few_rows_max();
         const lmdecode::detail::LinearWeight in_double{weight.widened(0, 19, at::kDouble), {}};
         CHECK(lmdecode::detail::few_rows_product(x.to(at::kDouble), in_double, {}).defined() == false);
 #ifdef LMDECODE_X86_KERNELS

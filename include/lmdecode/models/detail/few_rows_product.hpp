@@ -21,9 +21,12 @@
 namespace lmdecode::detail {
 
 /// The most input rows few_rows_product takes: past one pass, each tile of weights is read from
-/// memory once and from the cache for the next 8 rows (speculative decoding checks up to 15 drafts
-/// a forward at about the cost of one weight read, where a GEMM of 9 rows took 5: benchmarks/RESULTS.md).
-constexpr int64_t kFewRowsMax = 16;
+/// memory once and from the cache for the passes after it, so 16 rows cost about one weight read
+/// (speculative decoding checks up to 15 drafts a forward, where a GEMM of 9 rows took 5 reads:
+/// benchmarks/RESULTS.md). In 16 lanes, 32: there 17 to 32 rows, bound by their multiply-adds, took
+/// 0.6-0.66x of OpenBLAS's sgemm time over the 0.5B shape's matrices (a short prompt's prefill, an
+/// engine step of 16 rows and a prompt chunk; HISTORY.md); 8 lanes were not measured past 16.
+inline int64_t few_rows_max() { return cpu_has_avx512f() ? 32 : 16; }
 
 #ifdef LMDECODE_X86_KERNELS
 
@@ -75,7 +78,7 @@ void few_rows_product_of(const float* x, WeightRows w, const float* bias, float*
 /// faster than the kernel without its prefetch (not measured with it), so there one row keeps sgemv.
 inline bool kernel_outruns_gemv() { return cpu_has_avx512f(); }
 
-/// x [rows, in] @ weight^T (+ bias [out]) for 1 to kFewRowsMax contiguous float32 CPU rows and a
+/// x [rows, in] @ weight^T (+ bias [out]) for 1 to few_rows_max() contiguous float32 CPU rows and a
 /// float32, bfloat16 or Q8_0 weight [out, in], or an undefined tensor where the kernel does not apply
 /// (then the caller takes the GEMM).
 inline at::Tensor few_rows_product(const at::Tensor& x, const LinearWeight& weight, const at::Tensor& bias) {
@@ -84,7 +87,7 @@ inline at::Tensor few_rows_product(const at::Tensor& x, const LinearWeight& weig
   const auto& matrix = weight.matrix;
   const auto weight_type = matrix.scalar_type();
   const bool known_format = weight.quantized() || weight_type == at::kFloat || weight_type == at::kBFloat16;
-  const bool applies = cpu_has_avx2_fma() && rows >= 1 && rows <= kFewRowsMax && x.is_cpu() &&
+  const bool applies = cpu_has_avx2_fma() && rows >= 1 && rows <= few_rows_max() && x.is_cpu() &&
                        x.scalar_type() == at::kFloat && known_format && x.is_contiguous() && matrix.is_contiguous() &&
                        (!bias.defined() || (bias.scalar_type() == at::kFloat && bias.is_contiguous()));
   if (!applies) return {};

@@ -1,8 +1,9 @@
 #pragma once
 // The models' linear layers (HF's Linear and GPT-2's Conv1D), each chosen by shape: a decode step of
 // one row on the CPU is a matrix-vector product, which streams the weight once at two to three times
-// the speed of a GEMM with one row (OpenBLAS, benchmarks/HISTORY.md); 2 to 16 float32 rows (a batch,
-// or speculative decoding's drafts) take few_rows_product, which also reads the weight once, and so
+// the speed of a GEMM with one row (OpenBLAS, benchmarks/HISTORY.md); 2 to few_rows_max() float32
+// rows (a batch, speculative decoding's drafts, a short prompt; 16, or 32 with AVX-512) take
+// few_rows_product, which also reads the weight once, and so
 // does one float32 row where the kernel outruns sgemv (kernel_outruns_gemv); more rows and every GPU
 // call take the GEMM. bfloat16 and Q8_0 weights of a float32 model go through the kernel at every
 // count it takes, and through a GEMM of widened slices of the weight past it.
@@ -40,7 +41,7 @@ inline at::Tensor project(const at::Tensor& x, const LinearWeight& weight, const
   const auto dtype = x.scalar_type();
   const auto& matrix = weight.matrix;
   const bool narrower = weight.quantized() || matrix.scalar_type() != dtype;
-  if (x.is_cpu() && x.size(0) <= kFewRowsMax) {
+  if (x.is_cpu() && x.size(0) <= few_rows_max()) {
     const bool kernel_for_one_row = dtype == at::kFloat && (kernel_outruns_gemv() || narrower);
     // float32 and float64 only: libtorch's CPU half-precision mv may accumulate in half precision.
     if (x.size(0) == 1 && !kernel_for_one_row && (dtype == at::kFloat || dtype == at::kDouble) && !narrower &&
