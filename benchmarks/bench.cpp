@@ -636,6 +636,9 @@ class Bench {
 
   /// The engine scenario's prompt lengths, in turn.
   static constexpr std::array<int64_t, 3> kEnginePrompts = {32, 64, 128};
+  /// The engine scenario's most requests at once (its Engine's max_running_requests and its most
+  /// clients): the rows of its fullest step.
+  static constexpr int64_t kEngineRows = 16;
 
   std::vector<TimedRequest> engine_requests() const {
     const int64_t count = o_.quick ? 16 : 32;
@@ -693,40 +696,40 @@ class Bench {
     }));
   }
 
-  /// An estimate of the least time `requests` (after their run one after another) take at 16 rows a
-  /// step on this machine: every prompt position at the pace of one prefill as long as a step's
-  /// prefill budget (a GEMM is faster a position the more positions it takes), plus every later
-  /// token in full 16-row steps of `step16_ms`. Past a few rows a step is bound by its arithmetic, not
+  /// An estimate of the least time `requests` (after their run one after another) take at
+  /// kEngineRows rows a step on this machine: every prompt position at the pace of one prefill as
+  /// long as a step's prefill budget (a GEMM is faster a position the more positions it takes), plus
+  /// every later token in full steps of `full_step_ms`. Past a few rows a step is bound by its arithmetic, not
   /// by the weight read (0.72 GFLOP a position on the 0.5B shape), so the 16-client run can come near
   /// this time, not far under it.
-  json engine_least_time(const std::vector<TimedRequest>& requests, double step16_ms, double baseline_tokens_per_s) {
+  json engine_least_time(const std::vector<TimedRequest>& requests, double full_step_ms, double baseline_tokens_per_s) {
     const int64_t chunk = std::clamp<int64_t>(o_.prefill_budget, 1, 1024);
     const double ms_per_position = prefill_stats(chunk).median / static_cast<double>(chunk);
-    int64_t positions = 0, tokens = 0, later_tokens = 0;
+    int64_t positions = 0, tokens = 0;
     for (const auto& r : requests) {
-      const auto new_tokens = static_cast<int64_t>(r.steps.size());  // as the one-after-another run gave them
       positions += static_cast<int64_t>(r.prompt.size());
-      tokens += new_tokens;
-      later_tokens += new_tokens - 1;  // the first comes with the prefill
+      tokens += static_cast<int64_t>(r.steps.size());  // as the one-after-another run gave them
     }
-    const double ms = static_cast<double>(positions) * ms_per_position + static_cast<double>((later_tokens + 15) / 16) * step16_ms;
+    const int64_t later_tokens = tokens - static_cast<int64_t>(requests.size());  // each first comes with its prefill
+    const int64_t full_steps = (later_tokens + kEngineRows - 1) / kEngineRows;
+    const double ms = static_cast<double>(positions) * ms_per_position + static_cast<double>(full_steps) * full_step_ms;
     const double per_s = 1000.0 * static_cast<double>(tokens) / ms;
     fmt::print("  {:<18} {:<20} {:2} clients  {:7.1f} tokens/s ({:.2f}x)  (estimate: {} prompt positions at {:.2f} ms, a {}-position "
-               "prefill's pace, then 16-row steps)\n", "engine", "least time", 16, per_s, per_s / baseline_tokens_per_s, positions,
-               ms_per_position, chunk);
-    return {{"name", "engine"}, {"how", "least time (estimate)"}, {"clients", 16}, {"requests", requests.size()},
+               "prefill's pace, then {}-row steps)\n", "engine", "least time", kEngineRows, per_s, per_s / baseline_tokens_per_s,
+               positions, ms_per_position, chunk, kEngineRows);
+    return {{"name", "engine"}, {"how", "least time (estimate)"}, {"clients", kEngineRows}, {"requests", requests.size()},
             {"new_tokens", tokens}, {"wall_ms", ms}, {"tokens_per_s", per_s}, {"vs_one_after_another", per_s / baseline_tokens_per_s}};
   }
 
   json engine_scenario() {
     json rows = json::array();
-    double step16_ms = 0;
-    for (int64_t n : {1, 16}) {
+    double full_step_ms = 0;
+    for (int64_t n : {int64_t{1}, kEngineRows}) {
       const Stats one_batch = bare_step(n, 96).step, segments = segments_step(n, 96);
       print_row("engine step", fmt::format("{} rows, context 96", n), segments,
                 fmt::format("(forward_segments of {} one-row caches; one {}-row batch: {:.3f} ms)", n, n, one_batch.median));
       rows.push_back({{"name", "engine_step"}, {"rows", n}, {"segments_ms", segments.median}, {"one_batch_ms", one_batch.median}});
-      step16_ms = segments.median;
+      if (n == kEngineRows) full_step_ms = segments.median;
     }
     auto requests = engine_requests();
     auto stamp = [](TimedRequest& r) { return [&r](lmdecode::StepEvent&) { r.steps.push_back(Clock::now()); }; };
@@ -741,10 +744,10 @@ class Bench {
     for (const auto& r : requests) tokens += static_cast<int64_t>(r.steps.size());
     const double baseline = 1000.0 * static_cast<double>(tokens) / alone_ms;
     rows.push_back(engine_row("one after another", 1, requests, alone_ms, baseline));
-    rows.push_back(engine_least_time(requests, step16_ms, baseline));
-    for (int64_t clients : {1, 4, 16}) {
+    rows.push_back(engine_least_time(requests, full_step_ms, baseline));
+    for (int64_t clients : {int64_t{1}, int64_t{4}, kEngineRows}) {
       for (auto& r : requests) r.steps.clear();
-      lmdecode::Engine engine(model_, {.max_running_requests = 16, .max_prefill_tokens_per_step = o_.prefill_budget});
+      lmdecode::Engine engine(model_, {.max_running_requests = kEngineRows, .max_prefill_tokens_per_step = o_.prefill_budget});
       std::atomic<size_t> next{0};
       std::vector<std::thread> threads;
       start = Clock::now();

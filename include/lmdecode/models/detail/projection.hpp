@@ -3,10 +3,10 @@
 // one row on the CPU is a matrix-vector product, which streams the weight once at two to three times
 // the speed of a GEMM with one row (OpenBLAS, benchmarks/HISTORY.md); 2 to few_rows_max() float32
 // rows (a batch, speculative decoding's drafts, a short prompt; 16, or 32 with AVX-512) take
-// few_rows_product, which also reads the weight once, and so
-// does one float32 row where the kernel outruns sgemv (kernel_outruns_gemv); more rows and every GPU
-// call take the GEMM. bfloat16 and Q8_0 weights of a float32 model go through the kernel at every
-// count it takes, and through a GEMM of widened slices of the weight past it.
+// few_rows_product, which also reads the weight once, and so does one float32 row where the kernel
+// outruns sgemv (kernel_outruns_gemv); more rows and every GPU call take the GEMM. bfloat16 and Q8_0
+// weights of a float32 model go through the kernel at every count it takes, and through a GEMM of
+// widened slices of the weight past it.
 
 #include <ATen/ATen.h>
 
