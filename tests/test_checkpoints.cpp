@@ -287,29 +287,29 @@ TEST_CASE("the few-rows kernel's loops in 8 lanes (AVX2) and in 16 (AVX-512) giv
       if (format == WeightFormat::q8_0 && in % kQ8BlockSize != 0) continue;
       const auto weight = make_linear_weight(at::randn({6, in}), format, "w");
       const auto bias = at::randn({6});
-      // 16 lanes also wide: kWideFeatures weight rows at a time, up to kWidePass rows.
+      // 16 lanes also wide: 2 or 4 weight rows at a time (Q8_0: 2), up to kWidePass rows.
       const int64_t wide_pass = format == WeightFormat::q8_0 ? kWidePass<Q8Rows> : kWidePass<const float*>;
-      for (const bool wide : {false, true}) {
-      if (wide && !lanes16) continue;
-      for (int64_t rows = 1; rows <= (wide ? wide_pass : kFewRowsPass); ++rows) {
+      for (const int features : {1, 2, 4}) {
+      if ((features > 1 && !lanes16) || (features == 4 && format == WeightFormat::q8_0)) continue;
+      for (int64_t rows = 1; rows <= (features > 1 ? wide_pass : kFewRowsPass); ++rows) {
         const auto x = at::randn({rows, in});
         auto y = at::zeros({rows, 6});
         const float* x_data = x.data_ptr<float>();
         // Features 1 to 5 only (the range's ends are kept; an odd count, for loops that take two or
         // four weight rows at a time).
         if (format == WeightFormat::q8_0)
-          few_rows_dots_for<Q8Rows>(rows, lanes16, wide)(x_data, Q8Rows{weight.matrix.data_ptr<int8_t>(), weight.block_scales.data_ptr<float>()},
+          few_rows_dots_for<Q8Rows>(rows, lanes16, features)(x_data, Q8Rows{weight.matrix.data_ptr<int8_t>(), weight.block_scales.data_ptr<float>()},
                                                    bias.data_ptr<float>(), y.data_ptr<float>(), in, 6, 1, 6);
         else if (format == WeightFormat::bfloat16)
-          few_rows_dots_for<const Bfloat16Bits*>(rows, lanes16, wide)(
+          few_rows_dots_for<const Bfloat16Bits*>(rows, lanes16, features)(
               x_data, reinterpret_cast<const Bfloat16Bits*>(weight.matrix.data_ptr<at::BFloat16>()), bias.data_ptr<float>(),
               y.data_ptr<float>(), in, 6, 1, 6);
         else
-          few_rows_dots_for<const float*>(rows, lanes16, wide)(
+          few_rows_dots_for<const float*>(rows, lanes16, features)(
               x_data, static_cast<const float*>(weight.matrix.data_ptr<float>()), bias.data_ptr<float>(), y.data_ptr<float>(), in,
               6, 1, 6);
         auto expected = at::mm(x.to(at::kDouble), weight.widened(0, 6, at::kDouble).t()) + bias.to(at::kDouble);
-        INFO((lanes16 ? "16" : "8") << " lanes" << (wide ? ", wide" : "") << ", in " << in << " rows "
+        INFO((lanes16 ? "16" : "8") << " lanes, " << features << " weight rows at a time, in " << in << " rows "
                                     << rows << " weights " << lmdecode::weight_format_name(format));
         CHECK((y.narrow(1, 1, 5).to(at::kDouble) - expected.narrow(1, 1, 5)).abs().max().item<double>() < 1e-4 * std::sqrt(double(in)));
         CHECK(y.select(1, 0).abs().max().item<float>() == 0);

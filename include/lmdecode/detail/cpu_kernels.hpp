@@ -30,6 +30,17 @@ inline bool cpu_has_avx512f() {
 #endif
 }
 
+/// Whether the CPU runs AVX-512 as two 256-bit halves and loads one 64-byte vector a cycle: AMD's
+/// family 19h with AVX-512 (Zen 4); Zen 5 and Intel's AVX-512 cores load two.
+inline bool cpu_loads_avx512_in_halves() {
+#ifdef LMDECODE_X86_KERNELS
+  static const bool halves = cpu_has_avx512f() && __builtin_cpu_is("amdfam19h");
+  return halves;
+#else
+  return false;
+#endif
+}
+
 #ifdef LMDECODE_X86_KERNELS
 // A kernel written once for both vector widths is a template over Lanes8 or Lanes16, which hold the
 // width's operations; it takes no target itself, and the function that runs it has the width's

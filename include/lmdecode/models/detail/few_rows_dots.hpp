@@ -63,6 +63,13 @@ __attribute__((target("avx2,fma"))) inline __m256 load_widened(const Bfloat16Bit
 template <int Rows>
 constexpr int kChainsPerRow = Rows == 8 ? 1 : Rows <= 2 ? 4 : 2;
 
+/// Whether a loop over `Rows` rows asks for its weights ahead: not one float32 row, which the
+/// hardware prefetcher alone streamed in 0.86-0.9x the time over the 0.5B shape's matrices (Zen 4;
+/// Zen 5 likewise), where one bfloat16 row went either way from session to session and one Q8_0 row
+/// took 1.4-2x as long without (benchmarks/HISTORY.md).
+template <int Rows, typename Weight>
+constexpr bool kAsksAhead = Rows > 1 || !std::is_same_v<Weight, float>;
+
 /// Adds the block of 8 weights at w_row + k times each row's 8 inputs to chain c of the row's sums.
 template <int Rows, int Chains, typename Weight>
 __attribute__((target("avx2,fma"), always_inline)) inline void add_block(__m256 (&acc)[Rows][Chains], int c, const Weight* w_row,
@@ -72,7 +79,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void add_block(__m256 
   // 8 KiB ahead on the one weight stream brought them to 0.8-1.0 (benchmarks/HISTORY.md). Into L2,
   // not L1: there the weights evicted the rows' inputs (4 rows' 14 KiB at 896 inputs), and 4 and 8
   // rows went from 16 and 11 GB/s to 24 and 18 (EPYC with AVX-512, one thread).
-  _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchBytes / static_cast<int64_t>(sizeof(Weight))), _MM_HINT_T1);
+  if constexpr (kAsksAhead<Rows, Weight>)
+    _mm_prefetch(reinterpret_cast<const char*>(w_row + k + kPrefetchBytes / static_cast<int64_t>(sizeof(Weight))), _MM_HINT_T1);
   _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) acc[r][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * in + k), acc[r][c]);
 }
 
@@ -166,7 +174,7 @@ __attribute__((target("avx512f,fma"), always_inline)) inline void add_block16(__
   __m512 wv[Features];
   _Pragma("GCC unroll 4") for (int f = 0; f < Features; ++f) {
     wv[f] = load_widened16(w_rows + f * in + k);
-    _mm_prefetch(reinterpret_cast<const char*>(w_rows + f * in + k + ahead), _MM_HINT_T1);
+    if constexpr (kAsksAhead<Rows, Weight>) _mm_prefetch(reinterpret_cast<const char*>(w_rows + f * in + k + ahead), _MM_HINT_T1);
   }
   _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r) {
     const __m512 xv = _mm512_loadu_ps(x + r * in + k);
@@ -215,21 +223,37 @@ inline bool inputs_outgrow_l1(int64_t rows, int64_t in) {
   return rows * in * static_cast<int64_t>(sizeof(float)) > kInputBytesInL1;
 }
 
+/// 16 quants of a Q8_0 block as float32.
+__attribute__((target("avx512f,fma"))) inline __m512 load_widened16(const int8_t* q) {
+  return _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q))));
+}
+
 /// Adds Q8_0 block b of `Features` consecutive weight rows to each sum, its halves into chains 2p and
 /// 2p + 1. The quants times the block's scale are the weights' exact float32 values (8 bits times a
-/// float16's 11), so they are scaled once for every row.
+/// float16's 11), so they are scaled once for every row. One row sums the block's products first and
+/// scales the sum, into chain 2p: three multiplies a block instead of four, which took 0.82x the time
+/// over the 0.5B shape's matrices on Zen 4 (AVX-512 in two halves, where the multiplies bound the
+/// loop), and neither faster nor slower on Zen 5 (benchmarks/HISTORY.md).
 template <int Rows, int Features, int Chains>
 __attribute__((target("avx512f,fma"), always_inline)) inline void add_q8_0_block16(__m512 (&acc)[Features][Rows][Chains], int p,
                                                                                Q8Rows w_rows, const float* x, int64_t in,
                                                                                int64_t b) {
   const int64_t blocks = in / kQ8BlockSize;
+  if constexpr (Rows == 1 && Features == 1) {
+    const int8_t* q = w_rows.quants + b * kQ8BlockSize;
+    _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchBytes), _MM_HINT_T1);
+    const float* xb = x + b * kQ8BlockSize;
+    const __m512 products = _mm512_fmadd_ps(load_widened16(q + 16), _mm512_loadu_ps(xb + 16),
+                                            _mm512_mul_ps(load_widened16(q), _mm512_loadu_ps(xb)));
+    acc[0][0][2 * p] = _mm512_fmadd_ps(_mm512_set1_ps(w_rows.scales[b]), products, acc[0][0][2 * p]);
+    return;
+  }
   __m512 wv[Features][2];
   _Pragma("GCC unroll 2") for (int f = 0; f < Features; ++f) {
     const int8_t* q = w_rows.quants + f * in + b * kQ8BlockSize;
     _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchBytes), _MM_HINT_T1);
     const __m512 scale = _mm512_set1_ps(w_rows.scales[f * blocks + b]);
-    _Pragma("GCC unroll 2") for (int h = 0; h < 2; ++h) wv[f][h] = _mm512_mul_ps(
-        scale, _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * h)))));
+    _Pragma("GCC unroll 2") for (int h = 0; h < 2; ++h) wv[f][h] = _mm512_mul_ps(scale, load_widened16(q + 16 * h));
   }
   _Pragma("GCC unroll 8") for (int r = 0; r < Rows; ++r)
     _Pragma("GCC unroll 2") for (int h = 0; h < 2; ++h) {
@@ -272,8 +296,8 @@ __attribute__((target("avx512f,fma"))) void q8_0_dots16(const float* x, Q8Rows w
   for (; j < end; ++j) q8_0_dot_features16<Rows, 1>(x, w, bias, out, in, out_features, j);
 }
 
-/// The weight rows a wide 16-lane pass takes at a time: four of float32 or bfloat16, two of Q8_0 (its
-/// widened blocks take twice the registers).
+/// The weight rows a wide 16-lane pass takes at a time past 8 rows and where the inputs outgrow L1:
+/// four of float32 or bfloat16, two of Q8_0 (its widened blocks take twice the registers).
 template <typename WeightRows>
 constexpr int kWideFeatures = std::is_same_v<WeightRows, Q8Rows> ? 2 : 4;
 
@@ -305,14 +329,17 @@ constexpr std::array<FewRowsDots<WeightRows>, sizeof...(RowsLess1)> few_rows_dot
 }
 
 /// The loop for 1 to kFewRowsPass rows, in 16 lanes where the CPU has AVX-512F (the tests ask for each);
-/// `wide` (16 lanes only): 1 to kWidePass rows, kWideFeatures weight rows at a time.
+/// `features` 2 or 4 (16 lanes only; Q8_0 has no 4): 1 to kWidePass rows, that many weight rows at a time.
 template <typename WeightRows>
-FewRowsDots<WeightRows> few_rows_dots_for(int64_t rows, bool lanes16 = cpu_has_avx512f(), bool wide = false) {
+FewRowsDots<WeightRows> few_rows_dots_for(int64_t rows, bool lanes16 = cpu_has_avx512f(), int features = 1) {
   static constexpr auto lanes8_loops = few_rows_dots_table<WeightRows, false, 1>(std::make_index_sequence<kFewRowsPass>());
   static constexpr auto lanes16_loops = few_rows_dots_table<WeightRows, true, 1>(std::make_index_sequence<kFewRowsPass>());
-  static constexpr auto wide_loops =
-      few_rows_dots_table<WeightRows, true, kWideFeatures<WeightRows>>(std::make_index_sequence<kWidePass<WeightRows>>());
-  if (wide) return wide_loops[rows - 1];
+  static constexpr auto pair_loops = few_rows_dots_table<WeightRows, true, 2>(std::make_index_sequence<kWidePass<WeightRows>>());
+  if (features == 2) return pair_loops[rows - 1];
+  if constexpr (!std::is_same_v<WeightRows, Q8Rows>) {
+    static constexpr auto quad_loops = few_rows_dots_table<WeightRows, true, 4>(std::make_index_sequence<kWidePass<WeightRows>>());
+    if (features == 4) return quad_loops[rows - 1];
+  }
   return (lanes16 ? lanes16_loops : lanes8_loops)[rows - 1];
 }
 

@@ -35,38 +35,60 @@ inline int64_t weight_row_bytes(const float*, int64_t in) { return in * 4; }
 inline int64_t weight_row_bytes(const Bfloat16Bits*, int64_t in) { return in * 2; }
 inline int64_t weight_row_bytes(Q8Rows, int64_t in) { return in + in / kQ8BlockSize * 4; }
 
+/// Whether `rows` rows take the 16-lane loops: where the CPU has AVX-512F, but for one float32 or
+/// bfloat16 row where AVX-512 loads come one a cycle (cpu_loads_avx512_in_halves): there the 8-lane
+/// loop read one row through the 0.5B shape's matrices in 0.9x (float32) and 0.88x (bfloat16) the time
+/// of the 16-lane one, where Q8_0's took 1.07x (Zen 4, HISTORY.md).
+template <typename WeightRows>
+bool in_16_lanes(int64_t rows) {
+  return cpu_has_avx512f() && !(rows == 1 && !std::is_same_v<WeightRows, Q8Rows> && cpu_loads_avx512_in_halves());
+}
+
+/// The weight rows a 16-lane pass of `rows` rows over `in` inputs takes at a time (1: one). Wide
+/// passes (kWideFeatures) for 2 rows and more whose inputs outgrow L1 even in a pass of kWidePass (a
+/// down projection's 4864 inputs: each input load, from L2, then serves every weight row of the
+/// pass), and for float32 and bfloat16 past 8 rows. Q8_0 past 4 such rows keeps them as passes of 4
+/// (5 to 8 rows at 4864 inputs took 0.55x the time of one pass a weight row at a time, HISTORY.md).
+/// Where AVX-512 loads come one a cycle (cpu_loads_avx512_in_halves), 2 to kWidePass float32 or
+/// bfloat16 rows whose inputs stay in L1 also go wide: two float32 or four bfloat16 weight rows at a
+/// time took 0.9x and 0.85x the time over the 0.5B shape's matrices on Zen 4 (the other count of each
+/// was slower); on Zen 5, four float32 weight rows at a time were slower at 1 to 8 rows (the one
+/// count tried there, HISTORY.md).
+template <typename WeightRows>
+int pass_features(int64_t rows, int64_t in, bool lanes16) {
+  constexpr bool q8_0 = std::is_same_v<WeightRows, Q8Rows>;
+  if (!lanes16 || rows == 1) return 1;
+  if (inputs_outgrow_l1(std::min(rows, kWidePass<WeightRows>), in) || (!q8_0 && rows > kFewRowsPass)) return kWideFeatures<WeightRows>;
+  if (!q8_0 && rows <= kWidePass<WeightRows> && cpu_loads_avx512_in_halves()) return std::is_same_v<WeightRows, const float*> ? 2 : 4;
+  return 1;
+}
+
 /// few_rows_product's work over weights of one format: output features in tiles, each tile through
-/// every pass of at most 8 rows, or in wide passes of at most kWidePass rows and kWideFeatures weight
+/// every pass of at most 8 rows, or in wide passes of at most kWidePass rows and pass_features weight
 /// rows at a time.
 template <typename WeightRows>
 void few_rows_product_of(const float* x, WeightRows w, const float* bias, float* out, int64_t rows, int64_t in,
-                         int64_t out_features, bool lanes16 = cpu_has_avx512f()) {
+                         int64_t out_features) {
   const int64_t row_bytes = weight_row_bytes(w, in);
-  // In 16 lanes, wide passes (kWideFeatures weight rows at a time) for 2 rows and more whose inputs
-  // outgrow L1 even in a pass of kWidePass (a down projection's 4864 inputs: each input load, from
-  // L2, then serves every weight row of the pass), and for float32 and bfloat16 past 8 rows. Q8_0 past
-  // 4 such rows keeps them as passes of 4 (5 to 8 rows at 4864 inputs took 0.55x the time of one pass
-  // a weight row at a time, HISTORY.md).
-  constexpr int features = kWideFeatures<WeightRows>;
-  const int64_t wide_pass = kWidePass<WeightRows>;
-  const bool wide = lanes16 && rows > 1 &&
-                    (inputs_outgrow_l1(std::min(rows, wide_pass), in) || (!std::is_same_v<WeightRows, Q8Rows> && rows > kFewRowsPass));
+  const bool lanes16 = in_16_lanes<WeightRows>(rows);
+  const int features = pass_features<WeightRows>(rows, in, lanes16);
+  const bool wide = features > 1;
   // Tiles of 32 KiB of weights (L1), or of 128 KiB (L2) where 4 weight rows at a time take them: 11
   // and 16 rows over a 151936 x 896 matrix took 0.8x the time with tiles of 32 features (115 KiB)
   // than with 12 (benchmarks/HISTORY.md).
-  const int64_t tile_bytes = wide && features == 4 ? 128 << 10 : 32 << 10;
+  const int64_t tile_bytes = features == 4 ? 128 << 10 : 32 << 10;
   // Chunks of at least 64 KiB of weights, so a thread's share outweighs its handoff.
   const int64_t grain = std::max<int64_t>(1, (64 << 10) / row_bytes), tile_rows = std::max<int64_t>(1, tile_bytes / row_bytes);
   const int64_t tile = wide ? (tile_rows + features - 1) / features * features : tile_rows;  // whole groups of weight rows
   // Passes of equal size: 9 rows as 5 + 4 took 0.9x the time of 8 + 1 (151936x896, one thread, EPYC
   // with AVX-512), where the one-row pass over cached tiles cost half a pass from memory.
-  const int64_t pass_max = wide ? wide_pass : kFewRowsPass;
+  const int64_t pass_max = wide ? kWidePass<WeightRows> : kFewRowsPass;
   const int64_t passes = (rows + pass_max - 1) / pass_max, pass_rows = (rows + passes - 1) / passes;
   at::parallel_for(0, out_features, grain, [&](int64_t begin, int64_t end) {
     const int64_t step = passes > 1 ? tile : end - begin;  // one pass: no tiles
     for (int64_t from = begin; from < end; from += step)
       for (int64_t r = 0; r < rows; r += pass_rows)
-        few_rows_dots_for<WeightRows>(std::min(pass_rows, rows - r), lanes16, wide)(
+        few_rows_dots_for<WeightRows>(std::min(pass_rows, rows - r), lanes16, features)(
             x + r * in, w, bias, out + r * out_features, in, out_features, from, std::min(end, from + step));
   });
 }
