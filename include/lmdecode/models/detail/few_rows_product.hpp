@@ -37,8 +37,8 @@ inline int64_t weight_row_bytes(Q8Rows, int64_t in) { return in + in / kQ8BlockS
 
 /// Whether `rows` rows take the 16-lane loops: where the CPU has AVX-512F, but for one float32 or
 /// bfloat16 row where AVX-512 loads come one a cycle (cpu_loads_avx512_in_halves): there the 8-lane
-/// loop read one row through the 0.5B shape's matrices in 0.9x (float32) and 0.88x (bfloat16) the time
-/// of the 16-lane one, where Q8_0's took 1.07x (Zen 4, HISTORY.md).
+/// loop read one bfloat16 row through the 0.5B shape's matrices in 0.88x the time of the 16-lane one
+/// and one float32 row in 0.92-1.0x, where Q8_0's took 1.07x (Zen 4, HISTORY.md).
 template <typename WeightRows>
 bool in_16_lanes(int64_t rows) {
   return cpu_has_avx512f() && !(rows == 1 && !std::is_same_v<WeightRows, Q8Rows> && cpu_loads_avx512_in_halves());
