@@ -11,7 +11,8 @@
 # Speculative decoding's rows (both runs of it, and `speculative` alone): transformers' prompt lookup
 # against its plain greedy (peers/hf_speculative_timing.py) and lmdecode-bench --only speculative, on
 # the same weights and request. `weights` alone: the weight formats, llama.cpp's F32, BF16 and Q8_0
-# (llama-quantize) GGUF files of the same weights (llama-bench, 32 tokens after 256) beside
+# (llama-quantize) GGUF files of the same weights (llama-bench, 32 tokens after 256; and
+# llama-batched-bench, 32 tokens after 256 for 1 and for 4 sequences a step, the peer of our 4 rows) beside
 # lmdecode-bench --only bandwidth (f32, bf16 and q8_0 weights, steps at context 256); then their
 # accuracy: the demo model's perplexity on its held-out fortunes (peers/held_out_fortunes.py) with
 # llama-perplexity on its F32 and Q8_0 files and with this checkout's build/examples/lmdecode-perplexity
@@ -71,6 +72,11 @@ if [ "$what" = weights ]; then
   in_jail "llama-quantize model-f32.gguf model-q8_0.gguf q8_0 >quantize.log 2>&1"
   for type in f32 bf16 q8_0; do
     in_jail "llama-bench -m model-$type.gguf -t $threads -r 3 -p 0 -n 32 -d 256 -o md" | tee -a "$work/weights.md"
+  done
+  for type in f32 bf16 q8_0; do  # its T_TG over 32 is the step: of 1 row, then of 4
+    echo "llama-batched-bench, $type:" | tee -a "$work/weights.md"
+    in_jail "llama-batched-bench -m model-$type.gguf -t $threads -tb $threads -c 2048 -b 2048 -ub 512 -npp 256 -ntg 32 -npl 1,4 2>&1" \
+      | grep '^|' | tee -a "$work/weights.md"
   done
   in_jail "build/benchmarks/lmdecode-bench --model model --dtype f32 --threads $threads --only bandwidth --json ours-weights.json" \
     | tee -a "$work/weights.md"
