@@ -72,9 +72,7 @@ if [ "$what" = weights ]; then
   in_jail "llama-quantize model-f32.gguf model-q8_0.gguf q8_0 >quantize.log 2>&1"
   for type in f32 bf16 q8_0; do
     in_jail "llama-bench -m model-$type.gguf -t $threads -r 3 -p 0 -n 32 -d 256 -o md" | tee -a "$work/weights.md"
-  done
-  for type in f32 bf16 q8_0; do  # its T_TG over 32 is the step: of 1 row, then of 4
-    echo "llama-batched-bench, $type:" | tee -a "$work/weights.md"
+    echo "llama-batched-bench, $type:" | tee -a "$work/weights.md"  # its T_TG over 32 is the step: of 1 row, then of 4
     in_jail "llama-batched-bench -m model-$type.gguf -t $threads -tb $threads -c 2048 -b 2048 -ub 512 -npp 256 -ntg 32 -npl 1,4 2>&1" \
       | grep '^|' | tee -a "$work/weights.md"
   done
